@@ -1,0 +1,259 @@
+"""The operator table: one row per op, the single source of truth for every stage.
+
+Each :class:`Op` row holds everything the rest of the harness needs to know about one
+operator, side by side (as micrograd keeps an op's forward and backward rule together):
+
+* how sympy builds it (the exact truth is derived from this),
+* how torch builds it (what the engines under test compute, literally),
+* where its arguments may lie (``domain``) and where it stops being smooth (``kinks``),
+* whether complex-step differentiation is valid through it,
+* how it is printed and which Python operator spells it in text.
+
+The generator, the parser, the printer and every engine dispatch on ``OPS[name]``. Adding
+an op is adding one row to ``_ROWS``; nothing else switches on op names.
+
+Domain and kink functions are vectorised over torch tensors of argument values and return
+a *margin*: roughly the distance from the arguments to the nearest boundary, pole, branch
+point or kink. A margin ``> 0`` means "inside"; the point generator asks for a margin
+comfortably above zero so that derivatives are well conditioned there.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import sympy
+import torch
+
+__all__ = [
+    "OPS",
+    "Op",
+    "Smoothness",
+    "ANALYTIC_OPS",
+    "DEFAULT_OPS",
+    "KINK_OPS",
+    "JUMP_OPS",
+    "INFIX_BY_AST",
+    "UNARY_BY_AST",
+    "op",
+]
+
+
+class Smoothness(enum.Enum):
+    """How smooth an op is where it is defined."""
+
+    ANALYTIC = "analytic"  # derivatives of every order exist inside the domain
+    KINK = "kink"  # continuous, first derivative jumps at known points
+    JUMP = "jump"  # the value itself jumps; derivative 0 elsewhere
+
+
+Tensor = torch.Tensor
+Margin = Callable[..., Tensor]
+
+
+def _unrestricted(*args: Tensor) -> Tensor:
+    return torch.full_like(args[0], math.inf)
+
+
+def _positive(x: Tensor) -> Tensor:
+    return x
+
+
+def _nonzero_second(a: Tensor, b: Tensor) -> Tensor:
+    return b.abs()
+
+
+def _open_unit_interval(x: Tensor) -> Tensor:
+    return 1 - x.abs()
+
+
+def _above_minus_one(x: Tensor) -> Tensor:
+    return 1 + x
+
+
+def _away_from_tan_poles(x: Tensor) -> Tensor:
+    # |cos x| is within a factor pi/2 of the distance to the nearest pole of tan.
+    return torch.cos(x).abs()
+
+
+def _integer_valued(b: Tensor) -> Tensor:
+    return b == torch.round(b)
+
+
+def _pow_domain(a: Tensor, b: Tensor) -> Tensor:
+    """Integer exponents: any base (nonzero when negative). Otherwise a positive base."""
+    integer = _integer_valued(b)
+    inf = torch.full_like(a, math.inf)
+    integer_margin = torch.where(b < 0, a.abs(), inf)
+    return torch.where(integer, integer_margin, a)
+
+
+def _abs_distance(x: Tensor) -> Tensor:
+    return x.abs()
+
+
+def _tie_distance(a: Tensor, b: Tensor) -> Tensor:
+    return (a - b).abs()
+
+
+def _integer_distance(x: Tensor) -> Tensor:
+    return (x - torch.round(x)).abs()
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operator: its builders, domain, smoothness and spelling.
+
+    ``sympy_fn`` and ``torch_fn`` take the op's arguments (sympy expressions or torch
+    tensors) and return the result. ``domain`` and ``kinks`` are margins (see the module
+    docstring). ``infix``/``precedence`` drive the printer; ``ast_node`` is the Python
+    operator node that spells the op in text (``None``: written as a call ``name(...)``).
+    ``const_args`` lists argument positions the generator fills with constants only
+    (the exponent of ``pow``); the parser accepts any expression there.
+    """
+
+    name: str
+    arity: int
+    sympy_fn: Callable[..., Any]
+    torch_fn: Callable[..., Tensor]
+    domain: Margin = _unrestricted
+    smoothness: Smoothness = Smoothness.ANALYTIC
+    kinks: Margin | None = None
+    complex_step: bool = True
+    infix: str | None = None
+    precedence: int = 100
+    ast_node: type[ast.AST] | None = None
+    const_args: tuple[int, ...] = ()
+    doc: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if (self.smoothness is Smoothness.ANALYTIC) != (self.kinks is None):
+            raise ValueError(f"op {self.name!r}: kinks must be given exactly when not analytic")
+        if self.smoothness is not Smoothness.ANALYTIC and self.complex_step:
+            raise ValueError(f"op {self.name!r}: complex step is invalid through a kink or jump")
+
+
+def _sympy_relu(x: Any) -> Any:
+    return sympy.Max(sympy.Integer(0), x)
+
+
+def _sympy_sigmoid(x: Any) -> Any:
+    return 1 / (1 + sympy.exp(-x))
+
+
+def _sympy_softplus(x: Any) -> Any:
+    return sympy.log(1 + sympy.exp(x))
+
+
+# Precedences follow Python's grammar so the printer and the parser agree.
+_ADD, _MUL, _NEG, _POW = 10, 20, 30, 40
+
+_ROWS: tuple[Op, ...] = (
+    # arithmetic
+    Op("add", 2, lambda a, b: a + b, torch.add, infix="+", precedence=_ADD, ast_node=ast.Add),
+    Op("sub", 2, lambda a, b: a - b, torch.sub, infix="-", precedence=_ADD, ast_node=ast.Sub),
+    Op("mul", 2, lambda a, b: a * b, torch.mul, infix="*", precedence=_MUL, ast_node=ast.Mult),
+    Op(
+        "div", 2, lambda a, b: a / b, torch.div, domain=_nonzero_second,
+        infix="/", precedence=_MUL, ast_node=ast.Div,
+    ),
+    Op("neg", 1, lambda a: -a, torch.neg, infix="-", precedence=_NEG, ast_node=ast.USub),
+    Op(
+        "pow", 2, lambda a, b: a**b, torch.pow, domain=_pow_domain,
+        infix="**", precedence=_POW, ast_node=ast.Pow, const_args=(1,),
+        doc="integer exponents on any base; other exponents on positive bases",
+    ),
+    # elementary analytic functions
+    Op("exp", 1, sympy.exp, torch.exp),
+    Op("log", 1, sympy.log, torch.log, domain=_positive),
+    Op("sqrt", 1, sympy.sqrt, torch.sqrt, domain=_positive),
+    Op("sin", 1, sympy.sin, torch.sin),
+    Op("cos", 1, sympy.cos, torch.cos),
+    Op("tan", 1, sympy.tan, torch.tan, domain=_away_from_tan_poles),
+    Op("tanh", 1, sympy.tanh, torch.tanh),
+    Op("sigmoid", 1, _sympy_sigmoid, torch.sigmoid),
+    Op("atan", 1, sympy.atan, torch.atan),
+    Op("asin", 1, sympy.asin, torch.asin, domain=_open_unit_interval),
+    Op("acos", 1, sympy.acos, torch.acos, domain=_open_unit_interval),
+    Op("sinh", 1, sympy.sinh, torch.sinh),
+    Op("cosh", 1, sympy.cosh, torch.cosh),
+    Op("log1p", 1, lambda x: sympy.log(1 + x), torch.log1p, domain=_above_minus_one),
+    Op("expm1", 1, lambda x: sympy.exp(x) - 1, torch.expm1),
+    # torch has no complex erf, so complex step cannot run through it.
+    Op("erf", 1, sympy.erf, torch.erf, complex_step=False),
+    # F.softplus returns x itself above threshold=20: torch's own documented shortcut,
+    # which the harness reports as it finds it (about 2e-9 relative in float64).
+    Op("softplus", 1, _sympy_softplus, torch.nn.functional.softplus, complex_step=False),
+    # kinks: continuous, first derivative jumps
+    Op(
+        "abs", 1, sympy.Abs, torch.abs, smoothness=Smoothness.KINK,
+        kinks=_abs_distance, complex_step=False,
+    ),
+    Op(
+        "relu", 1, _sympy_relu, torch.relu, smoothness=Smoothness.KINK,
+        kinks=_abs_distance, complex_step=False,
+    ),
+    Op(
+        "max", 2, sympy.Max, torch.maximum, smoothness=Smoothness.KINK,
+        kinks=_tie_distance, complex_step=False,
+    ),
+    Op(
+        "min", 2, sympy.Min, torch.minimum, smoothness=Smoothness.KINK,
+        kinks=_tie_distance, complex_step=False,
+    ),
+    # jumps: derivative 0 almost everywhere (the seed's point about accuracy)
+    Op(
+        "floor", 1, sympy.floor, torch.floor, smoothness=Smoothness.JUMP,
+        kinks=_integer_distance, complex_step=False,
+    ),
+    Op(
+        "sign", 1, sympy.sign, torch.sign, smoothness=Smoothness.JUMP,
+        kinks=_abs_distance, complex_step=False,
+    ),
+)
+
+
+def _index(rows: tuple[Op, ...]) -> Mapping[str, Op]:
+    table: dict[str, Op] = {}
+    for row in rows:
+        if row.name in table:
+            raise ValueError(f"op table: duplicate op name {row.name!r}")
+        table[row.name] = row
+    return MappingProxyType(table)
+
+
+OPS: Mapping[str, Op] = _index(_ROWS)
+"""Every op by name. Read-only: add an op by adding a row to ``_ROWS``."""
+
+ANALYTIC_OPS: tuple[str, ...] = tuple(
+    o.name for o in _ROWS if o.smoothness is Smoothness.ANALYTIC
+)
+KINK_OPS: tuple[str, ...] = tuple(o.name for o in _ROWS if o.smoothness is Smoothness.KINK)
+JUMP_OPS: tuple[str, ...] = tuple(o.name for o in _ROWS if o.smoothness is Smoothness.JUMP)
+DEFAULT_OPS: tuple[str, ...] = ANALYTIC_OPS
+"""Ops the generator uses unless told otherwise: kinks and jumps are opt-in."""
+
+INFIX_BY_AST: Mapping[type[ast.AST], str] = MappingProxyType(
+    {o.ast_node: o.name for o in _ROWS if o.ast_node is not None and o.arity == 2}
+)
+"""Python binary-operator node -> op name, for the parser."""
+
+UNARY_BY_AST: Mapping[type[ast.AST], str] = MappingProxyType(
+    {o.ast_node: o.name for o in _ROWS if o.ast_node is not None and o.arity == 1}
+)
+"""Python unary-operator node -> op name, for the parser."""
+
+
+def op(name: str) -> Op:
+    """Look up an op by name, with an error that lists the known ones."""
+    try:
+        return OPS[name]
+    except KeyError:
+        known = ", ".join(sorted(OPS))
+        raise KeyError(f"op={name!r} is not in the op table; known ops: {known}") from None
