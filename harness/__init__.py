@@ -1,0 +1,92 @@
+"""diffharness: are these derivatives right?
+
+Exact sympy derivatives (certified with ball arithmetic) are the truth; AD engines and
+finite differences over a grid of step sizes are checked against them, on expressions
+Hypothesis generates and shrinks. The public API:
+
+* trees and text: :class:`Var`, :class:`Const`, :class:`Call`, :func:`parse`,
+  :func:`to_text`, :func:`variables`;
+* engines: :class:`Engine` (the protocol), :class:`SymbolicEngine`,
+  :class:`TorchEngine`, :class:`FiniteDiffEngine`, :func:`engine_from_spec`;
+* checking: :func:`check_engine`, :func:`assert_engine`, :func:`compare`;
+* generators: :func:`expressions`, :func:`points`, :func:`cases`;
+* campaigns: :class:`CampaignConfig`, :func:`run_campaign`.
+
+The JAX, scipy and numdifftools engines live in ``harness.engines.jax_ad`` and
+``harness.engines.peers`` (optional extras).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public names -> the module that defines them. Imported on first use, so that
+# ``import harness.ops`` (or a worker process) does not pay for torch, sympy and pandas
+# twice, and a half-built optional piece cannot break the whole package.
+_EXPORTS: dict[str, str] = {
+    "CampaignConfig": "harness.campaign",
+    "run_campaign": "harness.campaign",
+    "CheckResult": "harness.check",
+    "EngineMismatch": "harness.check",
+    "assert_engine": "harness.check",
+    "check_engine": "harness.check",
+    "compare": "harness.check",
+    "Engine": "harness.engines",
+    "EngineError": "harness.engines",
+    "FiniteDiffEngine": "harness.engines",
+    "SymbolicEngine": "harness.engines",
+    "TorchEngine": "harness.engines",
+    "engine_from_spec": "harness.engines",
+    "Call": "harness.expr",
+    "Const": "harness.expr",
+    "Var": "harness.expr",
+    "to_text": "harness.expr",
+    "variables": "harness.expr",
+    "ParseError": "harness.parse",
+    "parse": "harness.parse",
+    "cases": "harness.strategies",
+    "expressions": "harness.strategies",
+    "points": "harness.strategies",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = [  # noqa: F822 - provided lazily by __getattr__
+    "CampaignConfig",
+    "Call",
+    "CheckResult",
+    "Const",
+    "Engine",
+    "EngineError",
+    "EngineMismatch",
+    "FiniteDiffEngine",
+    "ParseError",
+    "SymbolicEngine",
+    "TorchEngine",
+    "Var",
+    "assert_engine",
+    "cases",
+    "check_engine",
+    "compare",
+    "engine_from_spec",
+    "expressions",
+    "parse",
+    "points",
+    "run_campaign",
+    "to_text",
+    "variables",
+]
+__version__ = "0.1.0"

@@ -1,12 +1,360 @@
-"""Command line: thin argparse wiring over the library (filled in by later work)."""
+"""Command line: thin argparse wiring over the library.
+
+``diffharness run | check | explain | replay | cases | bench``; ``--help`` on each says
+everything it takes. Bad options and bad expressions get one clear line on stderr and
+exit status 2, never a traceback; a found mismatch exits 1.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
-def main(argv: list[str] | None = None) -> int:
-    print("diffharness: no commands yet", file=sys.stderr)
-    return 2
+
+class UsageError(Exception):
+    """A bad argument: printed as one line, exit status 2."""
+
+
+def _csv_list(text: str) -> tuple[str, ...]:
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list")
+    return items
+
+
+def _orders(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(t) for t in _csv_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected orders like 1 or 1,2") from None
+    if any(v not in (1, 2) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each order must be 1 or 2")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return v
+
+
+def _ops(text: str) -> tuple[str, ...]:
+    from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
+
+    out: list[str] = []
+    for item in _csv_list(text):
+        group = {"default": DEFAULT_OPS, "kinks": KINK_OPS, "jumps": JUMP_OPS, "all": tuple(OPS)}.get(item)
+        if group is not None:
+            out += [o for o in group if o not in out]
+        elif item in OPS:
+            out.append(item)
+        else:
+            raise argparse.ArgumentTypeError(
+                f"op {item!r} is unknown; use op names ({', '.join(OPS)}) or the groups "
+                "default, kinks, jumps, all"
+            )
+    return tuple(out)
+
+
+def _parse_at(text: str, names: Sequence[str]) -> Any:
+    """``x=1,y=0.5`` -> a (1, n_vars) float64 array in ``names`` order (float(), no eval)."""
+    import numpy as np
+
+    values: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--at {text!r}: expected name=value pairs like x=1,y=0.5")
+        try:
+            values[name] = float.fromhex(value.strip()) if value.strip().lower().startswith(("0x", "-0x")) else float(value)
+        except ValueError:
+            raise UsageError(f"--at {text!r}: {value!r} is not a number") from None
+    missing = [n for n in names if n not in values]
+    extra = [n for n in values if n not in names]
+    if missing or extra:
+        raise UsageError(
+            f"--at {text!r}: the expression's variables are {list(names)}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; not in the expression: {extra}" if extra else "")
+        )
+    return np.array([[values[n] for n in names]], dtype=np.float64)
+
+
+def _expr(text: str) -> Any:
+    from harness.parse import ParseError, parse
+
+    try:
+        return parse(text)
+    except ParseError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+
+
+def _dtype(text: str) -> str:
+    from harness.dtypes import DTYPES
+
+    if text not in DTYPES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a dtype; expected one of {', '.join(DTYPES)}")
+    return text
+
+
+def _dtypes(text: str) -> tuple[str, ...]:
+    return tuple(_dtype(t) for t in _csv_list(text))
+
+
+# ---- run ------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.campaign import CampaignConfig, run_campaign
+    from harness.report import write_report
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        config = CampaignConfig()
+    else:
+        kwargs: dict[str, Any] = {"n_cases": args.cases, "seed": args.seed}
+        for name in ("dtypes", "orders", "engines", "schemes", "ops"):
+            value = getattr(args, name)
+            if value is not None:
+                kwargs[name] = value
+        kwargs["corpus"] = tuple(args.corpus) if args.corpus is not None else ("cases",)
+        if args.no_corpus:
+            kwargs["corpus"] = ()
+        kwargs["case_timeout"] = args.timeout
+        try:
+            config = CampaignConfig(**kwargs)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        name = args.name or time.strftime("%Y%m%d-%H%M%S") + f"-seed{args.seed}"
+        run_dir = Path(args.out) / name
+    start = time.perf_counter()
+    try:
+        result = run_campaign(config, run_dir, workers=args.workers, resume=bool(args.resume))
+    except (FileExistsError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    html = write_report(run_dir, result.results, result.fd_diagnostics, result.theory, result.metadata)
+    latest = Path(args.out if not args.resume else run_dir.parent) / "latest"
+    try:
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run_dir.resolve(), target_is_directory=True)
+    except OSError:
+        pass
+    verdicts = result.results.loc[result.results["verdict"] != "", "verdict"].value_counts()
+    failing = int(verdicts.reindex(["mismatch", "nan-mismatch", "kink-violation", "error", "timeout"]).fillna(0).sum())
+    n_cases = result.metadata.get("cases", 0)
+    print(f"diffharness run: {n_cases} cases in {time.perf_counter() - start:.1f} s; verdicts: "
+          + ", ".join(f"{k} {v}" for k, v in verdicts.items()))
+    for problem in result.metadata.get("corpus_problems", []):
+        print(f"  corpus problem: {problem}", file=sys.stderr)
+    print(f"report: {html}")
+    print(f"results: {run_dir / 'results.csv'}")
+    return EXIT_MISMATCH if (failing and args.strict) else EXIT_OK
+
+
+# ---- check ----------------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from harness.check import check_engine, compare
+    from harness.engines import engine_from_spec
+    from harness.expr import variables
+
+    try:
+        engine = engine_from_spec(args.engine)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.expr is not None:
+        expr = _expr(args.expr)
+        if args.at is None:
+            raise UsageError("--expr needs --at, e.g. --at x=1,y=0.5")
+        pts = _parse_at(args.at, variables(expr))
+        try:
+            rows = compare(engine, expr, pts, dtype=args.dtype, order=args.order)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        from harness.report import terminal_table
+
+        cols = ["var", "value", "truth", "ulp_error", "tolerance", "verdict"]
+        print(f"{engine.name} on {args.expr} at {args.at} ({args.dtype}, order {args.order})")
+        print(terminal_table(rows[cols]))
+        if "message" in rows.attrs:
+            print(rows.attrs["message"])
+        bad = rows["verdict"].isin(["mismatch", "nan-mismatch", "kink-violation", "error"])
+        return EXIT_MISMATCH if bad.any() else EXIT_OK
+    result = check_engine(
+        engine, n_examples=args.n_examples, seed=args.seed, dtypes=args.dtypes,
+        orders=args.orders, ops=args.ops, spec=args.engine, save_dir=args.save,
+    )
+    print(result.report())
+    for key, n in result.examples.items():
+        print(f"  {key}: {n} example(s)")
+    return EXIT_OK if result.ok else EXIT_MISMATCH
+
+
+# ---- explain --------------------------------------------------------------------------
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from harness.explain import explain
+
+    expr = _expr(args.expr)
+    from harness.expr import variables
+
+    pts = _parse_at(args.at, variables(expr))
+    try:
+        print(explain(expr, pts[0], dtype=args.dtype, order=args.order))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+# ---- replay and cases -----------------------------------------------------------------
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from harness.replay import replay_files
+
+    text, ok = replay_files(args.files, engines=args.engines)
+    print(text)
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _cmd_cases(args: argparse.Namespace) -> int:
+    from harness.cases import CaseFileError, case_files, load_cases
+
+    status = EXIT_OK
+    for root in args.paths:
+        if not Path(root).exists():
+            raise UsageError(f"{root}: no such file or folder")
+        for path in case_files(root):
+            try:
+                loaded = load_cases(path)
+            except CaseFileError as exc:
+                print(f"invalid: {exc}", file=sys.stderr)
+                status = EXIT_USAGE
+                continue
+            if args.action == "validate":
+                print(f"ok: {path} ({len(loaded)} case(s))")
+            else:
+                for c in loaded:
+                    tags = f" [{', '.join(c.tags)}]" if c.tags else ""
+                    print(f"{path}:{c.line}  {c.id}{tags}  {c.text}  ({len(c.points)} point(s), {','.join(c.dtypes)})")
+    return status
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from harness import bench
+
+    return int(bench.main(args.rest) or 0)
+
+
+# ---- wiring ---------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    from harness.engines.finite_diff import SCHEMES
+
+    p = argparse.ArgumentParser(
+        prog="diffharness",
+        description="Are these derivatives right? Checks AD engines against exact sympy "
+        "derivatives and finite differences over a grid of step sizes.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the main job: a campaign and its report",
+                         description="Run generated cases plus the cases/ corpus through the engines "
+                         "and finite differences; write results.csv, tables and report.html under "
+                         "reports/<run>/ (reports/latest points at the newest).")
+    run.add_argument("--cases", type=_positive_int, default=300, help="generated cases (default 300)")
+    run.add_argument("--seed", type=_positive_int, default=0, help="seed of the generated cases (default 0)")
+    run.add_argument("--dtypes", type=_dtypes, help="comma-separated dtypes (default float64,float32)")
+    run.add_argument("--orders", type=_orders, help="derivative orders, 1 and/or 2 (default 1)")
+    run.add_argument("--engines", type=_csv_list, help="engines under test (default: the three torch modes)")
+    run.add_argument("--schemes", type=_csv_list, help=f"finite-difference schemes (default all: {','.join(SCHEMES)})")
+    run.add_argument("--ops", type=_ops, help="ops for generated cases: names or default,kinks,jumps,all")
+    run.add_argument("--corpus", action="append", help="case file or folder (repeatable; default cases/)")
+    run.add_argument("--no-corpus", action="store_true", help="generated cases only")
+    run.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
+    run.add_argument("--timeout", type=float, default=60.0, help="seconds per case before it is cut off (default 60)")
+    run.add_argument("--out", default="reports", help="folder for runs (default reports/)")
+    run.add_argument("--name", help="run folder name (default: timestamp and seed)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run in RUN_DIR")
+    run.add_argument("--strict", action="store_true", help="exit 1 when any failing verdict is found")
+    run.set_defaults(func=_cmd_run)
+
+    chk = sub.add_parser("check", help="check one engine: search, or one case",
+                         description="Search for a wrong derivative of an engine and shrink it "
+                         "(default), or check one expression at one point (--expr, --at).")
+    chk.add_argument("--engine", required=True, help="built-in name (torch:reverse, jax:forward, ...) or package.module:attr")
+    chk.add_argument("--expr", help="one expression to check (with --at)")
+    chk.add_argument("--at", help="the point, e.g. x=1,y=0.5")
+    chk.add_argument("--dtype", type=_dtype, default="float64", help="dtype for --expr (default float64)")
+    chk.add_argument("--order", type=int, choices=(1, 2), default=1, help="order for --expr (default 1)")
+    chk.add_argument("--n-examples", type=_positive_int, default=200, help="examples per dtype and order (default 200)")
+    chk.add_argument("--seed", type=_positive_int, help="seed of the search (printed on every run)")
+    chk.add_argument("--dtypes", type=_dtypes, default=("float64", "float32"), help="dtypes to search (default float64,float32)")
+    chk.add_argument("--orders", type=_orders, default=(1,), help="orders to search (default 1)")
+    chk.add_argument("--ops", type=_ops, default=None, help="ops to draw from (default: analytic ops)")
+    chk.add_argument("--save", metavar="DIR", help="save each shrunk failure as a case file (e.g. cases/found)")
+    chk.set_defaults(func=_cmd_check)
+
+    exp = sub.add_parser("explain", help="walk one expression through every engine",
+                         description="The symbolic derivative, every AD mode's value and the "
+                         "error-vs-h table of every finite-difference scheme, at one point.")
+    exp.add_argument("expr", help='the expression, e.g. "x**4 + 3*x**3 + 8*x**2 + 3"')
+    exp.add_argument("--at", required=True, help="the point, e.g. x=1")
+    exp.add_argument("--dtype", type=_dtype, default="float64", help="dtype (default float64)")
+    exp.add_argument("--order", type=int, choices=(1, 2), default=1, help="1 or 2 (default 1)")
+    exp.set_defaults(func=_cmd_explain)
+
+    rep = sub.add_parser("replay", help="rerun case files", description="Rerun every case in the "
+                         "given files through its engines; exit 1 if any is wrong or differs from its expect.")
+    rep.add_argument("files", nargs="+", help="case files or folders")
+    rep.add_argument("--engines", type=_csv_list, help="override the engines of every case")
+    rep.set_defaults(func=_cmd_replay)
+
+    cas = sub.add_parser("cases", help="list or validate case files")
+    cas.add_argument("action", choices=("list", "validate"))
+    cas.add_argument("paths", nargs="*", default=["cases"], help="files or folders (default cases/)")
+    cas.set_defaults(func=_cmd_cases)
+
+    ben = sub.add_parser("bench", help="benchmarks (see diffharness bench --help)", add_help=False)
+    ben.add_argument("rest", nargs=argparse.REMAINDER)
+    ben.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``diffharness`` command; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "ops", None) is None and args.command == "check":
+        from harness.ops import DEFAULT_OPS
+
+        args.ops = DEFAULT_OPS
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"diffharness {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished cases are kept (diffharness run --resume RUN_DIR)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

@@ -42,6 +42,7 @@ __all__ = [
     "INFIX_BY_AST",
     "UNARY_BY_AST",
     "op",
+    "LIBM",
 ]
 
 
@@ -55,6 +56,32 @@ class Smoothness(enum.Enum):
 
 Tensor = torch.Tensor
 Margin = Callable[..., Tensor]
+GradNoise = Callable[[tuple[Any, ...], Any, tuple[Any, ...]], tuple[Any, ...]]
+
+# Rounding budget of one libm-style function evaluation, in unit roundoffs (2 ulp).
+LIBM = 4
+
+
+def _tanh_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1 - y*y with y carrying LIBM roundings: cancellation where |y| -> 1.
+    return (1 + (2 * LIBM + 2) * y * y,)
+
+
+def _sigmoid_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # y * (1 - y): 1 - y cancels where y -> 1.
+    return ((LIBM + 3) * abs(y),)
+
+
+def _arcsin_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1 / sqrt(1 - x*x): 1 - x*x cancels where |x| -> 1.
+    (x,) = args
+    return (abs(p[0]) * (LIBM + (1 + x * x) / abs(1 - x * x)),)
+
+
+def _erf_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 2/sqrt(pi) * exp(-x*x): the rounding of x*x is amplified by 2 x**2.
+    (x,) = args
+    return (abs(p[0]) * (LIBM + 2 * x * x),)
 
 
 def _unrestricted(*args: Tensor) -> Tensor:
@@ -116,6 +143,18 @@ class Op:
     operator node that spells the op in text (``None``: written as a call ``name(...)``).
     ``const_args`` lists argument positions the generator fills with constants only
     (the exponent of ``pow``); the parser accepts any expression there.
+
+    ``roundings`` is the error of the forward value in unit roundoffs: 1 for a correctly
+    rounded arithmetic op, 0 for exact ones (neg, abs, max, ...), ``LIBM`` for library
+    functions.
+
+    ``grad_noise(args, out, partials)`` bounds the rounding error, in units of the
+    dtype's unit roundoff, that the usual backward formulas make when computing each
+    partial derivative (the hull over formulas: tanh' as 1 - y**2 loses accuracy where
+    |y| -> 1, sigmoid' as y*(1 - y), asin' through 1 - x*x). ``None`` means the formulas
+    are accurate to a few roundings relative to the partial itself. It is written with
+    arithmetic and ``abs`` only, so it runs on numpy arrays and tensors alike; the
+    oracle's rounding model reads it.
     """
 
     name: str
@@ -130,6 +169,8 @@ class Op:
     precedence: int = 100
     ast_node: type[ast.AST] | None = None
     const_args: tuple[int, ...] = ()
+    grad_noise: GradNoise | None = None
+    roundings: float = LIBM
     doc: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -156,14 +197,14 @@ _ADD, _MUL, _NEG, _POW = 10, 20, 30, 40
 
 _ROWS: tuple[Op, ...] = (
     # arithmetic
-    Op("add", 2, lambda a, b: a + b, torch.add, infix="+", precedence=_ADD, ast_node=ast.Add),
-    Op("sub", 2, lambda a, b: a - b, torch.sub, infix="-", precedence=_ADD, ast_node=ast.Sub),
-    Op("mul", 2, lambda a, b: a * b, torch.mul, infix="*", precedence=_MUL, ast_node=ast.Mult),
+    Op("add", 2, lambda a, b: a + b, torch.add, roundings=1, infix="+", precedence=_ADD, ast_node=ast.Add),
+    Op("sub", 2, lambda a, b: a - b, torch.sub, roundings=1, infix="-", precedence=_ADD, ast_node=ast.Sub),
+    Op("mul", 2, lambda a, b: a * b, torch.mul, roundings=1, infix="*", precedence=_MUL, ast_node=ast.Mult),
     Op(
-        "div", 2, lambda a, b: a / b, torch.div, domain=_nonzero_second,
+        "div", 2, lambda a, b: a / b, torch.div, domain=_nonzero_second, roundings=1,
         infix="/", precedence=_MUL, ast_node=ast.Div,
     ),
-    Op("neg", 1, lambda a: -a, torch.neg, infix="-", precedence=_NEG, ast_node=ast.USub),
+    Op("neg", 1, lambda a: -a, torch.neg, roundings=0, infix="-", precedence=_NEG, ast_node=ast.USub),
     Op(
         "pow", 2, lambda a, b: a**b, torch.pow, domain=_pow_domain,
         infix="**", precedence=_POW, ast_node=ast.Pow, const_args=(1,),
@@ -172,48 +213,54 @@ _ROWS: tuple[Op, ...] = (
     # elementary analytic functions
     Op("exp", 1, sympy.exp, torch.exp),
     Op("log", 1, sympy.log, torch.log, domain=_positive),
-    Op("sqrt", 1, sympy.sqrt, torch.sqrt, domain=_positive),
+    Op("sqrt", 1, sympy.sqrt, torch.sqrt, domain=_positive, roundings=1),
     Op("sin", 1, sympy.sin, torch.sin),
     Op("cos", 1, sympy.cos, torch.cos),
     Op("tan", 1, sympy.tan, torch.tan, domain=_away_from_tan_poles),
-    Op("tanh", 1, sympy.tanh, torch.tanh),
-    Op("sigmoid", 1, _sympy_sigmoid, torch.sigmoid),
+    Op("tanh", 1, sympy.tanh, torch.tanh, grad_noise=_tanh_noise),
+    Op("sigmoid", 1, _sympy_sigmoid, torch.sigmoid, grad_noise=_sigmoid_noise),
     Op("atan", 1, sympy.atan, torch.atan),
-    Op("asin", 1, sympy.asin, torch.asin, domain=_open_unit_interval),
-    Op("acos", 1, sympy.acos, torch.acos, domain=_open_unit_interval),
+    Op(
+        "asin", 1, sympy.asin, torch.asin, domain=_open_unit_interval,
+        grad_noise=_arcsin_noise,
+    ),
+    Op(
+        "acos", 1, sympy.acos, torch.acos, domain=_open_unit_interval,
+        grad_noise=_arcsin_noise,
+    ),
     Op("sinh", 1, sympy.sinh, torch.sinh),
     Op("cosh", 1, sympy.cosh, torch.cosh),
     Op("log1p", 1, lambda x: sympy.log(1 + x), torch.log1p, domain=_above_minus_one),
     Op("expm1", 1, lambda x: sympy.exp(x) - 1, torch.expm1),
     # torch has no complex erf, so complex step cannot run through it.
-    Op("erf", 1, sympy.erf, torch.erf, complex_step=False),
+    Op("erf", 1, sympy.erf, torch.erf, complex_step=False, grad_noise=_erf_noise),
     # F.softplus returns x itself above threshold=20: torch's own documented shortcut,
     # which the harness reports as it finds it (about 2e-9 relative in float64).
     Op("softplus", 1, _sympy_softplus, torch.nn.functional.softplus, complex_step=False),
     # kinks: continuous, first derivative jumps
     Op(
-        "abs", 1, sympy.Abs, torch.abs, smoothness=Smoothness.KINK,
+        "abs", 1, sympy.Abs, torch.abs, smoothness=Smoothness.KINK, roundings=0,
         kinks=_abs_distance, complex_step=False,
     ),
     Op(
-        "relu", 1, _sympy_relu, torch.relu, smoothness=Smoothness.KINK,
+        "relu", 1, _sympy_relu, torch.relu, smoothness=Smoothness.KINK, roundings=0,
         kinks=_abs_distance, complex_step=False,
     ),
     Op(
-        "max", 2, sympy.Max, torch.maximum, smoothness=Smoothness.KINK,
+        "max", 2, sympy.Max, torch.maximum, smoothness=Smoothness.KINK, roundings=0,
         kinks=_tie_distance, complex_step=False,
     ),
     Op(
-        "min", 2, sympy.Min, torch.minimum, smoothness=Smoothness.KINK,
+        "min", 2, sympy.Min, torch.minimum, smoothness=Smoothness.KINK, roundings=0,
         kinks=_tie_distance, complex_step=False,
     ),
     # jumps: derivative 0 almost everywhere (the seed's point about accuracy)
     Op(
-        "floor", 1, sympy.floor, torch.floor, smoothness=Smoothness.JUMP,
+        "floor", 1, sympy.floor, torch.floor, smoothness=Smoothness.JUMP, roundings=0,
         kinks=_integer_distance, complex_step=False,
     ),
     Op(
-        "sign", 1, sympy.sign, torch.sign, smoothness=Smoothness.JUMP,
+        "sign", 1, sympy.sign, torch.sign, smoothness=Smoothness.JUMP, roundings=0,
         kinks=_abs_distance, complex_step=False,
     ),
 )

@@ -1,0 +1,123 @@
+"""Engines behind one protocol, and the names ``--engine`` understands.
+
+Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth), ``torch:reverse``,
+``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the seed's
+``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
+``jax:reverse`` and ``jax:forward`` (optional extra), ``scipy:derivative`` and
+``numdifftools:central`` (optional extra). Anything else is ``package.module:attr``,
+where ``attr`` is an Engine instance or a callable returning one (a class with no
+required arguments, say), imported the way pytest imports plugins.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from harness.engines.base import Engine, EngineError
+from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine
+from harness.engines.torch_ad import MODES, TorchEngine
+
+__all__ = [  # noqa: F822 - SymbolicEngine is provided lazily by __getattr__
+    "BUILTIN_ENGINES",
+    "Engine",
+    "EngineError",
+    "FiniteDiffEngine",
+    "SymbolicEngine",
+    "TorchEngine",
+    "engine_from_spec",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The truth engine needs python-flint; import it on first use so that the AD engines
+    # (on a GPU box, say) work without it.
+    if name == "SymbolicEngine":
+        from harness.engines.symbolic import SymbolicEngine
+
+        return SymbolicEngine
+    raise AttributeError(f"module 'harness.engines' has no attribute {name!r}")
+
+
+def _symbolic() -> Engine:
+    from harness.engines.symbolic import SymbolicEngine
+
+    return SymbolicEngine()
+
+
+def _jax(mode: str) -> Callable[[], Engine]:
+    def make() -> Engine:
+        from harness.engines.jax_ad import JaxEngine
+
+        return JaxEngine(mode)
+
+    return make
+
+
+def _scipy() -> Engine:
+    from harness.engines.peers import ScipyDerivativeEngine
+
+    return ScipyDerivativeEngine()
+
+
+def _numdifftools() -> Engine:
+    from harness.engines.peers import NumdifftoolsEngine
+
+    return NumdifftoolsEngine("central")
+
+
+def _fd(scheme: str) -> Callable[[], Engine]:
+    return lambda: FiniteDiffEngine(scheme)
+
+
+def _torch(mode: str, reduction: str = "sum") -> Callable[[], Engine]:
+    return lambda: TorchEngine(mode, reduction=reduction)
+
+
+BUILTIN_ENGINES: Mapping[str, Callable[[], Engine]] = MappingProxyType(
+    {
+        "sympy": _symbolic,
+        **{f"torch:{m}": _torch(m) for m in MODES},
+        "torch:reverse+mean": _torch("reverse", "mean"),
+        **{f"fd:{s}": _fd(s) for s in SCHEMES},
+        "jax:reverse": _jax("reverse"),
+        "jax:forward": _jax("forward"),
+        "scipy:derivative": _scipy,
+        "numdifftools:central": _numdifftools,
+    }
+)
+
+
+def engine_from_spec(spec: str) -> Engine:
+    """Build an engine from a built-in name or ``package.module:attr``.
+
+    Raises ``ValueError`` naming the spec and what was expected.
+    """
+    if spec in BUILTIN_ENGINES:
+        return BUILTIN_ENGINES[spec]()
+    if ":" not in spec or spec.count(":") != 1:
+        raise ValueError(
+            f"engine={spec!r} is neither a built-in engine ({', '.join(BUILTIN_ENGINES)}) "
+            "nor of the form package.module:attr"
+        )
+    module_name, attr = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"engine={spec!r}: cannot import {module_name!r}: {exc}") from None
+    target = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ValueError(f"engine={spec!r}: {module_name!r} has no attribute {attr!r}") from None
+    engine = target if isinstance(target, Engine) else None
+    if engine is None and callable(target):
+        engine = target()
+    if not isinstance(engine, Engine):
+        raise ValueError(
+            f"engine={spec!r} gave {type(engine).__name__}, which is not an Engine: expected "
+            "an object with name, supports(op) and derivatives(expr, points, *, dtype, order)"
+        )
+    return engine

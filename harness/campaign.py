@@ -1,0 +1,511 @@
+"""Campaigns: many cases through many engines into one long pandas table, on disk as it goes.
+
+A campaign is fully described by a :class:`CampaignConfig` (saved as ``config.json`` in the
+run folder). Its cases are the corpus files plus ``n_cases`` generated ones, drawn by
+Hypothesis from ``seed`` in the parent process, so the case list, and therefore
+``results.csv``, is byte-identical for the same seed whatever the number of workers.
+
+Each finished case is written at once to ``parts/NNNNN.csv`` (atomically), so an
+interrupted run keeps what it finished and ``resume`` skips those cases. A case that
+raises or runs past ``case_timeout`` seconds becomes a row with verdict ``error`` or
+``timeout``; it never stops the run. ``results.csv`` holds every column of
+:data:`harness.check.RESULT_COLUMNS` except ``seconds``, which differs between runs and so
+goes to ``timings.csv``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.check import RESULT_COLUMNS, compare, format_point
+from harness.dtypes import dtype_info
+from harness.engines import engine_from_spec
+from harness.engines.base import EngineError
+from harness.engines.finite_diff import (
+    DEFAULT_H_GRID,
+    SCHEMES,
+    FiniteDiffEngine,
+    predicted_error,
+    scheme_facts,
+)
+from harness.engines.symbolic import SymbolicEngine
+from harness.expr import Expr, to_text, variables
+from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
+from harness.oracle import fd_diagnostics
+
+__all__ = [
+    "CampaignConfig",
+    "CampaignResult",
+    "FD_COLUMNS",
+    "THEORY_COLUMNS",
+    "TaskCase",
+    "generate_cases",
+    "run_campaign",
+]
+
+FD_COLUMNS: tuple[str, ...] = (
+    "case_id", "expr", "point_count", "var", "dtype", "order", "scheme", "best_h",
+    "best_error", "predicted_h", "predicted_error", "observed_order", "expected_order",
+    "consistent",
+)
+THEORY_COLUMNS: tuple[str, ...] = ("case_id", "dtype", "scheme", "h", "rel_error")
+CSV_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c != "seconds")
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """Everything that decides a campaign's results (timing and workers aside)."""
+
+    n_cases: int = 300
+    seed: int = 0
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    orders: tuple[int, ...] = (1,)
+    engines: tuple[str, ...] = ("torch:reverse", "torch:forward", "torch:functional")
+    schemes: tuple[str, ...] = SCHEMES
+    h_grid: tuple[float, ...] = DEFAULT_H_GRID
+    ops: tuple[str, ...] = DEFAULT_OPS
+    max_size: int = 10
+    n_points: int = 8
+    variables: tuple[str, ...] = ("x", "y")
+    corpus: tuple[str, ...] = ("cases",)
+    case_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        for d in self.dtypes:
+            dtype_info(d)
+        bad = [s for s in self.schemes if s not in SCHEMES]
+        if bad:
+            raise ValueError(f"schemes={bad} unknown; expected some of {list(SCHEMES)}")
+        if self.n_cases < 0:
+            raise ValueError(f"n_cases={self.n_cases} must be >= 0")
+        for o in self.orders:
+            if o not in (1, 2):
+                raise ValueError(f"orders={self.orders}: each order must be 1 or 2")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class TaskCase:
+    """One case of a campaign, as sent to a worker."""
+
+    index: int
+    case_id: str
+    source: str
+    expr: Expr
+    points: np.ndarray
+    dtypes: tuple[str, ...]
+    orders: tuple[int, ...]
+    engines: tuple[str, ...]
+
+
+@dataclass
+class CampaignResult:
+    """A finished (or resumed) campaign: its folder and its tables."""
+
+    run_dir: Path
+    results: pd.DataFrame
+    fd_diagnostics: pd.DataFrame
+    theory: pd.DataFrame
+    timings: pd.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- the case list ------------------------------------------------------------------
+
+
+def _narrowest(dtypes: Sequence[str]) -> str:
+    return min(dtypes, key=lambda d: dtype_info(d).bits)
+
+
+def generate_cases(config: CampaignConfig) -> list[tuple[Expr, np.ndarray]]:
+    """The campaign's generated cases, drawn by Hypothesis from ``config.seed``.
+
+    Deterministic: Hypothesis runs with a fixed seed, no example database and only the
+    generate phase. Points are exact in the narrowest dtype of the campaign.
+    """
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+
+    from harness.strategies import cases
+
+    if config.n_cases == 0:
+        return []
+    kinks = "include" if set(config.ops) & set(KINK_OPS + JUMP_OPS) else "avoid"
+    strategy = cases(
+        config.ops, max_size=config.max_size, variables=config.variables,
+        n_points=config.n_points, dtype=_narrowest(config.dtypes), kinks=kinks,
+    )
+    out: list[tuple[Expr, np.ndarray]] = []
+
+    @settings(
+        max_examples=config.n_cases, database=None, deadline=None, phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @hseed(config.seed)
+    @given(strategy)
+    def collect(case: tuple[Expr, np.ndarray]) -> None:
+        out.append(case)
+
+    collect()
+    return out[: config.n_cases]
+
+
+def _corpus_tasks(config: CampaignConfig, start: int) -> tuple[list[TaskCase], list[str]]:
+    from harness.cases import CaseFileError, case_files, load_cases
+
+    tasks: list[TaskCase] = []
+    problems: list[str] = []
+    for root in config.corpus:
+        if not Path(root).exists():
+            problems.append(f"corpus path {root!r} does not exist")
+            continue
+        for path in case_files(root):
+            try:
+                loaded = load_cases(path)
+            except CaseFileError as exc:
+                problems.append(str(exc))
+                continue
+            for c in loaded:
+                tasks.append(
+                    TaskCase(
+                        start + len(tasks), f"{path.stem}:{c.id}", "corpus", c.expr, c.points,
+                        c.dtypes, c.orders, c.engines or config.engines,
+                    )
+                )
+    return tasks, problems
+
+
+def build_tasks(config: CampaignConfig) -> tuple[list[TaskCase], list[str]]:
+    """Generated cases first, then the corpus; returns the tasks and corpus problems."""
+    tasks = [
+        TaskCase(i, f"g{i:05d}", "generated", e, p, config.dtypes, config.orders, config.engines)
+        for i, (e, p) in enumerate(generate_cases(config))
+    ]
+    corpus, problems = _corpus_tasks(config, len(tasks))
+    return tasks + corpus, problems
+
+
+# ---- one case -----------------------------------------------------------------------
+
+
+class CaseTimeout(Exception):
+    """Raised inside a worker when a case runs past its time limit."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    if seconds <= 0 or not hasattr(signal, "setitimer") or not _main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise CaseTimeout(f"case ran past {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+_TRUTH: SymbolicEngine | None = None
+
+
+def _truth() -> SymbolicEngine:
+    global _TRUTH
+    if _TRUTH is None:
+        _TRUTH = SymbolicEngine()
+    return _TRUTH
+
+
+def _fd_rows(task: TaskCase, config: CampaignConfig, dtype: str) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Error-vs-h rows, FD diagnostics and theory curve of one case in one dtype."""
+    truth = _truth()
+    names = variables(task.expr)
+    pts = task.points
+    t = truth.evaluate(task.expr, pts, dtype=dtype, order=1)
+    taylor = truth.taylor(task.expr, pts, dtype=dtype, max_order=5)
+    eps = dtype_info(dtype).eps
+    text = to_text(task.expr)
+    frames: list[pd.DataFrame] = []
+    diags: list[dict[str, Any]] = []
+    theory: list[dict[str, Any]] = []
+    grid = np.asarray(config.h_grid, dtype=np.float64)
+    for scheme in config.schemes:
+        engine = FiniteDiffEngine(scheme)
+        try:
+            sweep = engine.sweep(task.expr, pts, dtype=dtype, order=1, h_grid=config.h_grid)
+        except EngineError:
+            continue  # e.g. complex step through a non-analytic op, or float16
+        values = sweep.values  # (n_h, n, m)
+        with np.errstate(all="ignore"):
+            abs_err = np.abs(values - t.values[None])
+            rel_err = abs_err / np.abs(t.values[None])
+        facts = scheme_facts(scheme)
+        for i, var in enumerate(names):
+            derivs = {k: np.abs(taylor[k, :, i]) for k in range(taylor.shape[0])}
+            with np.errstate(all="ignore"):
+                pred = np.stack([predicted_error(scheme, h, derivs, eps) for h in grid]) / np.abs(t.values[None, :, i])
+                trunc = np.stack([predicted_error(scheme, h, derivs, 0.0) for h in grid]) / np.abs(t.values[None, :, i])
+            ok_pts = t.status[:, i] == "ok"
+            if ok_pts.any():
+                observed = np.nanmedian(np.where(ok_pts[None], rel_err[:, :, i], np.nan), axis=1)
+                predicted = np.nanmedian(np.where(ok_pts[None], pred, np.nan), axis=1)
+                truncation = np.nanmedian(np.where(ok_pts[None], trunc, np.nan), axis=1)
+                d = fd_diagnostics(grid, observed, predicted, truncation, facts.order, eps=eps)
+                diags.append(
+                    {"case_id": task.case_id, "expr": text, "point_count": int(ok_pts.sum()),
+                     "var": var, "dtype": dtype, "order": 1, "scheme": scheme, **d}
+                )
+                theory += [
+                    {"case_id": task.case_id, "dtype": dtype, "scheme": scheme, "h": float(h), "rel_error": float(e)}
+                    for h, e in zip(grid, predicted)
+                ]
+        n_h, n = values.shape[0], values.shape[1]
+        hh, pp, vv = np.meshgrid(np.arange(n_h), np.arange(n), np.arange(len(names)), indexing="ij")
+        hh, pp, vv = hh.ravel(), pp.ravel(), vv.ravel()
+        with np.errstate(all="ignore"):
+            ulp_err = abs_err[hh, pp, vv] / _ulp64(t.values[pp, vv], dtype)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "case_id": task.case_id, "source": task.source, "expr": text,
+                    "variables": ",".join(names),
+                    "point": [format_point(names, pts[p]) for p in pp], "point_index": pp,
+                    "var": [names[v] for v in vv], "engine": engine.name, "mode": "",
+                    "dtype": dtype, "order": 1, "scheme": scheme, "h": grid[hh],
+                    "value": values[hh, pp, vv], "truth": t.values[pp, vv],
+                    "truth_bound": t.bounds[pp, vv], "truth_status": t.status[pp, vv],
+                    "abs_error": abs_err[hh, pp, vv], "rel_error": rel_err[hh, pp, vv],
+                    "ulp_error": ulp_err, "tolerance": np.nan, "verdict": "", "seconds": np.nan,
+                }
+            )
+        )
+    return frames, diags, theory
+
+
+def _ulp64(values: np.ndarray, dtype: str) -> np.ndarray:
+    from harness.dtypes import ulp
+
+    return ulp(values, dtype)
+
+
+def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
+    row = {c: np.nan for c in RESULT_COLUMNS}
+    row.update(
+        case_id=task.case_id, source=task.source, expr=to_text(task.expr),
+        variables=",".join(variables(task.expr)), point="", point_index=-1, var="",
+        engine="", mode="", dtype="", order=0, scheme="", truth_status=message[:200],
+        verdict=verdict,
+    )
+    return pd.DataFrame([row], columns=list(RESULT_COLUMNS))
+
+
+def run_case(task: TaskCase, config: CampaignConfig) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every engine, dtype, order and scheme on one case; never raises."""
+    frames: list[pd.DataFrame] = []
+    diags: list[dict[str, Any]] = []
+    theory: list[dict[str, Any]] = []
+    try:
+        with _time_limit(config.case_timeout):
+            for dtype in task.dtypes:
+                for spec in task.engines:
+                    engine = engine_from_spec(spec)
+                    for order in task.orders:
+                        start = time.perf_counter()
+                        rows = compare(engine, task.expr, task.points, dtype=dtype, order=order,
+                                       case_id=task.case_id, source=task.source, truth=_truth())
+                        rows["seconds"] = time.perf_counter() - start
+                        frames.append(rows)
+                if config.schemes:
+                    f, d, th = _fd_rows(task, config, dtype)
+                    frames += f
+                    diags += d
+                    theory += th
+    except CaseTimeout as exc:
+        frames.append(_error_row(task, "timeout", str(exc)))
+    except Exception as exc:  # noqa: BLE001 - a bad case must not take the run down
+        frames.append(_error_row(task, "error", f"{type(exc).__name__}: {exc}"))
+    frame = pd.concat(frames, ignore_index=True) if frames else _error_row(task, "error", "no rows")
+    return task.index, frame, diags, theory
+
+
+# ---- workers and files -------------------------------------------------------------
+
+_WORKER_CONFIG: CampaignConfig | None = None
+
+
+def _init_worker(config: CampaignConfig) -> None:
+    global _WORKER_CONFIG
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER_CONFIG = config
+
+
+def _work(task: TaskCase) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    assert _WORKER_CONFIG is not None
+    return run_case(task, _WORKER_CONFIG)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _csv(frame: pd.DataFrame, columns: Sequence[str], header: bool) -> str:
+    buf = io.StringIO()
+    frame.to_csv(buf, columns=list(columns), index=False, header=header, lineterminator="\n")
+    return buf.getvalue()
+
+
+def _save_part(parts: Path, index: int, frame: pd.DataFrame, diags: list[dict[str, Any]], theory: list[dict[str, Any]]) -> None:
+    stem = f"{index:05d}"
+    _write_atomic(parts / f"{stem}.fd.csv", _csv(pd.DataFrame(diags, columns=list(FD_COLUMNS)), FD_COLUMNS, False))
+    _write_atomic(parts / f"{stem}.theory.csv", _csv(pd.DataFrame(theory, columns=list(THEORY_COLUMNS)), THEORY_COLUMNS, False))
+    timing = frame.groupby(["case_id", "engine", "dtype", "order", "scheme"], dropna=False, sort=False)["seconds"].sum().reset_index()
+    _write_atomic(parts / f"{stem}.time.csv", _csv(timing, ["case_id", "engine", "dtype", "order", "scheme", "seconds"], False))
+    # the results part last: its presence marks the case as done for --resume
+    _write_atomic(parts / f"{stem}.csv", _csv(frame, CSV_COLUMNS, False))
+
+
+def _merge(parts: Path, n: int, name: str, columns: Sequence[str]) -> str:
+    chunks = [",".join(columns) + "\n"]
+    for i in range(n):
+        p = parts / (f"{i:05d}{name}.csv")
+        if p.exists():
+            chunks.append(p.read_text(encoding="utf-8"))
+    return "".join(chunks)
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, 0, enabled
+        self.start = time.perf_counter()
+
+    def step(self) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / max(1, self.total))
+        rate = self.done / max(1e-9, time.perf_counter() - self.start)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} cases, {rate:.1f}/s")
+        sys.stderr.flush()
+        if self.done == self.total:
+            sys.stderr.write("\n")
+
+
+def _versions() -> dict[str, str]:
+    import platform
+
+    import hypothesis
+    import sympy
+    import torch
+
+    return {
+        "python": platform.python_version(), "torch": torch.__version__,
+        "sympy": sympy.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+        "hypothesis": hypothesis.__version__, "platform": platform.platform(),
+    }
+
+
+def run_campaign(
+    config: CampaignConfig,
+    run_dir: str | Path,
+    *,
+    workers: int = 1,
+    resume: bool = False,
+    progress: bool | None = None,
+    on_case: Callable[[int], None] | None = None,
+) -> CampaignResult:
+    """Run (or resume) a campaign into ``run_dir`` and return its tables.
+
+    ``resume=True`` reads ``config.json`` from ``run_dir`` (the passed ``config`` is
+    ignored), keeps the finished parts and runs only the missing cases.
+    """
+    run_dir = Path(run_dir)
+    parts = run_dir / "parts"
+    if resume:
+        cfg_path = run_dir / "config.json"
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"--resume {run_dir}: no config.json there; is it a campaign folder?")
+        config = CampaignConfig.from_json(json.loads(cfg_path.read_text()))
+    elif parts.exists() and any(parts.iterdir()):
+        raise FileExistsError(f"{run_dir} already holds a campaign; pass --resume or choose another folder")
+    parts.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
+    started = time.time()
+    tasks, problems = build_tasks(config)
+    todo = [t for t in tasks if not (parts / f"{t.index:05d}.csv").exists()]
+    show = (sys.stderr.isatty() and not os.environ.get("CI")) if progress is None else progress
+    bar = _Progress(len(todo), show)
+    if workers <= 1 or len(todo) <= 1:
+        _init_worker(config)
+        for task in todo:
+            _save_part(parts, *run_case(task, config))
+            bar.step()
+            if on_case:
+                on_case(task.index)
+    else:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["harness.campaign"])
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+            for result in pool.imap_unordered(_work, todo, chunksize=1):
+                _save_part(parts, *result)
+                bar.step()
+                if on_case:
+                    on_case(result[0])
+    n = len(tasks)
+    _write_atomic(run_dir / "results.csv", _merge(parts, n, "", CSV_COLUMNS))
+    _write_atomic(run_dir / "fd_diagnostics.csv", _merge(parts, n, ".fd", FD_COLUMNS))
+    _write_atomic(run_dir / "timings.csv", _merge(parts, n, ".time", ["case_id", "engine", "dtype", "order", "scheme", "seconds"]))
+    theory_long = pd.read_csv(io.StringIO(_merge(parts, n, ".theory", THEORY_COLUMNS)))
+    results = pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
+    results["verdict"] = results["verdict"].fillna("")
+    metadata = {
+        "versions": _versions(), "config": config.to_json(), "seed": config.seed,
+        "workers": workers, "cases": n, "corpus_problems": problems,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(time.time() - started, 2),
+        "command": " ".join(sys.argv),
+    }
+    theory = (
+        theory_long.groupby(["dtype", "scheme", "h"])["rel_error"].median().reset_index()
+        if len(theory_long) else pd.DataFrame(columns=["dtype", "scheme", "h", "rel_error"])
+    )
+    return CampaignResult(
+        run_dir, results, pd.read_csv(run_dir / "fd_diagnostics.csv"), theory,
+        pd.read_csv(run_dir / "timings.csv"), metadata,
+    )

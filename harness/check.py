@@ -1,0 +1,336 @@
+"""The check API: does this engine compute the right derivatives?
+
+:func:`check_engine` draws random expressions and points with Hypothesis, compares the
+engine with the certified truth through the oracle's rounding model, and shrinks the
+first disagreement to the smallest expression and simplest point. :func:`compare` is the
+one-case step it repeats; the campaign and ``replay`` use it too, so every front end
+judges a case the same way and produces rows of the same long table.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, find, settings
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample, Unsatisfiable
+
+from harness.engines.base import Engine, EngineError, check_request
+from harness.engines.symbolic import SymbolicEngine
+from harness.expr import Expr, to_text, variables
+from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
+from harness.oracle import FAILING, judge, rounding_tolerance
+from harness.strategies import expressions, points
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "CheckResult",
+    "EngineMismatch",
+    "Failure",
+    "assert_engine",
+    "check_engine",
+    "compare",
+    "engine_spec",
+    "format_point",
+    "repro_command",
+]
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "case_id", "source", "expr", "variables", "point", "point_index", "var", "engine",
+    "mode", "dtype", "order", "scheme", "h", "value", "truth", "truth_bound",
+    "truth_status", "abs_error", "rel_error", "ulp_error", "tolerance", "verdict", "seconds",
+)
+"""Columns of the long results table, in order (documented in the README)."""
+
+_TRUTH = SymbolicEngine()
+
+
+def format_point(names: Sequence[str], row: np.ndarray) -> str:
+    """``x=1.0,y=-0.5`` with each value's shortest exact float64 repr."""
+    return ",".join(f"{n}={float(v)!r}" for n, v in zip(names, row))
+
+
+def engine_spec(engine: Engine) -> str:
+    """The text ``--engine`` takes to rebuild ``engine``: a built-in name, else module:class."""
+    from harness.engines import BUILTIN_ENGINES
+
+    if engine.name in BUILTIN_ENGINES:
+        return engine.name
+    cls = type(engine)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def repro_command(spec: str, expr_text: str, point: str, dtype: str, order: int) -> str:
+    """The one-line shell command that re-checks one case."""
+    return " ".join(
+        [
+            "diffharness check",
+            f"--engine {shlex.quote(spec)}",
+            f"--expr {shlex.quote(expr_text)}",
+            f"--at {shlex.quote(point)}",
+            f"--dtype {dtype}",
+            f"--order {order}",
+        ]
+    )
+
+
+def _mode(engine: Engine) -> str:
+    return str(getattr(engine, "mode", "") or "")
+
+
+def _entries(names: Sequence[str], order: int) -> list[tuple[tuple[int, ...], str]]:
+    if order == 1:
+        return [((i,), n) for i, n in enumerate(names)]
+    return [((i, j), f"{a},{b}") for i, a in enumerate(names) for j, b in enumerate(names)]
+
+
+def compare(
+    engine: Engine,
+    expr: Expr,
+    pts: np.ndarray,
+    *,
+    dtype: str,
+    order: int = 1,
+    case_id: str = "",
+    source: str = "generated",
+    truth: SymbolicEngine | None = None,
+) -> pd.DataFrame:
+    """Judge one engine on one expression at a batch of points: one row per entry.
+
+    Never raises for what the engine does: an exception inside the engine becomes rows
+    with verdict ``error`` (``EngineError``, meaning "not supported", gives ``skipped``),
+    so one bad case never takes a run down. Bad *arguments* (points that do not fit the
+    expression or dtype) raise ``ValueError`` as usual.
+    """
+    pts = check_request(expr, pts, dtype, order)
+    truth = truth or _TRUTH
+    names = variables(expr)
+    text = to_text(expr)
+    start = time.perf_counter()
+    verdict_override = None
+    try:
+        got = np.asarray(engine.derivatives(expr, pts, dtype=dtype, order=order), dtype=np.float64)
+        expected_shape = (len(pts),) + (len(names),) * order
+        if got.shape != expected_shape:
+            raise EngineError(f"engine returned shape {got.shape}, expected {expected_shape}")
+    except EngineError as exc:
+        verdict_override, message = "skipped", str(exc)
+    except Exception as exc:  # noqa: BLE001 - an engine crash is a finding, not our crash
+        verdict_override, message = "error", f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - start
+    t = truth.evaluate(expr, pts, dtype=dtype, order=order)
+    if verdict_override is not None:
+        got = np.full(t.values.shape, np.nan)
+    tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
+    one_sided = truth.one_sided(expr, pts, dtype=dtype) if order == 1 and (t.status == "kink").any() else None
+    j = judge(
+        got, t.values, t.status, tol, dtype=dtype, truth_bound=t.bounds,
+        out_of_range=oor, one_sided=one_sided,
+    )
+    rows: list[dict[str, Any]] = []
+    for p in range(len(pts)):
+        point = format_point(names, pts[p])
+        for idx, var in _entries(names, order):
+            at = (p, *idx)
+            rows.append(
+                {
+                    "case_id": case_id, "source": source, "expr": text,
+                    "variables": ",".join(names), "point": point, "point_index": p,
+                    "var": var, "engine": engine.name, "mode": _mode(engine),
+                    "dtype": dtype, "order": order, "scheme": "", "h": np.nan,
+                    "value": got[at], "truth": t.values[at], "truth_bound": t.bounds[at],
+                    "truth_status": t.status[at], "abs_error": j.abs_error[at],
+                    "rel_error": j.rel_error[at], "ulp_error": j.ulp_error[at],
+                    "tolerance": j.tolerance[at],
+                    "verdict": verdict_override or j.verdict[at],
+                    "seconds": seconds / max(1, len(pts)),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    if verdict_override is not None:
+        frame.attrs["message"] = message
+    return frame
+
+
+FAILING_VERDICTS = frozenset(FAILING | {"error"})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One wrong derivative, shrunk: what was expected, what came back, how to rerun it."""
+
+    expr: str
+    point: str
+    dtype: str
+    order: int
+    var: str
+    expected: float
+    got: float
+    ulp_error: float
+    verdict: str
+    command: str
+    examples: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.verdict}: d{'^2' if self.order == 2 else ''}/d({self.var}) of "
+            f"{self.expr} at {self.point} in {self.dtype}: expected {self.expected!r}, "
+            f"got {self.got!r} ({self.ulp_error:.3g} ulp); found after {self.examples} "
+            f"example(s)\n    rerun: {self.command}"
+        )
+
+
+@dataclass
+class CheckResult:
+    """What :func:`check_engine` found. ``ok`` is True when no failing verdict occurred."""
+
+    engine: str
+    seed: int
+    failures: list[Failure]
+    frame: pd.DataFrame
+    examples: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    rerun: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def report(self) -> str:
+        """The failure report: one paragraph per failure, and the seed flag to rerun."""
+        head = (
+            f"engine {self.engine}: "
+            + ("no mismatches" if self.ok else f"{len(self.failures)} failure(s)")
+            + f" in {len(self.frame)} checked derivative entries"
+        )
+        lines = [head]
+        lines += [str(f) for f in self.failures]
+        lines += [f"skipped {k}: {v}" for k, v in self.skipped.items()]
+        lines.append(f"rerun the search: {self.rerun}")
+        return "\n".join(lines)
+
+
+class EngineMismatch(AssertionError):
+    """Raised by :func:`assert_engine`; its message is the failure report."""
+
+
+def _case_strategy(
+    ops: Sequence[str], max_size: int, names: Sequence[str], n_points: int, dtype: str,
+    kinks: str,
+) -> st.SearchStrategy[tuple[Expr, np.ndarray]]:
+    @st.composite
+    def case(draw: Any) -> tuple[Expr, np.ndarray]:
+        e = draw(expressions(tuple(ops), max_size=max_size, variables=tuple(names)))
+        k = draw(st.integers(1, n_points))
+        return e, draw(points(e, k, dtype, kinks=kinks))
+
+    return case()
+
+
+def check_engine(
+    engine: Engine,
+    *,
+    n_examples: int = 200,
+    seed: int | None = None,
+    dtypes: Iterable[str] = ("float64", "float32"),
+    orders: Iterable[int] = (1,),
+    ops: Sequence[str] = DEFAULT_OPS,
+    max_size: int = 10,
+    n_points: int = 8,
+    variables: Sequence[str] = ("x", "y"),
+    spec: str | None = None,
+    save_dir: str | Path | None = None,
+    truth: SymbolicEngine | None = None,
+) -> CheckResult:
+    """Search for a wrong derivative of ``engine`` and shrink the first one found.
+
+    For each dtype and order, Hypothesis draws up to ``n_examples`` (expression, points)
+    cases from ``ops`` (kink and jump ops put special points at their kinks) and judges
+    every entry with :func:`compare`. A failing case is shrunk to the smallest
+    expression and the fewest, simplest points, then reported with the exact command
+    that reproduces it. ``seed`` fixes the search (printed as ``--seed N``); ``save_dir``
+    writes each shrunk failure as a case file (see ``harness.cases``).
+    """
+    dtypes, orders = tuple(dtypes), tuple(orders)
+    seed = random.SystemRandom().randrange(2**32) if seed is None else int(seed)
+    spec = spec or engine_spec(engine)
+    kinks = "include" if set(ops) & set(KINK_OPS + JUMP_OPS) else "avoid"
+    frames: list[pd.DataFrame] = []
+    failures: list[Failure] = []
+    examples: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    for dtype in dtypes:
+        for order in orders:
+            key = f"{dtype}/order{order}"
+            counter = {"n": 0, "first": 0}
+            last_rows: dict[str, pd.DataFrame] = {}
+
+            def fails(case: tuple[Expr, np.ndarray], dtype: str = dtype, order: int = order) -> bool:
+                expr, pts = case
+                counter["n"] += 1
+                rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
+                if (rows["verdict"] == "skipped").all() and len(rows):
+                    raise EngineError(rows.attrs.get("message", "not supported"))
+                bad = rows["verdict"].isin(FAILING_VERDICTS)
+                if not counter["first"]:
+                    frames.append(rows)
+                    if bad.any():
+                        counter["first"] = counter["n"]
+                last_rows["rows"] = rows
+                return bool(bad.any())
+
+            strategy = _case_strategy(ops, max_size, variables, n_points, dtype, kinks)
+            conf = settings(
+                max_examples=n_examples, database=None, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            )
+            try:
+                expr, pts = find(strategy, fails, settings=conf, random=random.Random(seed))
+            except (NoSuchExample, Unsatisfiable):
+                examples[key] = counter["n"]
+                continue
+            except EngineError as exc:
+                skipped[key] = str(exc)
+                continue
+            examples[key] = counter["first"]
+            rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
+            bad = rows[rows["verdict"].isin(FAILING_VERDICTS)]
+            worst = bad.iloc[0]
+            failure = Failure(
+                expr=str(worst["expr"]), point=str(worst["point"]), dtype=dtype, order=order,
+                var=str(worst["var"]), expected=float(worst["truth"]),
+                got=float(worst["value"]), ulp_error=float(worst["ulp_error"]),
+                verdict=str(worst["verdict"]),
+                command=repro_command(spec, str(worst["expr"]), str(worst["point"]), dtype, order),
+                examples=counter["first"],
+            )
+            failures.append(failure)
+            if save_dir is not None:
+                from harness.cases import save_failure
+
+                save_failure(Path(save_dir), failure, spec)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    rerun = " ".join(
+        ["diffharness check", f"--engine {shlex.quote(spec)}", f"--seed {seed}",
+         f"--n-examples {n_examples}", "--dtypes " + ",".join(dtypes),
+         "--orders " + ",".join(map(str, orders))]
+    )
+    if tuple(ops) != tuple(DEFAULT_OPS):
+        rerun += " --ops " + ",".join(ops)
+    return CheckResult(engine.name, seed, failures, frame, examples, skipped, rerun)
+
+
+def assert_engine(engine: Engine, **kwargs: Any) -> CheckResult:
+    """:func:`check_engine`, raising :class:`EngineMismatch` with the report on failure."""
+    result = check_engine(engine, **kwargs)
+    if not result.ok:
+        raise EngineMismatch(result.report())
+    return result

@@ -1,0 +1,580 @@
+"""Finite differences as an engine, at one step h or over a whole grid of h in one batch.
+
+Schemes: ``forward``, ``backward``, ``central``, ``five-point`` (4th-order central),
+``complex-step`` (Im f(x + ih) / h) and ``richardson`` (Richardson extrapolation of central
+differences at h, h/2, h/4, h/8, with an error estimate). Every stencil weight is an exact
+rational from ``sympy.finite_diff_weights``; the error model constants of each scheme
+(:data:`SCHEME_FACTS`) are derived from those weights, so the theory curves
+(:func:`predicted_error`, :func:`optimal_h`) and the engine cannot drift apart.
+
+How a step is taken, for each point and variable:
+
+* the nominal step is ``h`` (absolute, the default) or ``h * max(1, |x|)`` (``relative``);
+* it is made exact in the working dtype, ``h_eff = (x + h) - x``, the stencil points are
+  ``x + k * h_eff`` and the difference is divided by ``h_eff`` (as a float64 number);
+* ``h_eff == 0`` (h below the spacing of the dtype at x) or a step that overflows gives NaN.
+
+The complex step has no difference to make exact: its imaginary part is the nominal step
+rounded to the working dtype. Its Hessian is the hybrid
+``Im[f(x + i h e_i + h e_j) - f(x + i h e_i - h e_j)] / (2 h^2)``, a central difference of
+the complex-step gradient, with the exact real step as h (so it needs a moderate h).
+
+The tree is evaluated by :func:`harness.engines.torch_ad.torch_function` in the working
+dtype, the whole grid of h x levels x stencil points x points x variables in one call
+(split along h only when the batch is very large). Stencil sums and divisions are done in
+float64 on the function values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import sympy
+import torch
+
+from harness.dtypes import dtype_info
+from harness.engines.base import EngineError, check_request
+from harness.engines.torch_ad import torch_function
+from harness.expr import Call, Expr, variables, walk
+from harness.ops import OPS
+
+__all__ = [
+    "DEFAULT_H_GRID",
+    "RICHARDSON_LEVELS",
+    "SCHEMES",
+    "SCHEME_FACTS",
+    "FiniteDiffEngine",
+    "SchemeFacts",
+    "Stencil",
+    "Sweep",
+    "optimal_h",
+    "predicted_error",
+    "scheme_facts",
+]
+
+Tensor = torch.Tensor
+
+SCHEMES: tuple[str, ...] = (
+    "forward", "backward", "central", "five-point", "complex-step", "richardson",
+)
+"""Scheme names, in the order reports list them."""
+
+DEFAULT_H_GRID: tuple[float, ...] = tuple(float(f"1e-{k}") for k in range(1, 17))
+"""Nominal steps 1e-1, 1e-2, ..., 1e-16 (correctly rounded decimal literals)."""
+
+RICHARDSON_LEVELS = 4
+"""Central differences at h, h/2, h/4, h/8 are extrapolated to h = 0 (order 8)."""
+
+# Larger batches are split along the h axis so that intermediates stay near 32 MB each.
+_MAX_BATCH_ELEMENTS = 1 << 22
+
+_COMPLEX_DTYPES: Mapping[str, torch.dtype] = MappingProxyType(
+    {"float64": torch.complex128, "float32": torch.complex64}
+)
+
+
+# ---- stencils and their error constants ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stencil:
+    """Exact weights at offsets (in units of h): ``f^(d)(x) ~ sum_k w_k f(x + s_k h) / h^d``.
+
+    With ``imaginary=True`` the offsets are imaginary and the estimate is the imaginary
+    part, ``Im sum_k w_k f(x + i s_k h) / h`` (the complex step).
+    """
+
+    derivative: int
+    offsets: tuple[Fraction, ...]
+    weights: tuple[Fraction, ...]
+    imaginary: bool = False
+
+    def moment(self, q: int) -> Fraction:
+        """``sum_k w_k s_k^q`` (its imaginary part for an imaginary stencil, ``s -> i s``).
+
+        The estimate expands as ``sum_q f^(q)(x) h^(q-d) moment(q) / q!``.
+        """
+        pairs = zip(self.weights, self.offsets, strict=True)
+        total = sum((w * s**q for w, s in pairs), Fraction(0))
+        return total * (0, 1, 0, -1)[q % 4] if self.imaginary else total
+
+    def nonzero(self) -> tuple[tuple[Fraction, ...], tuple[Fraction, ...]]:
+        """Offsets and weights without the zero weights (points that need no evaluation)."""
+        kept = [(s, w) for s, w in zip(self.offsets, self.weights, strict=True) if w != 0]
+        return tuple(s for s, _ in kept), tuple(w for _, w in kept)
+
+
+@dataclass(frozen=True)
+class SchemeFacts:
+    """One scheme's stencils and its error model for first derivatives.
+
+    Error model, used by the theory curves: for a step h in a dtype with epsilon ``eps``,
+    ``truncation_coefficient * h**order * |f^(truncation_derivative)|
+    + rounding_coefficient * eps * |f| / h``. The truncation term is the leading term of
+    the stencil's Taylor expansion; the rounding term is ``sum |w_k|`` (each function value
+    off by about ``eps |f|``), zero for the complex step, which subtracts nothing.
+
+    ``first`` and ``second`` are the stencils for f' and f'' (the Hessian's diagonal; its
+    off-diagonal uses products of ``first``). For ``richardson`` they are the equivalent
+    linear stencils of the extrapolation with exact step ratios 2, on the offsets
+    ``+-2**-l``; the engine itself extrapolates with the actual steps (see module doc).
+    The complex step has ``second=None``: its Hessian is the hybrid described there.
+    """
+
+    name: str
+    first: Stencil
+    second: Stencil | None
+    order: int
+    truncation_coefficient: float
+    truncation_derivative: int
+    rounding_coefficient: float
+    levels: int = 1
+
+
+def _fd_weights(derivative: int, offsets: Sequence[Fraction]) -> tuple[Fraction, ...]:
+    """Exact weights of the ``derivative``-th derivative at 0 on ``offsets`` (sympy)."""
+    nodes = [sympy.Rational(s.numerator, s.denominator) for s in offsets]
+    table = sympy.finite_diff_weights(derivative, nodes, 0)
+    return tuple(Fraction(int(w.p), int(w.q)) for w in table[derivative][-1])
+
+
+def _stencil(derivative: int, offsets: Sequence[Fraction | int]) -> Stencil:
+    nodes = tuple(Fraction(s) for s in offsets)
+    return Stencil(derivative, nodes, _fd_weights(derivative, nodes))
+
+
+def _accuracy(stencil: Stencil) -> tuple[int, Fraction]:
+    """Order p and leading coefficient c: estimate = f^(d) + c h^p f^(d+p) + O(h^(p+1))."""
+    d = stencil.derivative
+    if any(stencil.moment(q) != 0 for q in range(d)) or stencil.moment(d) != math.factorial(d):
+        raise AssertionError(f"stencil {stencil} does not estimate derivative {d}")
+    for q in range(d + 1, 64):
+        m = stencil.moment(q)
+        if m != 0:
+            return q - d, abs(m) / math.factorial(q)
+    raise AssertionError(f"stencil {stencil} is exact for every polynomial of degree < 64")
+
+
+def _facts(
+    name: str, first: Stencil, second: Stencil | None, levels: int = 1
+) -> SchemeFacts:
+    order, coefficient = _accuracy(first)
+    if second is not None:
+        _accuracy(second)  # checks that it estimates f''
+    rounding = Fraction(0) if first.imaginary else sum((abs(w) for w in first.weights), Fraction(0))
+    return SchemeFacts(
+        name=name,
+        first=first,
+        second=second,
+        order=order,
+        truncation_coefficient=float(coefficient),
+        truncation_derivative=order + 1,
+        rounding_coefficient=float(rounding),
+        levels=levels,
+    )
+
+
+def _richardson_offsets(levels: int, centre: bool) -> tuple[Fraction, ...]:
+    half = [Fraction(1, 2**level) for level in range(levels)]
+    return tuple(sorted([-s for s in half] + ([Fraction(0)] if centre else []) + half))
+
+
+def _build_facts() -> Mapping[str, SchemeFacts]:
+    complex_step = Stencil(1, (Fraction(1),), (Fraction(1),), imaginary=True)
+    rows = (
+        _facts("forward", _stencil(1, (0, 1)), _stencil(2, (0, 1, 2))),
+        _facts("backward", _stencil(1, (-1, 0)), _stencil(2, (-2, -1, 0))),
+        _facts("central", _stencil(1, (-1, 0, 1)), _stencil(2, (-1, 0, 1))),
+        _facts("five-point", _stencil(1, (-2, -1, 0, 1, 2)), _stencil(2, (-2, -1, 0, 1, 2))),
+        _facts("complex-step", complex_step, None),
+        _facts(
+            "richardson",
+            _stencil(1, _richardson_offsets(RICHARDSON_LEVELS, centre=False)),
+            _stencil(2, _richardson_offsets(RICHARDSON_LEVELS, centre=True)),
+            levels=RICHARDSON_LEVELS,
+        ),
+    )
+    assert tuple(r.name for r in rows) == SCHEMES
+    return MappingProxyType({r.name: r for r in rows})
+
+
+SCHEME_FACTS: Mapping[str, SchemeFacts] = _build_facts()
+"""Each scheme's stencils, order of accuracy and error-model constants, by name."""
+
+
+def scheme_facts(scheme: str) -> SchemeFacts:
+    """Look up a scheme by name, with an error that lists the known ones."""
+    try:
+        return SCHEME_FACTS[scheme]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"scheme={scheme!r} is not a finite-difference scheme; expected one of "
+            f"{', '.join(SCHEMES)}"
+        ) from None
+
+
+# ---- theory curves -----------------------------------------------------------------------
+
+
+def _deriv(derivs: Mapping[int, Any], k: int, scheme: str) -> np.ndarray:
+    try:
+        return np.abs(np.asarray(derivs[k], dtype=np.float64))
+    except KeyError:
+        raise ValueError(
+            f"derivs has no k={k}: scheme={scheme!r} needs |f^(k)| for the truncation term; "
+            f"pass derivs with keys 0, 1 and {scheme_facts(scheme).truncation_derivative}"
+        ) from None
+
+
+def predicted_error(
+    scheme: str, h: Any, derivs: Mapping[int, Any], eps: float
+) -> np.ndarray:
+    """The error model of ``scheme`` for a first derivative at step ``h`` (broadcasts).
+
+    ``derivs`` maps k to ``|f^(k)(x)|`` (arrays that broadcast with ``h``); the model needs
+    k = 0 and k = ``truncation_derivative``. When k = 1 is given, ``eps * |f'|`` is added:
+    the rounding of the result itself, a floor no scheme beats (without it the complex
+    step's error would fall to 0 as h does). ``eps`` is the dtype's machine epsilon.
+    """
+    facts = scheme_facts(scheme)
+    step = np.asarray(h, dtype=np.float64)
+    truncation = (
+        facts.truncation_coefficient
+        * step**facts.order
+        * _deriv(derivs, facts.truncation_derivative, scheme)
+    )
+    total = truncation
+    if facts.rounding_coefficient:
+        with np.errstate(divide="ignore"):
+            total = total + facts.rounding_coefficient * eps * _deriv(derivs, 0, scheme) / step
+    if 1 in derivs:
+        total = total + eps * _deriv(derivs, 1, scheme)
+    return np.asarray(total, dtype=np.float64)
+
+
+def optimal_h(scheme: str, derivs: Mapping[int, Any], eps: float) -> np.ndarray:
+    """The step that minimises :func:`predicted_error`, in closed form.
+
+    ``d/dh [C_t h^p D + C_r eps F / h] = 0`` gives
+    ``h* = (C_r eps F / (p C_t D)) ** (1 / (p + 1))`` with ``F = |f|`` and
+    ``D = |f^(p+1)|``. The complex step has no rounding term, so its h* is 0 (any h small
+    enough that the truncation term is negligible is best); ``D == 0`` gives inf.
+    """
+    facts = scheme_facts(scheme)
+    p = facts.order
+    top = _deriv(derivs, facts.truncation_derivative, scheme)
+    if not facts.rounding_coefficient:
+        return np.zeros_like(top)
+    f = _deriv(derivs, 0, scheme)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = facts.rounding_coefficient * eps * f / (p * facts.truncation_coefficient * top)
+    return np.asarray(np.where(top == 0, np.inf, ratio ** (1.0 / (p + 1))), dtype=np.float64)
+
+
+# ---- the evaluation plan -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Stencil rows that share one weight vector: slot (row, col) gets
+    ``Im|Re sum_k num_k f(x + real_k h + i imag_k h) / (den * h_row [* h_col])``."""
+
+    real: np.ndarray  # (P, K, m) multiples of h_eff per coordinate
+    imag: np.ndarray  # (P, K, m)
+    numerators: np.ndarray  # (K,)
+    denominator: int
+    rows: np.ndarray  # (P,)
+    cols: np.ndarray  # (P,)
+
+
+def _integer_weights(weights: Sequence[Fraction]) -> tuple[np.ndarray, int]:
+    den = math.lcm(*(w.denominator for w in weights))
+    return np.array([float(w * den) for w in weights]), den
+
+
+def _axis_group(stencil: Stencil, m: int) -> _Group:
+    """One row per variable v: the stencil along e_v, divided by h_v^d."""
+    offsets, weights = stencil.nonzero()
+    disp = np.zeros((m, len(offsets), m))
+    for v in range(m):
+        disp[v, :, v] = [float(s) for s in offsets]
+    numerators, den = _integer_weights(weights)
+    zeros = np.zeros_like(disp)
+    real, imag = (zeros, disp) if stencil.imaginary else (disp, zeros)
+    return _Group(real, imag, numerators, den, np.arange(m), np.arange(m))
+
+
+def _product_group(stencil: Stencil, m: int) -> _Group:
+    """One row per pair i < j: the product of the first-derivative stencil along both."""
+    offsets, weights = stencil.nonzero()
+    pairs = [(i, j) for i in range(m) for j in range(i + 1, m)]
+    k = len(offsets)
+    disp = np.zeros((len(pairs), k * k, m))
+    for p, (i, j) in enumerate(pairs):
+        disp[p, :, i] = np.repeat([float(s) for s in offsets], k)
+        disp[p, :, j] = np.tile([float(s) for s in offsets], k)
+    numerators, den = _integer_weights(weights)
+    rows = np.array([i for i, _ in pairs], dtype=np.int64)
+    cols = np.array([j for _, j in pairs], dtype=np.int64)
+    return _Group(disp, np.zeros_like(disp), np.outer(numerators, numerators).ravel(), den * den,
+                  rows, cols)
+
+
+def _hybrid_group(m: int) -> _Group:
+    """Complex-step Hessian: imaginary step along i, central real difference along j >= i."""
+    offsets, weights = SCHEME_FACTS["central"].first.nonzero()
+    pairs = [(i, j) for i in range(m) for j in range(i, m)]
+    real = np.zeros((len(pairs), len(offsets), m))
+    imag = np.zeros_like(real)
+    for p, (i, j) in enumerate(pairs):
+        real[p, :, j] = [float(s) for s in offsets]
+        imag[p, :, i] = 1.0
+    numerators, den = _integer_weights(weights)
+    rows = np.array([i for i, _ in pairs], dtype=np.int64)
+    cols = np.array([j for _, j in pairs], dtype=np.int64)
+    return _Group(real, imag, numerators, den, rows, cols)
+
+
+def _plan(scheme: str, order: int, m: int) -> tuple[_Group, ...]:
+    facts = SCHEME_FACTS["central"] if scheme == "richardson" else SCHEME_FACTS[scheme]
+    if scheme == "complex-step":
+        return (_axis_group(facts.first, m),) if order == 1 else (_hybrid_group(m),)
+    if order == 1:
+        return (_axis_group(facts.first, m),)
+    assert facts.second is not None
+    return (_axis_group(facts.second, m), _product_group(facts.first, m))
+
+
+# ---- Richardson ------------------------------------------------------------------------------
+
+
+def _extrapolate(values: Tensor, abscissa: Tensor) -> tuple[Tensor, Tensor]:
+    """Neville's algorithm along axis 1: the polynomial in ``abscissa`` (h^2) through the
+    levels, at 0, and Ridders' error estimate (the larger change of the last step).
+
+    Abscissas that do not strictly decrease (two levels with the same h_eff) give NaN.
+    """
+    levels = values.shape[1]
+    a = [abscissa[:, k] for k in range(levels)]
+    tableau = [[values[:, k]] for k in range(levels)]
+    for j in range(1, levels):
+        for k in range(j, levels):
+            here, below = tableau[k][j - 1], tableau[k - 1][j - 1]
+            gap = a[k - j] - a[k]
+            step = (here - below) * a[k] / gap
+            tableau[k].append(torch.where(gap > 0, here + step, torch.nan))
+    last = levels - 1
+    best = tableau[last][last]
+    estimate = torch.maximum(
+        (best - tableau[last][last - 1]).abs(), (best - tableau[last - 1][last - 1]).abs()
+    )
+    return best, estimate
+
+
+# ---- the engine ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Sweep:
+    """Derivatives at every step of a grid, for one scheme, dtype and order.
+
+    ``h`` (n_h,) holds the nominal steps; ``h_effective`` (n_h, n, n_vars) the exact steps
+    used per point and variable (for Richardson the first level's): 0 where h is below the
+    dtype's spacing at x, inf where x + h overflows; every value that steps there is NaN.
+    ``values`` is (n_h, n, n_vars) for gradients and (n_h, n, n_vars, n_vars) for Hessians,
+    float64; ``error_estimate`` has the same shape, Richardson's estimate, NaN for every
+    other scheme. Arrays are read-only.
+    """
+
+    h: np.ndarray
+    h_effective: np.ndarray
+    values: np.ndarray
+    error_estimate: np.ndarray
+    scheme: str
+    dtype: str
+    order: int
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("h", "h_effective", "values", "error_estimate"):
+            getattr(self, name).setflags(write=False)
+
+
+def _check_h_grid(h_grid: Sequence[float] | np.ndarray) -> np.ndarray:
+    grid = np.asarray(h_grid, dtype=np.float64)
+    if grid.ndim != 1 or grid.size == 0:
+        raise ValueError(f"h_grid has shape {grid.shape}; expected a non-empty 1-D sequence")
+    bad = ~(np.isfinite(grid) & (grid > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"h_grid[{i}]={grid[i]!r} is not a positive finite step")
+    return grid
+
+
+class FiniteDiffEngine:
+    """Finite differences as an :class:`~harness.engines.base.Engine`.
+
+    ``scheme`` is one of :data:`SCHEMES`; ``h`` is the nominal step for
+    :meth:`derivatives` (``relative=True``: ``h * max(1, |x|)``). :meth:`sweep` evaluates a
+    whole grid of steps in one batch. See the module docstring for how a step is made exact.
+    ``exact_h=False`` skips that and divides by the nominal step (rounded to the dtype), as
+    hand-written code such as the seed's ``(f(x + h) - f(x)) / h`` does; it reproduces the
+    numbers such code prints, not better derivatives.
+    """
+
+    def __init__(
+        self, scheme: str = "central", h: float = 1e-6, *, relative: bool = False,
+        exact_h: bool = True,
+    ):
+        self.facts = scheme_facts(scheme)
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not (
+            math.isfinite(h) and h > 0
+        ):
+            raise ValueError(f"h={h!r} is not a positive finite step; pass e.g. h=1e-6")
+        self.scheme = scheme
+        self.h = float(h)
+        self.relative = bool(relative)
+        self.exact_h = bool(exact_h)
+        self.name = f"fd:{scheme}" + (":rel" if relative else "") + ("" if exact_h else ":nominal-h")
+
+    def __repr__(self) -> str:
+        return (
+            f"FiniteDiffEngine(scheme={self.scheme!r}, h={self.h!r}, relative={self.relative}, "
+            f"exact_h={self.exact_h})"
+        )
+
+    def supports(self, op: str) -> bool:
+        """Every op in the table; the complex step only ops marked ``complex_step``."""
+        row = OPS.get(op)
+        return row is not None and (self.scheme != "complex-step" or row.complex_step)
+
+    def derivatives(
+        self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
+    ) -> np.ndarray:
+        """Gradient (n, n_vars) or Hessian (n, n_vars, n_vars) at the engine's step ``h``."""
+        return np.array(self.sweep(expr, points, dtype=dtype, order=order, h_grid=(self.h,))
+                        .values[0])
+
+    def sweep(
+        self,
+        expr: Expr,
+        points: np.ndarray,
+        *,
+        dtype: str,
+        order: int = 1,
+        h_grid: Sequence[float] | np.ndarray = DEFAULT_H_GRID,
+    ) -> Sweep:
+        """Derivatives at every nominal step of ``h_grid``, in one batched evaluation."""
+        pts = check_request(expr, points, dtype, order)
+        grid = _check_h_grid(h_grid)
+        work = self._working_dtype(expr, dtype)
+        m = len(variables(expr))
+        h_eff, values, estimate = self._evaluate(expr, pts, grid, work, order, m)
+        return Sweep(grid, h_eff, values, estimate, self.scheme, dtype, order, self.relative)
+
+    # -- internals --
+
+    def _working_dtype(self, expr: Expr, dtype: str) -> torch.dtype:
+        if self.scheme != "complex-step":
+            return dtype_info(dtype).torch
+        for node in walk(expr):
+            if isinstance(node, Call) and not OPS[node.op].complex_step:
+                raise EngineError(
+                    f"scheme='complex-step' cannot differentiate through op={node.op!r}: it "
+                    "is not analytic or has no complex torch kernel (op table: "
+                    "complex_step=False); use scheme='central' or 'richardson'"
+                )
+        if dtype not in _COMPLEX_DTYPES:
+            raise EngineError(
+                f"scheme='complex-step' has no complex dtype for dtype={dtype!r}; expected "
+                f"one of {', '.join(_COMPLEX_DTYPES)} (complex128 / complex64)"
+            )
+        return _COMPLEX_DTYPES[dtype]
+
+    def _steps(self, pts: np.ndarray, grid: np.ndarray, real: torch.dtype, order: int) -> Tensor:
+        """Steps in the working real dtype, (n_h, levels, n, m); 0, inf or NaN if unusable."""
+        nominal = grid[:, None] / 2.0 ** np.arange(self.facts.levels)
+        scale = np.fmax(1.0, np.abs(pts)) if self.relative else np.ones_like(pts)
+        step = torch.as_tensor(nominal[:, :, None, None] * scale).to(real)
+        if self.scheme == "complex-step" and order == 1:
+            return step  # the imaginary part holds the rounded step exactly
+        if not self.exact_h:
+            return step  # as hand-written code does: x + h rounds, yet we divide by h
+        x = torch.as_tensor(pts).to(real)
+        return (x + step) - x
+
+    def _evaluate(
+        self, expr: Expr, pts: np.ndarray, grid: np.ndarray, work: torch.dtype, order: int,
+        m: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, n_h, levels = pts.shape[0], grid.size, self.facts.levels
+        slots = (n, m) if order == 1 else (n, m, m)
+        if m == 0:  # a constant: no variables, nothing to differentiate
+            empty = np.zeros((n_h, *slots))
+            return np.zeros((n_h, n, 0)), empty, np.full_like(empty, np.nan)
+        real = torch.empty((), dtype=work).real.dtype
+        raw = self._steps(pts, grid, real, order)
+        valid = torch.isfinite(raw) & (raw > 0)
+        h_work = torch.where(valid, raw, torch.zeros((), dtype=real))
+        h64 = torch.where(valid, raw.to(torch.float64), torch.nan)
+
+        groups = _plan(self.scheme, order, m)
+        disp_real = torch.as_tensor(np.concatenate([g.real.reshape(-1, m) for g in groups]))
+        disp_imag = torch.as_tensor(np.concatenate([g.imag.reshape(-1, m) for g in groups]))
+        f = self._function_values(expr, pts, h_work, disp_real.to(real), disp_imag.to(real), work)
+
+        out = torch.full((n_h, levels, *slots), torch.nan, dtype=torch.float64)
+        start = 0
+        for g in groups:
+            p, k = g.real.shape[0], g.real.shape[1]
+            block = f[:, :, start:start + p * k].reshape(n_h, levels, p, k, n)
+            start += p * k
+            sums = torch.einsum("glpkn,k->glnp", block, torch.as_tensor(g.numerators))
+            rows, cols = torch.as_tensor(g.rows), torch.as_tensor(g.cols)
+            denom = g.denominator * h64[..., rows]
+            if order == 1:
+                out[..., rows] = sums / denom
+            else:
+                value = sums / (denom * h64[..., cols])
+                out[..., rows, cols] = value
+                out[..., cols, rows] = value
+
+        h_eff = raw[:, 0].to(torch.float64).numpy()
+        if levels == 1:
+            values = out[:, 0]
+            return h_eff, values.numpy(), np.full(values.shape, np.nan)
+        abscissa = h64 * h64 if order == 1 else h64[..., :, None] * h64[..., None, :]
+        best, estimate = _extrapolate(out, abscissa)
+        return h_eff, best.numpy(), estimate.numpy()
+
+    def _function_values(
+        self, expr: Expr, pts: np.ndarray, h: Tensor, disp_real: Tensor, disp_imag: Tensor,
+        work: torch.dtype,
+    ) -> Tensor:
+        """f at x + disp_real * h (+ i disp_imag * h): float64 (n_h, levels, Q, n).
+
+        The real part for complex dtypes is the imaginary part of f (the complex step).
+        """
+        complex_step = work.is_complex
+        fn = torch_function(expr)
+        x = torch.as_tensor(pts).to(h.dtype)
+        n_h, levels, n, m = h.shape
+        q = disp_real.shape[0]
+        per_h = max(1, levels * q * n * m)
+        chunk = max(1, _MAX_BATCH_ELEMENTS // per_h)
+        parts = []
+        for lo in range(0, n_h, chunk):
+            hc = h[lo:lo + chunk, :, None, :, :]  # (c, L, 1, n, m)
+            inputs = x + disp_real[:, None, :] * hc  # (c, L, Q, n, m)
+            if complex_step:
+                inputs = torch.complex(inputs, disp_imag[:, None, :] * hc)
+            value = fn([inputs[..., c] for c in range(m)])
+            value = value.imag if complex_step else value
+            parts.append(torch.broadcast_to(value, inputs.shape[:-1]).to(torch.float64))
+        return torch.cat(parts)

@@ -1,0 +1,845 @@
+"""The truth engine: exact sympy derivatives, evaluated with certified ball arithmetic.
+
+The tree becomes a sympy expression (constants rounded to the tested dtype, so the truth is
+that of the function the engine under test actually computes), sympy differentiates it, and
+each list of derivative expressions is compiled ONCE, through ``sympy.cse``, into a flat
+program over python-flint ``arb`` balls. The program runs at the exact point (float64
+inputs convert to ``arb`` exactly) at 128 bits, and reruns at doubled precision until every
+ball is tight: radius <= 2**-62 * |mid| (about 1e-3 ulp of float64) or <= 2**-1100 (an
+exact zero). Each entry gets a status:
+
+* ``"ok"``: certified; ``bounds`` is a proven bound on |exact - mid| (before rounding mid
+  to float64 for ``values``).
+* ``"uncertified"``: still too wide at :data:`MAX_BITS`; ``values`` is the ball's midpoint.
+* ``"kink"``: a non-smooth function sits exactly at its break (relu, abs, max/min ties,
+  floor at an integer, sign at 0), so the two-sided derivative may not exist. ``one_sided``
+  gives the limits from either side. Discontinuous primitives evaluate to the hull of their
+  one-sided values there, so a derivative that exists anyway (relu(x)**2 at 0) still comes
+  out ``"ok"``.
+* ``"undefined"``: some node of the literal tree, or the derivative, is undefined there (log
+  of a negative, division by zero, a non-real value) or the result overflows float64.
+
+Sympy assumes complex arguments for Abs, sign and floor and differentiates them into
+re/im/Subs forms; they are swapped for real-valued stand-ins (:class:`_RealAbs`, ...) whose
+derivatives are sign, Dirac delta and the floor's spike train before differentiating.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy
+from flint import arb, ctx, fmpq
+
+from harness.dtypes import round_fraction
+from harness.engines.base import EngineError, check_request
+from harness.expr import Call, Const, Expr, Var, fold, variables, walk
+from harness.ops import OPS
+
+__all__ = ["MAX_BITS", "START_BITS", "STATUSES", "SymbolicEngine", "Truth"]
+
+START_BITS = 128
+"""Working precision of the first evaluation of every point."""
+MAX_BITS = 4096
+"""Precision cap: an entry still not tight here is reported ``"uncertified"``."""
+STATUSES: tuple[str, ...] = ("ok", "uncertified", "kink", "undefined")
+"""Entry statuses, in the order of their integer codes."""
+ONE_SIDED_SHIFT = Fraction(1, 2**300)
+"""How far :meth:`SymbolicEngine.one_sided` steps off the point on either side."""
+
+_OK, _UNCERTIFIED, _KINK_STATUS, _UNDEFINED = range(4)
+
+# Events a primitive reports about its argument ball (bit flags).
+_UNDEF = 1  # certainly outside the domain (log of <= 0, division by an exact 0)
+_KINK = 2  # exactly at a discontinuity of the primitive
+_NEAR_KINK = 4  # the ball straddles a discontinuity: more precision may settle it
+_NEAR_EDGE = 8  # the ball straddles a domain boundary: more precision may settle it
+_EDGE = 16  # exactly on a domain boundary where the value is defined (sqrt(0), asin(1))
+
+# How a strong zero (see _STRONG_ZERO) flows through an instruction.
+_NO_ZERO, _ANY_ZERO, _ALL_ZERO = 0, 1, 2  # result stays 0 if any / all operands are
+
+_REL_TOL = arb(2) ** -62
+_ABS_TOL = arb(2) ** -1100
+_NAN = arb.nan()
+_ANY_REAL = arb(0, arb.pos_inf())
+_ZERO = arb(0)
+_STRONG_ZERO = arb(0)  # a distinct object: an exact 0 that no other factor can undo
+
+
+@dataclass(frozen=True, eq=False)
+class Truth:
+    """Certified derivatives and how far to trust each entry.
+
+    ``values`` is float64 (the ball midpoints rounded to nearest; NaN where ``status`` is
+    ``"kink"`` or ``"undefined"``). ``bounds`` is the ball radius: a proven bound on
+    |exact - midpoint| (NaN where ``values`` is NaN). ``status`` holds one of
+    :data:`STATUSES` per entry; ``precision_bits`` the working precision that settled it.
+    All four have the shape of :meth:`SymbolicEngine.derivatives`' answer.
+    """
+
+    values: np.ndarray
+    bounds: np.ndarray
+    status: np.ndarray
+    precision_bits: np.ndarray
+
+
+# ---- real-valued stand-ins for sympy's complex Abs / sign / floor -----------------------
+
+
+class _RealAbs(sympy.Function):
+    """|u| for real u; d|u|/du = sign(u) (sympy's Abs assumes u may be complex)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return _RealSign(self.args[0])
+
+
+class _RealSign(sympy.Function):
+    """sign(u) for real u; its derivative is 2 * DiracDelta(u)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return 2 * sympy.DiracDelta(self.args[0])
+
+
+class _FloorSpike(sympy.Function):
+    """Any derivative of floor(u): 0 off the integers, undefined on them."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return _FloorSpike(self.args[0])
+
+
+class _Floor(sympy.Function):
+    """floor(u) for real u, differentiated as :class:`_FloorSpike`."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> Any:
+        return _FloorSpike(self.args[0])
+
+
+def _ceiling(u: Any) -> Any:
+    return -_Floor(-u)
+
+
+_REAL_STANDINS: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+    (sympy.Abs, _RealAbs),
+    (sympy.sign, _RealSign),
+    (sympy.floor, _Floor),
+    (sympy.ceiling, _ceiling),
+)
+
+
+def _realify(e: Any) -> Any:
+    for cls, standin in _REAL_STANDINS:
+        e = e.replace(cls, standin)
+    return e
+
+
+# ---- arb primitives ----------------------------------------------------------------------
+# Unguarded primitives map arb -> arb. Guarded ones return (arb, event bits).
+
+Guarded = tuple[Any, int]
+
+
+def _hull(lo: int, hi: int) -> Any:
+    return arb(lo).union(arb(hi))
+
+
+def _log(u: Any) -> Guarded:
+    if u > 0:
+        return u.log(), 0
+    return _NAN, (_UNDEF if u <= 0 else _NEAR_EDGE)
+
+
+def _arcsine_like(method: str) -> Callable[[Any], Guarded]:
+    fn = getattr(arb, method)
+
+    def guarded(u: Any) -> Guarded:
+        if u > -1 and u < 1:
+            return fn(u), 0
+        if u >= -1 and u <= 1:
+            return fn(u), _EDGE
+        return _NAN, (_UNDEF if (u > 1 or u < -1) else _NEAR_EDGE)
+
+    return guarded
+
+
+def _nonneg_int_pow(n: int) -> Callable[[Any], Any]:
+    return lambda b: b**n
+
+
+def _neg_int_pow(n: int) -> Callable[[Any], Guarded]:
+    def guarded(b: Any) -> Guarded:
+        if not b.contains(0):
+            return b**n, 0
+        return _NAN, (_UNDEF if b.is_zero() else _NEAR_EDGE)
+
+    return guarded
+
+
+def _real_pow(q: Fraction) -> Callable[[Any], Guarded]:
+    """b**q for a non-integer rational q: needs b > 0 (b = 0 too when q > 0)."""
+    exponent = fmpq(q.numerator, q.denominator)
+    fn: Callable[[Any], Any] = {
+        Fraction(1, 2): arb.sqrt,
+        Fraction(-1, 2): arb.rsqrt,
+    }.get(q, lambda b: b**exponent)
+
+    def guarded(b: Any) -> Guarded:
+        if b > 0:
+            return fn(b), 0
+        if q > 0 and b.is_zero():
+            return _ZERO, _EDGE
+        return _NAN, (_UNDEF if b <= 0 else _NEAR_EDGE)
+
+    return guarded
+
+
+def _runtime_pow(b: Any, e: Any) -> Guarded:
+    """b**e with both operands computed: integer powers of any base, else a positive base."""
+    if e.is_integer():
+        n = int(e.unique_fmpz())
+        return (_nonneg_int_pow(n)(b), 0) if n >= 0 else _neg_int_pow(n)(b)
+    if b > 0:
+        return b**e, 0
+    if b.is_zero() and e > 0:
+        return _ZERO, _EDGE
+    if b.is_zero() or b < 0:
+        return _NAN, (_NEAR_EDGE if e.contains_integer() else _UNDEF)
+    return _NAN, _NEAR_EDGE
+
+
+def _step(lo: int, hi: int) -> Callable[[Any], Guarded]:
+    """A jump from ``lo`` (u < 0) to ``hi`` (u > 0); the hull of both at u = 0."""
+    low, high, hull = (_STRONG_ZERO if lo == 0 else arb(lo)), arb(hi), _hull(lo, hi)
+
+    def guarded(u: Any) -> Guarded:
+        if u > 0:
+            return high, 0
+        if u < 0:
+            return low, 0
+        return hull, (_KINK if u.is_zero() else _NEAR_KINK)
+
+    return guarded
+
+
+def _spike(u: Any) -> Guarded:
+    """DiracDelta(u) and its derivatives: 0 where u != 0, any real number at u = 0."""
+    if not u.contains(0):
+        return _STRONG_ZERO, 0
+    return _ANY_REAL, (_KINK if u.is_zero() else _NEAR_KINK)
+
+
+def _floor_spike(u: Any) -> Guarded:
+    if not u.contains_integer():
+        return _STRONG_ZERO, 0
+    return _ANY_REAL, (_KINK if u.is_exact() else _NEAR_KINK)
+
+
+def _floor_hull(u: Any) -> Guarded:
+    """floor(u), or the hull of its two one-sided values at an integer u."""
+    if not u.contains_integer():
+        return u.floor(), 0
+    if u.is_exact():
+        return (u - 1).union(u), _KINK
+    return u.floor(), _NEAR_KINK
+
+
+def _ceiling_hull(u: Any) -> Guarded:
+    value, event = _floor_hull(-u)
+    return -value, event
+
+
+def _floor_value(u: Any) -> Guarded:
+    return u.floor(), (_NEAR_KINK if u.contains_integer() and not u.is_exact() else 0)
+
+
+def _ceiling_value(u: Any) -> Guarded:
+    return u.ceil(), (_NEAR_KINK if u.contains_integer() and not u.is_exact() else 0)
+
+
+def _sign_value(u: Any) -> Guarded:
+    return u.sgn(), (_NEAR_KINK if u.contains(0) and not u.is_zero() else 0)
+
+
+def _max(a: Any, b: Any) -> Any:
+    return a.max(b)
+
+
+def _min(a: Any, b: Any) -> Any:
+    return a.min(b)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How one sympy class evaluates over arb: ``fn`` on its first argument (or folded
+    pairwise over all arguments when ``fold`` is set); ``guarded`` fns report events."""
+
+    fn: Callable[..., Any]
+    guarded: bool = False
+    fold: bool = False
+    zero: int = _NO_ZERO  # _ANY_ZERO / _ALL_ZERO: how strong zeros flow through it
+
+
+_COMMON_RULES: Mapping[type, _Rule] = {
+    sympy.Add: _Rule(operator.add, fold=True, zero=_ALL_ZERO),
+    sympy.Mul: _Rule(operator.mul, fold=True, zero=_ANY_ZERO),
+    sympy.Max: _Rule(_max, fold=True),
+    sympy.Min: _Rule(_min, fold=True),
+    sympy.exp: _Rule(arb.exp),
+    sympy.log: _Rule(_log, guarded=True),
+    sympy.sin: _Rule(arb.sin),
+    sympy.cos: _Rule(arb.cos),
+    sympy.tan: _Rule(arb.tan),
+    sympy.sec: _Rule(arb.sec),
+    sympy.sinh: _Rule(arb.sinh),
+    sympy.cosh: _Rule(arb.cosh),
+    sympy.tanh: _Rule(arb.tanh),
+    sympy.asin: _Rule(_arcsine_like("asin"), guarded=True),
+    sympy.acos: _Rule(_arcsine_like("acos"), guarded=True),
+    sympy.atan: _Rule(arb.atan),
+    sympy.erf: _Rule(arb.erf),
+    sympy.erfc: _Rule(arb.erfc),
+    sympy.Abs: _Rule(abs),
+    _RealAbs: _Rule(abs),
+    sympy.Heaviside: _Rule(_step(0, 1), guarded=True),
+    sympy.DiracDelta: _Rule(_spike, guarded=True),
+    _FloorSpike: _Rule(_floor_spike, guarded=True),
+}
+
+# Inside a derivative a jump is at its break: take the hull of both sides (kink).
+_DERIVATIVE_RULES: Mapping[type, _Rule] = {
+    **_COMMON_RULES,
+    sympy.sign: _Rule(_step(-1, 1), guarded=True),
+    _RealSign: _Rule(_step(-1, 1), guarded=True),
+    _Floor: _Rule(_floor_hull, guarded=True),
+    sympy.floor: _Rule(_floor_hull, guarded=True),
+    sympy.ceiling: _Rule(_ceiling_hull, guarded=True),
+}
+# The function's own value at a jump is well defined: sign(0) = 0, floor(2) = 2.
+_VALUE_RULES: Mapping[type, _Rule] = {
+    **_COMMON_RULES,
+    sympy.sign: _Rule(_sign_value, guarded=True),
+    _RealSign: _Rule(_sign_value, guarded=True),
+    _Floor: _Rule(_floor_value, guarded=True),
+    sympy.floor: _Rule(_floor_value, guarded=True),
+    sympy.ceiling: _Rule(_ceiling_value, guarded=True),
+}
+
+_RUNTIME_POW = _Rule(_runtime_pow, guarded=True)
+
+_NUMBER_SYMBOLS: Mapping[type, Callable[[], Any]] = {
+    type(sympy.pi): arb.pi,
+    type(sympy.E): arb.const_e,
+}
+_UNDEFINED_ATOMS = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I)
+
+
+def _rule(node: Any, rules: Mapping[type, _Rule]) -> _Rule:
+    for cls in type(node).__mro__:
+        rule = rules.get(cls)
+        if rule is not None:
+            return rule
+    raise EngineError(
+        f"sympy produced {type(node).__name__} (in {node}), which the arb translator in "
+        "harness/engines/symbolic.py does not handle; add a rule for it there"
+    )
+
+
+# ---- compiled programs -------------------------------------------------------------------
+
+Instruction = tuple[int, Callable[..., Any], int, int, bool, int]
+"""dst slot, fn, first argument slot, second argument slot or -1, guarded, zero rule"""
+
+
+class _Program:
+    """A straight-line program over arb balls computing ``n_entries`` outputs, followed by
+    domain outputs (every literal subtree's value) whose definedness gates all entries.
+
+    Slots hold inputs first, then constants, then instruction results. :meth:`run` takes
+    a fast pass and, only when some primitive reported an event, a careful pass that
+    tracks which outputs each event reaches.
+    """
+
+    def __init__(self, n_inputs: int, n_entries: int, derivative: bool = True) -> None:
+        self.n_inputs = n_inputs
+        self.n_entries = n_entries
+        self.derivative = derivative  # outputs are derivatives: they need a neighbourhood
+        self.n_slots = n_inputs
+        self.constants: list[tuple[int, Callable[[], Any]]] = []
+        self.undefined_constants: list[int] = []  # non-real or infinite constants
+        self.code: list[Instruction] = []
+        self.outputs: list[int] = []
+        self.always_undefined = False  # a constant overflows the tested dtype
+        self._frames: dict[int, list[Any]] = {}
+
+    def new_slot(self) -> int:
+        self.n_slots += 1
+        return self.n_slots - 1
+
+    def _frame(self, prec: int) -> list[Any]:
+        frame = self._frames.get(prec)
+        if frame is None:
+            frame = [None] * self.n_slots
+            for slot, make in self.constants:
+                frame[slot] = make()
+            self._frames[prec] = frame
+        return frame
+
+    def run(self, inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
+        """Outputs at the current ``ctx.prec`` and the event bits that reached each."""
+        vals = list(self._frame(ctx.prec))
+        vals[: self.n_inputs] = inputs
+        eventful = bool(self.undefined_constants)
+        for dst, fn, i, j, guarded, _zero in self.code:
+            r = fn(vals[i]) if j < 0 else fn(vals[i], vals[j])
+            if guarded:
+                r, ev = r
+                eventful = eventful or ev != 0
+            vals[dst] = r
+        if eventful:
+            return self._run_careful(inputs)
+        return [vals[s] for s in self.outputs], [0] * len(self.outputs)
+
+    def _run_careful(self, inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
+        """Like :meth:`run`, tracking event bits per slot and strong zeros.
+
+        A strong zero (Heaviside or a Dirac spike away from its break) marks a chain-rule
+        term through a locally inactive branch (relu below 0, the smaller side of a max):
+        that term is 0 near the point, whatever its other factors are, even undefined
+        ones (d/dy sqrt(relu(y)) at y = -1 is 0, not 0 * inf).
+        """
+        vals = list(self._frame(ctx.prec))
+        vals[: self.n_inputs] = inputs
+        flags = [0] * self.n_slots
+        for slot in self.undefined_constants:
+            flags[slot] = _UNDEF
+        strong = [False] * self.n_slots
+        for dst, fn, i, j, guarded, zero in self.code:
+            if zero == _ANY_ZERO and (strong[i] or (j >= 0 and strong[j])) or (
+                zero == _ALL_ZERO and strong[i] and strong[j]
+            ):
+                vals[dst], strong[dst] = _STRONG_ZERO, True
+                continue
+            r = fn(vals[i]) if j < 0 else fn(vals[i], vals[j])
+            f = flags[i] | (flags[j] if j >= 0 else 0)
+            if guarded:
+                r, ev = r
+                f |= ev
+                strong[dst] = r is _STRONG_ZERO
+            vals[dst], flags[dst] = r, f
+        return [vals[s] for s in self.outputs], [flags[s] for s in self.outputs]
+
+
+def _pow_rule(exponent: Any) -> _Rule | None:
+    """A unary rule for ``base**exponent`` when the exponent is a rational number."""
+    if not isinstance(exponent, sympy.Rational):
+        return None
+    q = Fraction(int(exponent.p), int(exponent.q))
+    if q.denominator == 1 and q >= 0:
+        return _Rule(_nonneg_int_pow(q.numerator), zero=_ANY_ZERO if q else _NO_ZERO)
+    if q.denominator == 1:
+        return _Rule(_neg_int_pow(q.numerator), guarded=True)
+    return _Rule(_real_pow(q), guarded=True)
+
+
+class _Compiler:
+    """Turns sympy expressions into a :class:`_Program`, sharing equal subexpressions."""
+
+    def __init__(self, program: _Program, symbols: Sequence[Any], rules: Mapping[type, _Rule]):
+        self.program = program
+        self.rules = rules
+        self.slots: dict[Any, int] = {s: i for i, s in enumerate(symbols)}
+
+    def constant(self, node: Any) -> int:
+        slot = self.program.new_slot()
+        if isinstance(node, sympy.Rational):
+            value = fmpq(int(node.p), int(node.q))
+            self.program.constants.append((slot, functools.partial(arb, value)))
+        elif type(node) in _NUMBER_SYMBOLS:
+            self.program.constants.append((slot, _NUMBER_SYMBOLS[type(node)]))
+        elif node in _UNDEFINED_ATOMS:
+            self.program.constants.append((slot, arb.nan))
+            self.program.undefined_constants.append(slot)
+        else:
+            raise EngineError(
+                f"sympy produced the constant {node} ({type(node).__name__}), which the arb "
+                "translator does not handle; add it to _NUMBER_SYMBOLS in symbolic.py"
+            )
+        return slot
+
+    def emit(self, rule: _Rule, i: int, j: int = -1) -> int:
+        dst = self.program.new_slot()
+        self.program.code.append((dst, rule.fn, i, j, rule.guarded, rule.zero))
+        return dst
+
+    def operands(self, node: Any) -> tuple[_Rule, tuple[Any, ...]]:
+        """The rule for ``node`` and the arguments it reads (Heaviside's and DiracDelta's
+        further arguments are conventions, and a rational exponent is built in)."""
+        if isinstance(node, sympy.Pow):
+            rule = _pow_rule(node.exp)
+            if rule is not None:
+                return rule, (node.base,)
+            return _RUNTIME_POW, node.args
+        rule = _rule(node, self.rules)
+        return rule, (node.args if rule.fold else node.args[:1])
+
+    def node(self, node: Any) -> int:
+        """Slot of ``node`` once its operands have slots (see :meth:`compile`)."""
+        if not node.args or node.is_Number or node.is_NumberSymbol:
+            return self.constant(node)
+        rule, operands = self.operands(node)
+        args = [self.slots[a] for a in operands]
+        if not rule.fold:
+            return self.emit(rule, *args)
+        acc = args[0]
+        for a in args[1:]:
+            acc = self.emit(rule, acc, a)
+        return acc
+
+    def compile(self, root: Any) -> int:
+        """Slot of ``root``, emitting code for every subexpression not seen yet."""
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if node in self.slots:
+                continue
+            if expanded or not node.args or node.is_Number:
+                self.slots[node] = self.node(node)
+                continue
+            stack.append((node, True))
+            stack.extend((c, False) for c in self.operands(node)[1] if c not in self.slots)
+        return self.slots[root]
+
+
+def _subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, Any]:
+    """Sympy form of every distinct subtree (the fold ``harness.expr.to_sympy`` performs),
+    with constants rounded to ``dtype``."""
+    out: dict[Expr, Any] = {}
+
+    def const(c: Const) -> Any:
+        out[c] = sympy.Rational(round_fraction(c.value, dtype))
+        return out[c]
+
+    def var(v: Var) -> Any:
+        out[v] = symbols[v.name]
+        return out[v]
+
+    def call(node: Call, args: tuple[Any, ...]) -> Any:
+        if any(a is sympy.nan for a in args):
+            out[node] = sympy.nan
+            return out[node]
+        try:
+            out[node] = OPS[node.op].sympy_fn(*args)
+        except (TypeError, ValueError):  # Max/Min refuse constants that are not real
+            out[node] = sympy.nan
+        return out[node]
+
+    fold(expr, var, const, call)
+    return out
+
+
+def _entries(f: Any, symbols: Sequence[Any], kind: tuple[str, int]) -> list[Any]:
+    """The sympy expressions a program of ``kind`` computes, in output order."""
+    name, order = kind
+    if name == "values":
+        return [f]
+    f = _realify(f)
+    if name == "gradient":
+        return [f.diff(s) for s in symbols]
+    if name == "hessian":
+        grad = [f.diff(s) for s in symbols]
+        n = len(symbols)
+        return [grad[i].diff(symbols[j]) for i in range(n) for j in range(i, n)]
+    if name == "taylor":  # d^k f / dx_i^k for k = 1..order, i over the variables
+        rows, current = [], [f] * len(symbols)
+        for _ in range(order):
+            current = [c.diff(s) for c, s in zip(current, symbols)]
+            rows.extend(current)
+        return rows
+    raise ValueError(f"kind={kind!r} is not a program kind")
+
+
+@functools.lru_cache(maxsize=256)
+def _program(expr: Expr, dtype: str, kind: tuple[str, int]) -> _Program:
+    """The compiled program for ``expr`` with constants rounded to ``dtype`` (cached)."""
+    names = variables(expr)
+    symbols = [sympy.Symbol(n, real=True) for n in names]
+    try:
+        trees = _subtrees(expr, dict(zip(names, symbols)), dtype)
+    except OverflowError:
+        program = _Program(len(names), 0)
+        program.always_undefined = True
+        return program
+    entries = _entries(trees[expr], symbols, kind)
+    domain = [trees[n] for n in walk(expr) if isinstance(n, Call)]
+    rules = _VALUE_RULES if kind[0] == "values" else _DERIVATIVE_RULES
+    program = _Program(len(names), len(entries), derivative=kind[0] != "values")
+    compiler = _Compiler(program, symbols, rules)
+    replacements, reduced = sympy.cse(
+        entries + domain, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy), order="none"
+    )
+    for sym, sub in replacements:
+        compiler.slots[sym] = compiler.compile(sub)
+    program.outputs = [compiler.compile(e) for e in reduced]
+    return program
+
+
+def _dtype_key(expr: Expr, dtype: str) -> str:
+    """``dtype``, or "float64" when every constant of ``expr`` is exact in ``dtype`` (the
+    programs are then identical, so they share one cache entry)."""
+    for node in walk(expr):
+        if isinstance(node, Const):
+            try:
+                if round_fraction(node.value, dtype) != node.value:
+                    return dtype
+            except OverflowError:
+                return dtype
+    return "float64"
+
+
+# ---- certified evaluation ----------------------------------------------------------------
+
+
+def _tight(v: Any) -> bool:
+    if not v.is_finite():
+        return False
+    r = v.rad()
+    return bool(r <= _ABS_TOL or r <= abs(v.mid()) * _REL_TOL)
+
+
+@dataclass
+class _Entry:
+    value: float = float("nan")
+    bound: float = float("nan")
+    status: int = _UNDEFINED
+    bits: int = 0
+
+
+def _settle(entry: _Entry, v: Any, status: int, bits: int) -> None:
+    entry.bits = bits
+    value = float(v.mid())
+    if status in (_OK, _UNCERTIFIED) and np.isfinite(value):
+        entry.value, entry.bound, entry.status = value, float(v.rad()), status
+    else:  # kink, undefined, or a result beyond float64's range
+        entry.status = status if status == _KINK_STATUS else _UNDEFINED
+
+
+def _shifted(inputs: Sequence[Any], axis: int, shift: Fraction) -> list[Any]:
+    """``inputs`` with ``shift`` added to coordinate ``axis``, exactly."""
+    out = list(inputs)
+    with ctx.workprec(2 * MAX_BITS):  # wide enough for any float64 + 2**-300 exactly
+        out[axis] = out[axis] + arb(fmpq(shift.numerator, shift.denominator))
+    return out
+
+
+def _domain_defined(program: _Program, inputs: Sequence[Any]) -> bool:
+    """Whether every node of the literal tree is defined at ``inputs`` (certified)."""
+    prec = START_BITS
+    while True:
+        with ctx.workprec(prec):
+            outs, flags = program.run(inputs)
+        domain = range(program.n_entries, len(outs))
+        if any(flags[d] & _UNDEF for d in domain):
+            return False
+        if all(not flags[d] & _NEAR_EDGE and outs[d].is_finite() for d in domain):
+            return True
+        if prec >= MAX_BITS:
+            return False
+        prec = min(2 * prec, MAX_BITS)
+
+
+def _defined_around(program: _Program, inputs: Sequence[Any]) -> bool:
+    """Whether the tree stays defined a step :data:`ONE_SIDED_SHIFT` off the point along
+    every axis: a derivative needs both sides, and a point on a domain boundary
+    (sqrt at 0, acos at 1) has only one unless the boundary is never reached there
+    (sqrt(relu(y)) at y = -1)."""
+    return all(
+        _domain_defined(program, _shifted(inputs, axis, sign * ONE_SIDED_SHIFT))
+        for axis in range(len(inputs))
+        for sign in (-1, 1)
+    )
+
+
+def _certify(program: _Program, inputs: Sequence[Any], wanted: Sequence[int]) -> list[_Entry]:
+    """Evaluate the ``wanted`` outputs at one point, doubling precision until each settles."""
+    entries = {o: _Entry() for o in wanted}
+    if program.always_undefined or any(not x.is_finite() for x in inputs):
+        return list(entries.values())
+    pending = list(wanted)
+    prec = START_BITS
+    around_checked = not program.derivative
+    while pending:
+        with ctx.workprec(prec):
+            outs, flags = program.run(inputs)
+        domain = range(program.n_entries, len(outs))
+        undefined = any(flags[d] & _UNDEF for d in domain)
+        if not undefined and not around_checked and any(flags[d] & _EDGE for d in domain):
+            undefined, around_checked = not _defined_around(program, inputs), True
+        if undefined:  # a node of the tree is undefined at or right next to the point
+            for o in pending:
+                entries[o].bits = prec
+            break
+        domain_ok = all(not flags[d] & _NEAR_EDGE and outs[d].is_finite() for d in domain)
+        last = prec >= MAX_BITS
+        still = []
+        for o in pending:
+            f, v = flags[o], outs[o]
+            if f & _UNDEF:
+                _settle(entries[o], v, _UNDEFINED, prec)
+            elif domain_ok and _tight(v):
+                _settle(entries[o], v, _OK, prec)
+            elif domain_ok and f & _KINK and prec >= 2 * START_BITS:
+                _settle(entries[o], v, _KINK_STATUS, prec)
+            elif not last:
+                still.append(o)
+            elif not domain_ok or f & _NEAR_EDGE or not v.is_finite():
+                _settle(entries[o], v, _UNDEFINED, prec)
+            elif f & (_KINK | _NEAR_KINK):
+                _settle(entries[o], v, _KINK_STATUS, prec)
+            else:
+                _settle(entries[o], v, _UNCERTIFIED, prec)
+        pending = still
+        prec = min(2 * prec, MAX_BITS)
+    return [entries[o] for o in wanted]
+
+
+def _exact_inputs(row: np.ndarray) -> list[Any]:
+    """arb balls holding one point's float64 coordinates exactly."""
+    return [arb(float(x)) for x in row]
+
+
+def _unique_rows(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct points and, per original row, the index of its distinct point."""
+    if pts.shape[0] == 0 or pts.shape[1] == 0:
+        return pts[:1], np.zeros(pts.shape[0], dtype=np.intp)
+    uniq, inverse = np.unique(pts, axis=0, return_inverse=True)
+    return uniq, inverse.reshape(-1)
+
+
+def _evaluate_rows(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(values, bounds, status, bits), each (n_points, n_entries), for every entry."""
+    uniq, inverse = _unique_rows(pts)
+    m = program.n_entries
+    fields = [np.full((len(uniq), m), np.nan), np.full((len(uniq), m), np.nan)]
+    codes = np.zeros((len(uniq), m), dtype=np.int8)
+    bits = np.zeros((len(uniq), m), dtype=np.int32)
+    if m:
+        for p, row in enumerate(uniq):
+            for o, e in enumerate(_certify(program, _exact_inputs(row), range(m))):
+                fields[0][p, o], fields[1][p, o], codes[p, o], bits[p, o] = (
+                    e.value, e.bound, e.status, e.bits,
+                )
+    return fields[0][inverse], fields[1][inverse], codes[inverse], bits[inverse]
+
+
+def _status_names(codes: np.ndarray) -> np.ndarray:
+    return np.asarray(STATUSES)[codes]
+
+
+class SymbolicEngine:
+    """The truth: exact sympy derivatives evaluated in certified arb ball arithmetic.
+
+    Implements the :class:`harness.engines.base.Engine` protocol and adds
+    :meth:`evaluate` (values with error bounds and statuses), :meth:`one_sided`,
+    :meth:`taylor` and :meth:`values`. Programs are compiled once per (tree, dtype's
+    constants, kind) and cached; each point then costs one pass at 128 bits unless it
+    needs more.
+    """
+
+    name = "sympy"
+
+    def supports(self, op: str) -> bool:
+        """True for every op in the op table."""
+        return op in OPS
+
+    def derivatives(
+        self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
+    ) -> np.ndarray:
+        """Gradient (order 1, shape (n, n_vars)) or Hessian (order 2, (n, n_vars, n_vars))
+        at ``points``; NaN where the status is ``"kink"`` or ``"undefined"``."""
+        return self.evaluate(expr, points, dtype=dtype, order=order).values
+
+    def evaluate(self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1) -> Truth:
+        """Like :meth:`derivatives`, with bounds, statuses and precisions (see :class:`Truth`)."""
+        pts = check_request(expr, points, dtype, order)
+        n, k = pts.shape
+        kind = ("gradient", 1) if order == 1 else ("hessian", 2)
+        program = _program(expr, _dtype_key(expr, dtype), kind)
+        values, bounds, codes, bits = _evaluate_rows(program, pts)
+        if order == 2:
+            iu, ju = np.triu_indices(k)
+            parts = []
+            for flat in (values, bounds, codes, bits):
+                full = np.zeros((n, k, k), dtype=flat.dtype)
+                full[:, iu, ju] = flat
+                full[:, ju, iu] = flat
+                parts.append(full)
+            values, bounds, codes, bits = parts
+        return Truth(values, bounds, _status_names(codes), bits)
+
+    def values(self, expr: Expr, points: np.ndarray, *, dtype: str) -> np.ndarray:
+        """f itself at ``points``, shape (n,), certified likewise (NaN where undefined).
+
+        At a jump the function's own value is used (floor(2) = 2, sign(0) = 0).
+        """
+        pts = check_request(expr, points, dtype, 1)
+        program = _program(expr, _dtype_key(expr, dtype), ("values", 0))
+        return _evaluate_rows(program, pts)[0][:, 0]
+
+    def taylor(self, expr: Expr, points: np.ndarray, *, dtype: str, max_order: int) -> np.ndarray:
+        """Pure partials d^k f / dx_i^k for k = 0..max_order: shape (max_order + 1, n, n_vars).
+
+        Row k = 0 is f itself, repeated per column. NaN where an entry is not certified
+        ok/uncertified. Finite-difference error models read f'', f''' and f^(5) from here.
+        """
+        if isinstance(max_order, bool) or not isinstance(max_order, int) or max_order < 0:
+            raise ValueError(f"max_order={max_order!r} must be an int >= 0")
+        pts = check_request(expr, points, dtype, 1)
+        n, k = pts.shape
+        out = np.empty((max_order + 1, n, k))
+        out[0] = self.values(expr, pts, dtype=dtype)[:, None]
+        if max_order and k:
+            program = _program(expr, _dtype_key(expr, dtype), ("taylor", max_order))
+            rows = _evaluate_rows(program, pts)[0]
+            out[1:] = rows.reshape(n, max_order, k).transpose(1, 0, 2)
+        return out
+
+    def one_sided(
+        self, expr: Expr, points: np.ndarray, *, dtype: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Left and right partial derivatives along each axis, each of shape (n, n_vars).
+
+        Entry [p, i] of the left (right) array is d f / d x_i at x_p - delta e_i
+        (x_p + delta e_i) with delta = :data:`ONE_SIDED_SHIFT` = 2**-300: the one-sided
+        limits of a piecewise-analytic derivative, to within about delta * |f''| (relu'(0-)
+        = 0, relu'(0+) = 1, abs'(0-) = -1). NaN where a side is undefined or itself a kink.
+        """
+        pts = check_request(expr, points, dtype, 1)
+        n, k = pts.shape
+        program = _program(expr, _dtype_key(expr, dtype), ("gradient", 1))
+        uniq, inverse = _unique_rows(pts)
+        sides = []
+        for shift in (-ONE_SIDED_SHIFT, ONE_SIDED_SHIFT):
+            side = np.full((len(uniq), k), np.nan)
+            for p, row in enumerate(uniq):
+                for i in range(k):
+                    inputs = _exact_inputs(row)
+                    if np.isfinite(row[i]):
+                        inputs = _shifted(inputs, i, shift)
+                    (e,) = _certify(program, inputs, [i])
+                    side[p, i] = e.value
+            sides.append(side[inverse])
+        return sides[0], sides[1]

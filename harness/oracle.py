@@ -1,0 +1,412 @@
+"""Verdicts: is an engine's derivative wrong, or is the difference floating-point noise?
+
+Rounding model
+--------------
+The tolerance for a derivative computed in dtype ``d`` (unit roundoff ``u``) comes from a
+first-order running error analysis (Wilkinson) of the computation the engine performs on
+the literal tree, not from a global rtol. Every node ``k`` of the tree carries, per point:
+
+* its value ``v`` and a radius ``r`` bounding the forward rounding error:
+  ``r_k = sum_j |d op/d a_j| r_j + roundings(op) * u * |v_k| + floor``;
+* its tangent ``t`` (the derivative along each variable) and radius ``s``:
+  ``s_k = sum_j |p_j| s_j + |t_j| (sum_l |d p_j/d a_l| r_l + u * noise_j)
+  + arity * u * sum_j |p_j t_j| + floor``, where ``p_j`` is the partial derivative of the
+  op and ``noise_j`` the error its usual backward formulas make (``Op.grad_noise``: the
+  hull over formulas, e.g. tanh' = 1 - y**2 where |y| -> 1);
+* for order 2, its Hessian ``h`` and radius, by the same rule one order up (hyper-dual
+  arithmetic with second and third partials of each op).
+
+The partials of every op come from its sympy row in the op table, differentiated and
+lambdified once. Forward and reverse mode multiply the same local partials along the
+same paths, only associated differently, so one model serves both; a safety factor
+``SAFETY`` covers the association order and libm functions that are a little worse than
+``LIBM`` ulps. ``floor`` is the dtype's smallest subnormal: an underflowing intermediate
+loses absolute, not relative, accuracy.
+
+Assumptions: points and constants are exact in the dtype (the generator ensures it); the
+library functions are accurate to ``ops.LIBM`` unit roundoffs; first-order terms
+dominate (points are a margin away from poles, where linearisation fails). Where the
+model's magnitudes leave the dtype's range, the row is ``out-of-range`` instead of judged.
+
+Verdicts
+--------
+``ok``; ``mismatch`` (finite and outside tolerance: the derivative is wrong);
+``nan-mismatch`` (one side NaN or inf, the other finite); ``kink-convention`` (at a
+non-differentiable point, the value lies between the exact one-sided derivatives, e.g.
+relu'(0) = 0); ``kink-violation`` (it does not); ``undefined`` (the truth itself is
+undefined there); ``out-of-range`` (an intermediate overflows the dtype per the model).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+import torch
+
+from harness.dtypes import dtype_info, ulp
+from harness.expr import Call, Const, Expr, Var, variables, walk
+from harness.ops import LIBM, OPS
+
+__all__ = [
+    "SAFETY",
+    "VERDICTS",
+    "Judgement",
+    "fd_diagnostics",
+    "judge",
+    "rounding_tolerance",
+]
+
+SAFETY = 2.0
+"""Multiplier on the modelled error: association order and libm slack."""
+
+VERDICTS: tuple[str, ...] = (
+    "ok",
+    "mismatch",
+    "nan-mismatch",
+    "kink-convention",
+    "kink-violation",
+    "undefined",
+    "out-of-range",
+)
+FAILING: frozenset[str] = frozenset({"mismatch", "nan-mismatch", "kink-violation"})
+"""Verdicts that mean the engine is wrong."""
+
+
+# ---- partial derivatives of each op, from its sympy row -------------------------------
+
+NumFn = Callable[..., np.ndarray]
+
+
+@functools.cache
+def _partials(name: str, order: int) -> dict[tuple[int, ...], NumFn]:
+    """Numpy functions for every partial derivative of ``op`` of exactly ``order``.
+
+    Keys are sorted tuples of argument positions, e.g. (0, 1) for d2/da0 da1. Dirac
+    deltas and derivatives of floor (zero almost everywhere) become 0.
+    """
+    row = OPS[name]
+    syms = sympy.symbols(f"a0:{row.arity}", real=True)
+    base = row.sympy_fn(*syms)
+    out: dict[tuple[int, ...], NumFn] = {}
+    for key in itertools.combinations_with_replacement(range(row.arity), order):
+        d = sympy.diff(base, *(syms[i] for i in key))
+        d = d.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
+        d = d.replace(lambda e: isinstance(e, sympy.Derivative), lambda e: sympy.Integer(0))
+        fn = sympy.lambdify(syms, d, modules="numpy")
+        out[key] = _broadcasting(fn)
+    return out
+
+
+def _broadcasting(fn: Callable[..., Any]) -> NumFn:
+    def call(*args: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            res = fn(*args)
+        return np.broadcast_to(np.asarray(res, dtype=np.float64), np.shape(args[0])).copy()
+
+    return call
+
+
+def _partial(name: str, key: Sequence[int], args: Sequence[np.ndarray]) -> np.ndarray:
+    return _partials(name, len(key))[tuple(sorted(key))](*args)
+
+
+def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b with 0 * anything = 0, so a NaN partial times an exact zero stays zero."""
+    with np.errstate(all="ignore"):
+        p = a * b
+    return np.where((a == 0) | (b == 0), 0.0, p)
+
+
+# ---- the running error model --------------------------------------------------------
+
+
+@dataclass
+class _Node:
+    v: np.ndarray  # (n,)
+    r: np.ndarray  # (n,)
+    t: np.ndarray  # (n, m)
+    s: np.ndarray  # (n, m)
+    h: np.ndarray | None = None  # (n, m, m)
+    hr: np.ndarray | None = None  # (n, m, m)
+
+
+def _values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
+    """Float64 value of every subtree at every point, computed with the op table's torch
+    builders (the same functions the engines use)."""
+    names = variables(expr)
+    out: dict[Expr, np.ndarray] = {}
+    n = points.shape[0]
+    with torch.no_grad():
+        for node in walk(expr):
+            if isinstance(node, Var):
+                out[node] = points[:, names.index(node.name)].astype(np.float64)
+            elif isinstance(node, Const):
+                out[node] = np.full(n, float(node.value))
+            else:
+                args = [torch.as_tensor(out[a]) for a in node.args]
+                out[node] = OPS[node.op].torch_fn(*args).numpy().astype(np.float64)
+    return out
+
+
+def rounding_tolerance(
+    expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tolerance on each derivative entry computed in ``dtype``, and an out-of-range mask.
+
+    Returns ``(tolerance, out_of_range)``: ``tolerance`` has the shape of the derivative
+    ((n, m) for order 1, (n, m, m) for order 2) and already includes ``SAFETY``;
+    ``out_of_range`` (n,) is True where a modelled magnitude leaves the dtype's range.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"order={order!r} is not supported; expected 1 or 2")
+    info = dtype_info(dtype)
+    u = info.unit_roundoff
+    floor = info.smallest_subnormal
+    pts = np.asarray(points, dtype=np.float64)
+    n, m = pts.shape[0], len(variables(expr))
+    vals = _values(expr, pts)
+    names = variables(expr)
+    nodes: dict[Expr, _Node] = {}
+    biggest = np.zeros(n)
+    for node in walk(expr):
+        v = vals[node]
+        if isinstance(node, Var):
+            t = np.zeros((n, m))
+            t[:, names.index(node.name)] = 1.0
+            nodes[node] = _Node(v, np.zeros(n), t, np.zeros((n, m)))
+            if order == 2:
+                nodes[node].h = np.zeros((n, m, m))
+                nodes[node].hr = np.zeros((n, m, m))
+            continue
+        if isinstance(node, Const):
+            nodes[node] = _Node(v, np.zeros(n), np.zeros((n, m)), np.zeros((n, m)))
+            if order == 2:
+                nodes[node].h = np.zeros((n, m, m))
+                nodes[node].hr = np.zeros((n, m, m))
+            continue
+        assert isinstance(node, Call)
+        nodes[node] = _step(node, vals, nodes, u, floor, order)
+        k = nodes[node]
+        biggest = np.fmax(biggest, np.abs(v))
+        biggest = np.fmax(biggest, np.abs(k.t).max(axis=1, initial=0.0))
+        if k.h is not None:
+            biggest = np.fmax(biggest, np.abs(k.h).reshape(n, -1).max(axis=1, initial=0.0))
+    root = nodes[expr]
+    if order == 1:
+        value, radius = root.t, root.s
+    else:
+        assert root.h is not None and root.hr is not None
+        value, radius = root.h, root.hr
+    # the result itself is rounded to the dtype once more when stored
+    radius = radius + 2 * u * np.abs(value) + floor
+    out_of_range = ~(biggest <= info.max)
+    return SAFETY * radius, out_of_range
+
+
+def _step(
+    node: Call, vals: dict[Expr, np.ndarray], nodes: dict[Expr, _Node],
+    u: float, floor: float, order: int,
+) -> _Node:
+    row = OPS[node.op]
+    args = [vals[a] for a in node.args]
+    kids = [nodes[a] for a in node.args]
+    ar = row.arity
+    v = vals[node]
+    p = [_partial(node.op, (j,), args) for j in range(ar)]
+    q = {(j, l): _partial(node.op, (j, l), args) for j in range(ar) for l in range(ar)}
+    if row.grad_noise is not None:
+        noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in row.grad_noise(tuple(args), v, tuple(p))]
+    else:
+        noise = [LIBM * np.abs(pj) for pj in p]
+    # forward value
+    r = sum(_mul(np.abs(p[j]), kids[j].r) for j in range(ar)) + row.roundings * u * np.abs(v) + floor
+    # tangent
+    t = sum(_mul(p[j][:, None], kids[j].t) for j in range(ar))
+    dp_err = [sum(_mul(np.abs(q[j, l]), kids[l].r) for l in range(ar)) + u * noise[j] for j in range(ar)]
+    s = sum(
+        _mul(np.abs(p[j])[:, None], kids[j].s) + _mul(np.abs(kids[j].t), dp_err[j][:, None])
+        for j in range(ar)
+    )
+    s = s + ar * u * sum(np.abs(_mul(p[j][:, None], kids[j].t)) for j in range(ar)) + floor
+    out = _Node(v, r, np.asarray(t), np.asarray(s))
+    if order == 2:
+        out.h, out.hr = _hessian_step(node, args, kids, p, q, dp_err, u, floor)
+    return out
+
+
+def _hessian_step(
+    node: Call, args: list[np.ndarray], kids: list[_Node], p: list[np.ndarray],
+    q: dict[tuple[int, int], np.ndarray], dp_err: list[np.ndarray], u: float, floor: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    ar = len(args)
+    n, m = kids[0].t.shape
+    h = np.zeros((n, m, m))
+    hr = np.zeros((n, m, m))
+    terms = np.zeros((n, m, m))
+    for j in range(ar):
+        kh, khr = kids[j].h, kids[j].hr
+        assert kh is not None and khr is not None
+        pj = p[j][:, None, None]
+        h = h + _mul(pj, kh)
+        hr = hr + _mul(np.abs(pj), khr) + _mul(np.abs(kh), dp_err[j][:, None, None])
+        terms = terms + np.abs(_mul(pj, kh))
+        for l in range(ar):
+            qjl = q[j, l][:, None, None]
+            tt = kids[j].t[:, :, None] * kids[l].t[:, None, :]
+            h = h + _mul(qjl, tt)
+            d2_err = sum(
+                _mul(np.abs(_partial(node.op, (j, l, k), args)), kids[k].r) for k in range(ar)
+            ) + u * LIBM * np.abs(q[j, l])
+            st = (
+                np.abs(kids[j].s)[:, :, None] * np.abs(kids[l].t)[:, None, :]
+                + np.abs(kids[j].t)[:, :, None] * np.abs(kids[l].s)[:, None, :]
+            )
+            hr = hr + _mul(np.abs(qjl), st) + _mul(np.abs(tt), d2_err[:, None, None])
+            terms = terms + np.abs(_mul(qjl, tt))
+    hr = hr + (ar + 1) ** 2 * u * terms + floor
+    return h, hr
+
+
+# ---- verdicts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Per-entry comparison of an engine's derivatives with the truth.
+
+    Every field has the derivative's shape. ``verdict`` holds strings from ``VERDICTS``;
+    errors are NaN where either side is not finite.
+    """
+
+    verdict: np.ndarray
+    abs_error: np.ndarray
+    rel_error: np.ndarray
+    ulp_error: np.ndarray
+    tolerance: np.ndarray
+
+    @property
+    def failed(self) -> np.ndarray:
+        """Boolean mask of entries whose verdict means the engine is wrong."""
+        return np.isin(self.verdict, list(FAILING))
+
+
+def judge(
+    got: np.ndarray,
+    truth: np.ndarray,
+    status: np.ndarray,
+    tolerance: np.ndarray,
+    *,
+    dtype: str,
+    truth_bound: np.ndarray | None = None,
+    out_of_range: np.ndarray | None = None,
+    one_sided: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Judgement:
+    """Judge each derivative entry: ``got`` (engine) against ``truth`` (certified).
+
+    ``status`` is the truth engine's per-entry status ("ok", "uncertified", "kink",
+    "undefined"); ``tolerance`` comes from :func:`rounding_tolerance` (or, for finite
+    differences, from their own error model); ``one_sided`` gives the left and right
+    derivatives (order 1) so a kink's convention can be told from a violation; where they
+    coincide the derivative exists and is judged as usual. ``out_of_range`` (per point)
+    marks rows the rounding model says the dtype cannot represent.
+    """
+    got = np.asarray(got, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    status = np.broadcast_to(np.asarray(status), got.shape)
+    tol = np.asarray(tolerance, dtype=np.float64)
+    if truth_bound is not None:
+        tol = tol + np.nan_to_num(np.asarray(truth_bound, dtype=np.float64), nan=0.0)
+    expected = truth.copy()
+    kink = status == "kink"
+    lo = hi = None
+    if one_sided is not None:
+        left, right = (np.broadcast_to(np.asarray(x, dtype=np.float64), got.shape) for x in one_sided)
+        lo, hi = np.fmin(left, right), np.fmax(left, right)
+        smooth_kink = kink & np.isfinite(left) & np.isfinite(right) & (np.abs(left - right) <= tol)
+        expected = np.where(smooth_kink, left, expected)
+        kink = kink & ~smooth_kink
+    with np.errstate(all="ignore"):
+        abs_err = np.abs(got - expected)
+        rel_err = abs_err / np.abs(expected)
+        ulp_err = abs_err / ulp(expected, dtype)
+    finite_got, finite_exp = np.isfinite(got), np.isfinite(expected)
+    verdict = np.full(got.shape, "ok", dtype=object)
+    verdict[finite_got & finite_exp & ~(abs_err <= tol)] = "mismatch"
+    verdict[finite_got != finite_exp] = "nan-mismatch"
+    if out_of_range is not None:
+        oor = np.broadcast_to(
+            np.asarray(out_of_range).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape
+        )
+        verdict[oor & (verdict != "ok")] = "out-of-range"
+    if kink.any():
+        if lo is not None and hi is not None:
+            inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
+            verdict[kink & inside] = "kink-convention"
+            verdict[kink & ~inside] = "kink-violation"
+        else:
+            verdict[kink] = "undefined"  # no one-sided limits (order 2): nothing to judge
+    verdict[status == "undefined"] = "undefined"
+    return Judgement(verdict.astype(str), abs_err, rel_err, ulp_err, tol)
+
+
+# ---- finite-difference diagnostics ------------------------------------------------------
+
+
+def fd_diagnostics(
+    h: np.ndarray,
+    observed: np.ndarray,
+    predicted: np.ndarray,
+    truncation: np.ndarray,
+    expected_order: int,
+    *,
+    eps: float,
+) -> dict[str, Any]:
+    """Compare one scheme's observed error-vs-h curve with its theory curve.
+
+    No pass/fail per h: ``observed``, ``predicted`` (truncation plus rounding, from the
+    exact higher derivatives) and ``truncation`` (the same model with no rounding) are
+    relative errors over the grid ``h``. Returns the best h and error observed and
+    predicted, the observed order of convergence (the log-log slope where truncation
+    dominates rounding by 10x and the error is still below 10%; NaN with fewer than three
+    such h), and ``consistent``: the best observed error is within 30x of the predicted
+    best (plus 64 eps) and the order is within 0.5 of the scheme's. A broken scheme (a
+    wrong weight) fails one of the two.
+    """
+    h = np.asarray(h, dtype=np.float64)
+    obs = np.asarray(observed, dtype=np.float64)
+    pred = np.asarray(predicted, dtype=np.float64)
+    trunc = np.asarray(truncation, dtype=np.float64)
+    nan = float("nan")
+    out: dict[str, Any] = {
+        "best_h": nan, "best_error": nan, "predicted_h": nan, "predicted_error": nan,
+        "observed_order": nan, "expected_order": expected_order, "consistent": False,
+    }
+    if np.isfinite(obs).any():
+        i = int(np.nanargmin(np.where(np.isfinite(obs), obs, np.nan)))
+        out["best_h"], out["best_error"] = float(h[i]), float(obs[i])
+    if np.isfinite(pred).any():
+        k = int(np.nanargmin(np.where(np.isfinite(pred), pred, np.nan)))
+        out["predicted_h"], out["predicted_error"] = float(h[k]), float(pred[k])
+    rounding = pred - trunc
+    with np.errstate(all="ignore"):
+        regime = (
+            np.isfinite(obs) & (obs > 0) & (obs < 0.1) & (trunc > 0)
+            & (trunc >= 10 * rounding) & (obs >= 10 * rounding)
+        )
+    if regime.sum() >= 3:
+        slope = np.polyfit(np.log(h[regime]), np.log(obs[regime]), 1)[0]
+        out["observed_order"] = float(slope)
+    best_ok = bool(
+        np.isfinite(out["best_error"])
+        and out["best_error"] <= 30 * np.nan_to_num(out["predicted_error"], nan=0.0) + 64 * eps
+    )
+    order = out["observed_order"]
+    order_ok = bool(np.isnan(order) or abs(order - expected_order) <= 0.5)
+    out["consistent"] = best_ok and order_ok
+    return out

@@ -1,0 +1,88 @@
+"""Replay case files: every case through its engines, dtypes and orders, judged as usual.
+
+A case passes when no entry gets a failing verdict and, if it names an ``expect``ed
+verdict, every entry gets exactly that one; each ``[[case.fd]]`` value must be
+reproduced by the finite-difference engine within its ``rtol``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.cases import Case, CaseFileError, case_files, load_cases
+from harness.check import FAILING_VERDICTS, compare
+from harness.engines import engine_from_spec
+from harness.engines.finite_diff import FiniteDiffEngine
+from harness.engines.torch_ad import MODES
+
+__all__ = ["replay_case", "replay_files"]
+
+DEFAULT_ENGINES: tuple[str, ...] = tuple(f"torch:{m}" for m in MODES)
+
+
+def replay_case(case: Case, engines: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Run one case; returns its rows and a list of problems (empty when it passes)."""
+    specs = tuple(engines or case.engines or DEFAULT_ENGINES)
+    frames: list[pd.DataFrame] = []
+    problems: list[str] = []
+    for spec in specs:
+        try:
+            engine = engine_from_spec(spec)
+        except ValueError as exc:
+            problems.append(f"{case.id}: {exc}")
+            continue
+        for dtype in case.dtypes:
+            for order in case.orders:
+                rows = compare(engine, case.expr, case.points, dtype=dtype, order=order,
+                               case_id=case.id, source="corpus")
+                frames.append(rows)
+                verdicts = set(rows["verdict"])
+                bad = verdicts & FAILING_VERDICTS
+                if bad:
+                    problems.append(f"{case.id}: {spec} {dtype} order {order}: {', '.join(sorted(bad))}")
+                elif case.expect is not None and verdicts - {case.expect, "skipped"}:
+                    problems.append(
+                        f"{case.id}: {spec} {dtype} order {order}: expected {case.expect}, "
+                        f"got {', '.join(sorted(verdicts))}"
+                    )
+    for fd in case.fd:
+        engine = FiniteDiffEngine(fd.scheme, fd.h, relative=fd.relative, exact_h=fd.exact_h)
+        got = engine.derivatives(case.expr, case.points, dtype=fd.dtype, order=1)
+        close = np.abs(got - fd.value) <= fd.rtol * abs(fd.value)
+        if not close.all():
+            problems.append(
+                f"{case.id}: {engine.name} h={fd.h} {fd.dtype}: expected {fd.value!r}, "
+                f"got {float(got.ravel()[~close.ravel()][0])!r}"
+            )
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return frame, problems
+
+
+def replay_files(paths: Sequence[str | Path], engines: Sequence[str] | None = None) -> tuple[str, bool]:
+    """Replay every case in ``paths`` (files or folders); returns a report and pass/fail."""
+    lines: list[str] = []
+    ok = True
+    for root in paths:
+        files = case_files(root) if Path(root).exists() else []
+        if not files:
+            lines.append(f"{root}: no case files found")
+            ok = False
+        for path in files:
+            try:
+                cases = load_cases(path)
+            except CaseFileError as exc:
+                lines.append(f"invalid: {exc}")
+                ok = False
+                continue
+            for case in cases:
+                rows, problems = replay_case(case, engines)
+                counts = rows["verdict"].value_counts().to_dict() if len(rows) else {}
+                summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                lines.append(f"{'FAIL' if problems else 'pass'}  {path}:{case.line}  {case.id}  ({summary})")
+                lines += [f"      {p}" for p in problems]
+                ok = ok and not problems
+    return "\n".join(lines), ok

@@ -1,0 +1,770 @@
+"""Reports of a campaign: pivot tables, CSV files, terminal text and one offline HTML page.
+
+The inputs are the campaign's plain data (DESIGN.md, "How data flows"): the long
+``results`` table (one row per derivative entry), ``fd_diagnostics`` (one row per case,
+dtype, scheme, variable and order), the ``theory`` error curve and the run ``metadata``.
+Every function here is pure except :func:`write_report`, which writes the files.
+
+Rows are told apart by ``scheme``: a finite-difference row names its scheme, an AD row
+has ``scheme == ""`` (NaN after a CSV round trip reads the same). Statistics skip NaN
+errors (a relative error of 0/0 says nothing) and keep infinite ones (they are real).
+
+User text (case ids, expressions, engine names, metadata) is shown escaped everywhere:
+``html.escape`` and ``DataFrame.to_html(escape=True)`` in HTML, control characters
+spelled out in terminal tables, and plot labels drawn as glyph paths with "$" escaped
+so that no label is read as mathtext.
+The page has no scripts, and a Content-Security-Policy forbids them in case escaping
+ever missed a spot.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import re
+import shlex
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.dtypes import DTYPES
+from harness.expr import Call, walk
+from harness.ops import OPS
+from harness.oracle import FAILING, VERDICTS
+
+__all__ = [
+    "NO_OPS",
+    "SCHEMES",
+    "UNPARSED",
+    "ad_accuracy",
+    "error_vs_h",
+    "fd_summary",
+    "ops_in_expression",
+    "render_html",
+    "repro_command",
+    "terminal_table",
+    "verdict_counts",
+    "verdicts_per_op",
+    "worst_cases",
+    "write_report",
+]
+
+SCHEMES: tuple[str, ...] = (
+    "forward", "backward", "central", "five-point", "complex-step", "richardson",
+)
+"""Finite-difference schemes in display order (others follow, sorted by name)."""
+
+UNPARSED = "(unparsed)"
+"""Op label for AD rows whose expression text does not parse."""
+
+NO_OPS = "(no ops)"
+"""Op label for AD rows whose expression is a bare variable or constant."""
+
+_STATS: tuple[str, ...] = ("median", "p90", "max")
+
+_TEXT_COLUMNS = ("case_id", "expr", "point", "var", "engine", "mode", "dtype", "scheme",
+                 "verdict", "source")
+_FLOAT_COLUMNS = ("h", "value", "truth", "tolerance", "abs_error", "rel_error", "ulp_error")
+_REQUIRED = (*_TEXT_COLUMNS, *_FLOAT_COLUMNS, "order")
+
+_FD_COLUMNS = ("dtype", "scheme", "order", "best_h", "best_error", "predicted_h",
+               "predicted_error", "observed_order", "expected_order", "consistent")
+
+# Characters that would move the cursor, recolour or reorder a terminal's text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+# ---- normalising inputs -----------------------------------------------------------------
+
+
+def _normalise(results: pd.DataFrame) -> pd.DataFrame:
+    """A copy with the columns the report reads, typed: text as str, numbers as float."""
+    missing = [c for c in _REQUIRED if c not in results.columns]
+    if missing and len(results):
+        raise ValueError(
+            f"results is missing columns={missing}; expected the campaign's long table "
+            "(harness.campaign), one row per derivative entry"
+        )
+    df = results.reindex(columns=list(dict.fromkeys([*results.columns, *_REQUIRED])))
+    for c in _TEXT_COLUMNS:
+        df[c] = df[c].fillna("").astype(str)
+    for c in _FLOAT_COLUMNS:
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    df["order"] = pd.to_numeric(df["order"]).astype("int64")
+    return df
+
+
+def _fd_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["scheme"] != ""]
+
+
+def _ad_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["scheme"] == ""]
+
+
+def _quantile(values: Any, q: float) -> float:
+    """Linear-interpolated quantile (numpy's default) over non-NaN values; inf-safe.
+
+    ``np.quantile`` turns ``inf`` neighbours into NaN (inf - inf) with a warning; here an
+    infinite upper neighbour gives inf, as the order statistics say it should.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return math.nan
+    pos = q * (x.size - 1)
+    i = int(math.floor(pos))
+    frac = pos - i
+    if frac == 0.0 or x[i] == x[i + 1]:
+        return float(x[i])
+    return float(x[i] + frac * (x[i + 1] - x[i]))
+
+
+def _median(values: Any) -> float:
+    return _quantile(values, 0.5)
+
+
+def _p90(values: Any) -> float:
+    return _quantile(values, 0.9)
+
+
+def _max(values: Any) -> float:
+    x = np.asarray(values, dtype=np.float64)
+    x = x[~np.isnan(x)]
+    return float(x.max()) if x.size else math.nan
+
+
+def _rank(order: Sequence[str]) -> Callable[[str], tuple[int, str]]:
+    """Sort key: names in ``order`` first, in that order, then the rest by name."""
+    index = {name: i for i, name in enumerate(order)}
+    return lambda name: (index.get(name, len(index)), name)
+
+
+_dtype_key = _rank(tuple(DTYPES))
+_scheme_key = _rank(SCHEMES)
+_op_key = _rank(tuple(OPS))
+
+
+def _sorted_by(df: pd.DataFrame, keys: Mapping[str, Callable[[str], Any] | None]) -> pd.DataFrame:
+    """Rows sorted by several columns, each through its own key function (or as is)."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    sort_cols = {f"_k{i}": df[c].map(fn) if fn else df[c] for i, (c, fn) in enumerate(keys.items())}
+    keyed = df.assign(**sort_cols)
+    return keyed.sort_values(list(sort_cols), kind="stable").drop(columns=list(sort_cols)).reset_index(
+        drop=True
+    )
+
+
+# ---- tables -----------------------------------------------------------------------------
+
+
+def error_vs_h(results: pd.DataFrame) -> pd.DataFrame:
+    """Relative error of first derivatives by finite differences, against step size h.
+
+    Rows: ``h``, descending. Columns: a MultiIndex ``(scheme, dtype, stat)`` with stat in
+    median / p90 / max of ``rel_error`` over every FD row (order 1) at that h: all cases,
+    points and variables together. Read one column down to see the seed's V-curve:
+    truncation error falling with h, then rounding error (eps/h) rising.
+    """
+    df = _normalise(results)
+    fd = _fd_rows(df)
+    fd = fd[(fd["order"] == 1) & fd["h"].notna()]
+    names = ["scheme", "dtype", "stat"]
+    if fd.empty:
+        return pd.DataFrame(
+            index=pd.Index([], name="h", dtype=float),
+            columns=pd.MultiIndex.from_tuples([], names=names),
+            dtype=float,
+        )
+    stats = fd.groupby(["scheme", "dtype", "h"])["rel_error"].agg([_median, _p90, _max])
+    stats.columns = list(_STATS)
+    table = stats.unstack(["scheme", "dtype"])
+    table.columns = table.columns.reorder_levels([1, 2, 0]).set_names(names)
+    stat_key = _rank(_STATS)
+    columns = sorted(
+        table.columns, key=lambda c: (_scheme_key(c[0]), _dtype_key(c[1]), stat_key(c[2]))
+    )
+    table = table.reindex(columns=pd.MultiIndex.from_tuples(columns, names=names))
+    return table.sort_index(ascending=False)
+
+
+def _verdict_columns(present: Iterable[str]) -> list[str]:
+    """Every known verdict in the oracle's order, then any unknown ones present."""
+    return [*VERDICTS, *sorted(set(present) - set(VERDICTS))]
+
+
+def _verdict_counts_by(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    columns = _verdict_columns(rows["verdict"].unique())
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, *columns])
+    counts = rows.groupby([*keys, "verdict"]).size().unstack("verdict", fill_value=0)
+    counts = counts.reindex(columns=columns, fill_value=0).astype("int64").reset_index()
+    counts.columns.name = None
+    return counts
+
+
+def ad_accuracy(results: pd.DataFrame) -> pd.DataFrame:
+    """How accurate each AD engine is: one row per engine x mode x dtype x order.
+
+    Columns: the four keys, ``rows`` (entries checked), ``failing`` (entries with a
+    verdict in ``oracle.FAILING``), median / p90 / max of ``ulp_error``,
+    ``median_rel_error`` (drawn as the engine's horizontal line in the error plot), and a
+    count per verdict (every verdict of ``oracle.VERDICTS``, zeros included).
+    """
+    ad = _ad_rows(_normalise(results))
+    keys = ["engine", "mode", "dtype", "order"]
+    counts = _verdict_counts_by(ad, keys)
+    stats_cols = ["median_ulp_error", "p90_ulp_error", "max_ulp_error", "median_rel_error"]
+    if ad.empty:
+        return pd.DataFrame(columns=[*keys, "rows", "failing", *stats_cols, *counts.columns[4:]])
+    grouped = ad.groupby(keys)
+    stats = pd.DataFrame(
+        {
+            "rows": grouped.size(),
+            "failing": grouped["verdict"].agg(lambda v: int(v.isin(FAILING).sum())),
+            "median_ulp_error": grouped["ulp_error"].agg(_median),
+            "p90_ulp_error": grouped["ulp_error"].agg(_p90),
+            "max_ulp_error": grouped["ulp_error"].agg(_max),
+            "median_rel_error": grouped["rel_error"].agg(_median),
+        }
+    ).reset_index()
+    table = stats.merge(counts, on=keys, how="left")
+    return _sorted_by(table, {"engine": None, "mode": None, "dtype": _dtype_key, "order": None})
+
+
+def ops_in_expression(text: str) -> tuple[str, ...]:
+    """Distinct op names in an expression's text, in op-table order.
+
+    Parsed with :func:`harness.parse.parse` (never evaluated). Text that does not parse
+    gives ``(UNPARSED,)`` and a tree without ops ``(NO_OPS,)``, so every row is counted.
+    """
+    from harness.parse import parse  # the parser pulls in torch; only needed here
+
+    try:
+        tree = parse(text)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return (UNPARSED,)
+    names = {node.op for node in walk(tree) if isinstance(node, Call)}
+    return tuple(sorted(names, key=_op_key)) or (NO_OPS,)
+
+
+def verdicts_per_op(
+    results: pd.DataFrame, ops_of: Callable[[str], Iterable[str]] = ops_in_expression
+) -> pd.DataFrame:
+    """Verdict counts of AD rows per op: a row counts once for every op its expression has.
+
+    Columns: ``op``, ``rows``, ``failing`` and one count per verdict. Sorted with the most
+    failing ops first, then in op-table order. ``ops_of`` maps expression text to op names
+    (each distinct text is parsed once).
+    """
+    ad = _ad_rows(_normalise(results))
+    ops = {text: tuple(ops_of(text)) for text in ad["expr"].unique()}
+    exploded = ad[["expr", "verdict"]].assign(op=ad["expr"].map(ops)).explode("op")
+    counts = _verdict_counts_by(exploded, ["op"])
+    verdicts = list(counts.columns[1:])
+    counts.insert(1, "rows", counts[verdicts].sum(axis=1).astype("int64"))
+    failing = [v for v in verdicts if v in FAILING]
+    counts.insert(2, "failing", counts[failing].sum(axis=1).astype("int64"))
+    if counts.empty:
+        return counts
+    counts = counts.assign(_neg_failing=-counts["failing"])
+    return _sorted_by(counts, {"_neg_failing": None, "op": _op_key}).drop(columns="_neg_failing")
+
+
+def repro_command(spec: str, expr_text: str, point: str, dtype: str, order: int) -> str:
+    """The one-line shell command that re-checks one case; every argument shell-quoted.
+
+    ``shlex.split`` of the result gives back exactly the arguments, whatever the text.
+    """
+    return shlex.join(
+        [
+            "diffharness", "check",
+            "--engine", spec,
+            "--expr", expr_text,
+            "--at", point,
+            "--dtype", dtype,
+            "--order", str(order),
+        ]
+    )
+
+
+_WORST_COLUMNS = ["case_id", "source", "engine", "mode", "dtype", "order", "var", "point", "expr",
+                  "value", "truth", "tolerance", "ulp_error", "rel_error", "verdict"]
+
+
+def worst_cases(results: pd.DataFrame, n: int = 20) -> pd.DataFrame:
+    """The ``n`` worst AD rows: failing verdicts first, then by ``ulp_error``, largest first.
+
+    Rows with neither a failing verdict nor an ulp error (e.g. ``undefined``) are left
+    out. The ``repro`` column holds the command that re-checks the row's case.
+    """
+    if n < 0:
+        raise ValueError(f"n={n} must be >= 0: the number of rows to keep")
+    ad = _ad_rows(_normalise(results))
+    failing = ad["verdict"].isin(FAILING)
+    keep = ad[failing | ad["ulp_error"].notna()].assign(_failing=failing)
+    keep = keep.sort_values(
+        ["_failing", "ulp_error"], ascending=[False, False], na_position="last", kind="stable"
+    ).head(n)
+    out = keep[_WORST_COLUMNS].reset_index(drop=True)
+    out["repro"] = [
+        repro_command(e, x, p, d, o)
+        for e, x, p, d, o in zip(out["engine"], out["expr"], out["point"], out["dtype"],
+                                 out["order"])
+    ]
+    return out
+
+
+_FD_SUMMARY_STATS = {
+    "median_best_h": "best_h",
+    "median_best_error": "best_error",
+    "median_predicted_h": "predicted_h",
+    "median_predicted_error": "predicted_error",
+    "median_observed_order": "observed_order",
+    "expected_order": "expected_order",
+}
+
+
+def _as_bool(values: pd.Series) -> pd.Series:
+    """Booleans from bools or from their text after a CSV round trip ("True"/"False")."""
+    if values.dtype == bool:
+        return values
+    return values.map(lambda v: str(v).strip().lower() in {"true", "1", "yes"})
+
+
+def fd_summary(fd_diagnostics: pd.DataFrame) -> pd.DataFrame:
+    """The FD diagnostics condensed: one row per dtype x scheme x order over all cases.
+
+    Columns: ``rows``, medians of best/predicted h and error and of the observed order,
+    ``expected_order`` (median) and ``consistent_fraction`` (share of rows whose observed
+    behaviour matched theory).
+    """
+    missing = [c for c in _FD_COLUMNS if c not in fd_diagnostics.columns]
+    keys = ["dtype", "scheme", "order"]
+    columns = [*keys, "rows", *_FD_SUMMARY_STATS, "consistent_fraction"]
+    if fd_diagnostics.empty:
+        return pd.DataFrame(columns=columns)
+    if missing:
+        raise ValueError(
+            f"fd_diagnostics is missing columns={missing}; expected one row per "
+            f"(case_id, dtype, scheme, var, order) with columns {list(_FD_COLUMNS)}"
+        )
+    df = fd_diagnostics.assign(consistent=_as_bool(fd_diagnostics["consistent"]))
+    grouped = df.groupby(keys)
+    parts: dict[str, pd.Series] = {"rows": grouped.size()}
+    for name, column in _FD_SUMMARY_STATS.items():
+        parts[name] = grouped[column].agg(_median)
+    parts["consistent_fraction"] = grouped["consistent"].mean()
+    table = pd.DataFrame(parts).reset_index()
+    return _sorted_by(table[columns], {"dtype": _dtype_key, "scheme": _scheme_key, "order": None})
+
+
+def verdict_counts(results: pd.DataFrame) -> pd.Series:
+    """Count of AD rows per verdict: every known verdict (zeros too), then unknown ones."""
+    ad = _ad_rows(_normalise(results))
+    counts = ad["verdict"].value_counts()
+    columns = _verdict_columns(counts.index)
+    return counts.reindex(columns, fill_value=0).astype("int64").rename("rows")
+
+
+# ---- terminal ---------------------------------------------------------------------------
+
+
+def _printable_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    return value
+
+
+def _printable(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy with control characters in text cells and labels spelled as ``\\uXXXX``."""
+    out = df.copy()
+    for position in range(out.shape[1]):
+        if _is_text(out.iloc[:, position]):
+            out.isetitem(position, out.iloc[:, position].map(_printable_text))
+    out.columns = out.columns.map(
+        lambda c: tuple(map(_printable_text, c)) if isinstance(c, tuple) else _printable_text(c)
+    )
+    if _is_text(out.index):
+        out.index = out.index.map(_printable_text)
+    return out
+
+
+def _is_text(values: pd.Series | pd.Index) -> bool:
+    # pandas >= 3 stores text as a "str" dtype, older versions as object.
+    return pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(
+        values.dtype
+    )
+
+
+def terminal_table(
+    df: pd.DataFrame, max_rows: int = 40, digits: int = 4, max_colwidth: int | None = 60
+) -> str:
+    """Fixed-width text of ``df`` for a terminal: floats to ``digits`` significant digits,
+    NaN as ``-``, at most ``max_rows`` rows (a last line says how many were left out),
+    text cut to ``max_colwidth`` characters (None: never, e.g. for repro commands to
+    copy), control characters in user text spelled out as ``\\uXXXX``."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows={max_rows} must be >= 1")
+    if df.empty:
+        return "(no rows)"
+    shown = _printable(df.head(max_rows))
+    if shown.index.dtype.kind == "f":
+        shown.index = shown.index.map(lambda v: f"{v:.{digits}g}")
+    text = shown.to_string(
+        float_format=lambda v: f"{v:.{digits}g}", na_rep="-", max_colwidth=max_colwidth,
+        index=not isinstance(df.index, pd.RangeIndex),
+    )
+    if len(df) > max_rows:
+        text += f"\n... {len(df) - max_rows} more rows ({len(df)} in all)"
+    return text
+
+
+# ---- plot -------------------------------------------------------------------------------
+
+_SVG_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+
+
+def _label(text: str) -> str:
+    """Plot label for user text: "$" escaped so it is never mathtext, and a space before a
+    leading "_", which a legend would otherwise drop."""
+    text = str(_printable_text(text)).replace("$", r"\$")
+    return f" {text}" if text.startswith("_") else text
+
+
+def _ad_label(engine: str, mode: str) -> str:
+    return engine if not mode or engine.endswith(mode) else f"{engine} [{mode}]"
+
+
+def _positive_finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values) & (values > 0)]
+
+
+def _plot_svg(results: pd.DataFrame, theory: pd.DataFrame) -> str | None:
+    """Inline SVG of median relative error against h, one panel per dtype; None if no data.
+
+    Per panel: one solid line per FD scheme, its theory curve dashed in the same colour,
+    and each AD engine/mode's median relative error (order 1) as a dotted horizontal line.
+    Zeros cannot sit on a log axis: they are drawn at a floor below every other value, and
+    the panel says so.
+    """
+    table = error_vs_h(results)
+    accuracy = ad_accuracy(results)
+    accuracy = accuracy[accuracy["order"] == 1] if len(accuracy) else accuracy
+    theory = theory if len(theory) else pd.DataFrame(columns=["dtype", "scheme", "h", "rel_error"])
+    # Panels exist where h does: AD lines alone have no h axis to be drawn against.
+    dtypes = sorted({c[1] for c in table.columns} | set(theory["dtype"]), key=_dtype_key)
+    if not dtypes:
+        return None
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    schemes = sorted({c[0] for c in table.columns} | set(theory["scheme"]), key=_scheme_key)
+    palette = matplotlib.colormaps["tab10"].colors
+    colour = {s: palette[i % 6] for i, s in enumerate(schemes)}
+    engines = sorted({(e, m) for e, m in zip(accuracy["engine"], accuracy["mode"])})
+    ad_colour = {key: palette[6 + i % 4] for i, key in enumerate(engines)}
+
+    ncols = min(2, len(dtypes))
+    nrows = math.ceil(len(dtypes) / ncols)
+    style = {"svg.fonttype": "path", "svg.hashsalt": "diffharness",
+             "font.size": 9, "axes.titlesize": 11}
+    with matplotlib.rc_context(style), warnings.catch_warnings():
+        # Exotic characters in user labels lack glyphs: drawn as boxes, not worth a warning.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+", category=UserWarning)
+        fig = Figure(figsize=(6.4 * ncols, 4.4 * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax in axes[len(dtypes):]:
+            ax.set_visible(False)
+        for ax, dtype in zip(axes, dtypes):
+            _draw_panel(ax, dtype, table, theory, accuracy, schemes, colour, ad_colour)
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    return _SVG_COMMENT.sub("", svg[svg.index("<svg"):])
+
+
+def _draw_panel(
+    ax: Any,
+    dtype: str,
+    table: pd.DataFrame,
+    theory: pd.DataFrame,
+    accuracy: pd.DataFrame,
+    schemes: list[str],
+    colour: Mapping[str, Any],
+    ad_colour: Mapping[tuple[str, str], Any],
+) -> None:
+    measured: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for scheme in schemes:
+        if (scheme, dtype, "median") in table.columns:
+            column = table[(scheme, dtype, "median")].dropna()
+            measured.append((scheme, column.index.to_numpy(float), column.to_numpy(float)))
+    predicted: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for scheme, curve in theory[theory["dtype"] == dtype].groupby("scheme"):
+        curve = curve.sort_values("h")
+        predicted.append(
+            (str(scheme), curve["h"].to_numpy(float), curve["rel_error"].to_numpy(float))
+        )
+    ad = accuracy[accuracy["dtype"] == dtype]
+    levels = [((e, m), float(v)) for e, m, v in zip(ad["engine"], ad["mode"], ad["median_rel_error"])
+              if not math.isnan(v)]
+
+    everything = np.concatenate(
+        [np.array([v for _, v in levels])] + [y for _, _, y in measured + predicted]
+    )
+    positive = _positive_finite(everything)
+    floor = 10.0 ** math.floor(math.log10(positive.min()) - 1) if positive.size else 1e-20
+    has_zero = bool(np.any(everything == 0))
+
+    def lift(y: np.ndarray) -> np.ndarray:
+        y = np.where(np.isinf(y), np.nan, y)
+        return np.where(y == 0, floor, y)
+
+    for scheme, h, y in measured:
+        ax.plot(h, lift(y), "-o", color=colour[scheme], markersize=3, linewidth=1.5,
+                label=_label(scheme))
+    for scheme, h, y in predicted:
+        ax.plot(h, lift(y), "--", color=colour.get(scheme, "black"), linewidth=1, alpha=0.8)
+    for key, level in levels:
+        ax.axhline(lift(np.array([level]))[0], linestyle=":", linewidth=1.8,
+                   color=ad_colour[key], label=_label(f"AD {_ad_label(*key)}"))
+    if predicted:
+        ax.plot([], [], "--", color="black", linewidth=1, label="theory (dashed)")
+    if not (measured or predicted or levels):
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    note = f" (error 0 drawn at {floor:.0e})" if has_zero else ""
+    ax.set_title(_label(dtype) + note)
+    ax.set_xlabel("step size h")
+    ax.set_ylabel("median relative error")
+    ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+
+
+# ---- HTML -------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em;
+       color: #1b1b1b; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+.summary { padding: 0.8em 1em; border-radius: 6px; font-size: 1.1em; margin: 1em 0; }
+.pass { background: #e6f4ea; border: 1px solid #34a853; }
+.fail { background: #fce8e6; border: 2px solid #d93025; color: #a50e0e; }
+.empty { background: #f1f3f4; border: 1px solid #9aa0a6; }
+.scroll { overflow-x: auto; }
+table.dataframe { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+table.dataframe th, table.dataframe td { border: 1px solid #ddd; padding: 3px 7px;
+       font-family: ui-monospace, "DejaVu Sans Mono", monospace; vertical-align: top;
+       white-space: nowrap; }
+table.dataframe th { white-space: normal; }
+table.dataframe td.text { white-space: normal; overflow-wrap: break-word; max-width: 36em; }
+table.dataframe th { background: #f1f3f4; text-align: left; }
+table.dataframe tbody tr:nth-child(even) { background: #fafafa; }
+table.worst tr.bad td { color: #a50e0e; font-weight: 600; }
+table.worst tr.repro td { border-top: none; padding-left: 2em; color: #3c4043; }
+table.worst tbody tr:nth-child(4n+3), table.worst tbody tr:nth-child(4n+4) { background: #fafafa; }
+table.worst tbody tr:nth-child(4n+1), table.worst tbody tr:nth-child(4n+2) { background: #fff; }
+.plot svg { max-width: 100%; height: auto; }
+.nodata { color: #5f6368; font-style: italic; padding: 1em; border: 1px dashed #9aa0a6; }
+.note { color: #5f6368; font-size: 0.85em; }
+"""
+
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_table(df: pd.DataFrame, *, index: bool = False, max_rows: int = 200,
+                csv_name: str | None = None, css_class: str | None = None) -> str:
+    if df.empty:
+        return '<p class="nodata">no data</p>'
+    # Display headers may wrap at spaces; the CSV files keep the underscored names.
+    shown = df.head(max_rows).rename(columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c)
+    if shown.index.dtype.kind == "f":
+        shown.index = shown.index.map(lambda v: f"{v:.3g}")
+    table = shown.to_html(
+        escape=True, index=index, na_rep="–", border=0, classes=css_class,
+        float_format=lambda v: f"{v:.3g}",
+    )
+    note = ""
+    if len(df) > max_rows:
+        where = f"; all of them are in {_e(csv_name)}" if csv_name else ""
+        note = f'<p class="note">first {max_rows} of {len(df)} rows shown{where}</p>'
+    return f'<div class="scroll">{table}</div>{note}'
+
+
+def _cell(value: Any, exact: bool = False) -> str:
+    """Escaped cell text: floats to 3 significant digits (``exact``: shortest repr that
+    reads back the same float, so a value and its truth can be told apart), NaN as -."""
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "–"
+        return repr(float(value)) if exact else f"{float(value):.3g}"
+    return _e(value)
+
+
+_WORST_SHOWN = ("case_id", "engine", "dtype", "order", "var", "point", "expr", "value",
+                "truth", "tolerance", "ulp_error", "rel_error", "verdict")
+_WORST_TEXT = frozenset({"case_id", "point", "expr"})  # user text: may wrap
+
+
+def _worst_html(worst: pd.DataFrame) -> str:
+    """Worst cases as a table whose every case row is followed by its repro command."""
+    if worst.empty:
+        return '<p class="nodata">no data</p>'
+    head = "".join(f"<th>{_e(c.replace('_', ' '))}</th>" for c in _WORST_SHOWN)
+    rows = []
+    for record in worst.to_dict("records"):
+        bad = ' class="bad"' if record["verdict"] in FAILING else ""
+        cells = "".join(
+            ('<td class="text">' if c in _WORST_TEXT else "<td>")
+            + f"{_cell(record[c], exact=c in ('value', 'truth'))}</td>"
+            for c in _WORST_SHOWN
+        )
+        rows.append(
+            f"<tr{bad}>{cells}</tr><tr class=\"repro\">"
+            f"<td class=\"text\" colspan=\"{len(_WORST_SHOWN)}\">"
+            f"<code>{_e(record['repro'])}</code></td></tr>"
+        )
+    return (f'<div class="scroll"><table class="dataframe worst"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _summary_html(results: pd.DataFrame) -> str:
+    counts = verdict_counts(results)
+    total = int(counts.sum())
+    if total == 0:
+        return '<div class="summary empty">No AD rows: nothing was judged.</div>'
+    failing = int(counts[counts.index.isin(FAILING)].sum())
+    parts = " &middot; ".join(
+        f"{_e(v)}: <b>{int(c)}</b>" for v, c in counts.items() if c or v in ("ok", *FAILING)
+    )
+    ad = _ad_rows(_normalise(results))
+    failing_cases = ad.loc[ad["verdict"].isin(FAILING), "case_id"].nunique()
+    if failing:
+        head = (f"<b>{failing} failing</b> of {total} AD rows "
+                f"(in {failing_cases} case{'s' if failing_cases != 1 else ''})")
+        return f'<div class="summary fail">{head}<br>{parts}</div>'
+    return f'<div class="summary pass">All {total} AD rows pass.<br>{parts}</div>'
+
+
+def _metadata_html(metadata: Mapping[str, Any]) -> str:
+    if not metadata:
+        return '<p class="nodata">no metadata</p>'
+    rows = []
+    for key, value in metadata.items():
+        shown = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+        rows.append(f'<tr><th>{_e(key)}</th><td class="text">{_e(shown)}</td></tr>')
+    return f'<div class="scroll"><table class="dataframe">{"".join(rows)}</table></div>'
+
+
+def _plot_html(results: pd.DataFrame, theory: pd.DataFrame) -> str:
+    try:
+        svg = _plot_svg(results, theory)
+    except ImportError:
+        return ('<p class="nodata">no plot: matplotlib is not installed '
+                "(pip install 'diffharness[report]')</p>")
+    if svg is None:
+        return '<p class="nodata">no data: no finite-difference or AD rows to plot</p>'
+    return f'<div class="plot">{svg}</div>'
+
+
+def _error_vs_h_html(table: pd.DataFrame) -> str:
+    dtypes = sorted({c[1] for c in table.columns}, key=_dtype_key)
+    if not dtypes:
+        return '<p class="nodata">no data</p>'
+    parts = []
+    for dtype in dtypes:
+        part = table.xs(dtype, level="dtype", axis=1).dropna(how="all")
+        parts.append(f"<h3>{_e(dtype)}</h3>{_html_table(part, index=True, csv_name='error_vs_h.csv')}")
+    return "".join(parts)
+
+
+def render_html(
+    results: pd.DataFrame,
+    fd_diagnostics: pd.DataFrame,
+    theory: pd.DataFrame,
+    metadata: Mapping[str, Any],
+    *,
+    worst: int = 20,
+) -> str:
+    """The whole report as one self-contained HTML page (no scripts, fonts or links out).
+
+    Top to bottom: title, verdict summary (red when any verdict fails), run metadata, the
+    error-against-h plot, then the worst cases, AD accuracy, verdicts per op, FD
+    diagnostics summary and error-against-h tables. Every piece of text is escaped.
+    """
+    tables = [
+        ("Worst AD cases", "failing rows first, then largest ulp error; "
+         "the command under each row re-checks its case",
+         _worst_html(worst_cases(results, worst))),
+        ("AD accuracy", "per engine, mode, dtype and derivative order; errors in ulps",
+         _html_table(ad_accuracy(results), csv_name="ad_accuracy.csv")),
+        ("Verdicts per op", "AD rows, counted once for every op their expression contains",
+         _html_table(verdicts_per_op(results), csv_name="verdicts_per_op.csv")),
+        ("Finite differences: best h and observed order", "medians over cases; per-case rows "
+         "are in fd_diagnostics.csv", _html_table(fd_summary(fd_diagnostics))),
+        ("Finite differences: relative error against h", "first derivatives; statistics over "
+         "all cases, points and variables", _error_vs_h_html(error_vs_h(results))),
+    ]
+    sections = "".join(
+        f"<h2>{_e(title)}</h2><p class=\"note\">{_e(note)}</p>{body}"
+        for title, note, body in tables
+    )
+    when = " &rarr; ".join(_e(metadata[k]) for k in ("started", "finished") if k in metadata)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>diffharness report</title><style>{_CSS}</style></head><body>"
+        f"<h1>diffharness report</h1><p class=\"note\">{when}</p>"
+        f"{_summary_html(results)}"
+        f"<h2>Run</h2>{_metadata_html(metadata)}"
+        "<h2>Relative error against step size h</h2>"
+        '<p class="note">solid: median measured error of each finite-difference scheme; '
+        "dashed: what theory predicts; dotted: median error of each AD engine</p>"
+        f"{_plot_html(results, theory)}{sections}</body></html>\n"
+    )
+
+
+# ---- files ------------------------------------------------------------------------------
+
+
+def write_report(
+    run_dir: str | Path,
+    results: pd.DataFrame,
+    fd_diagnostics: pd.DataFrame,
+    theory: pd.DataFrame,
+    metadata: Mapping[str, Any],
+) -> Path:
+    """Write the report files of one run into ``run_dir`` and return the HTML page's path.
+
+    Files: error_vs_h.csv (three header rows: scheme, dtype, stat; read it back with
+    ``pd.read_csv(path, header=[0, 1, 2], index_col=0)``), ad_accuracy.csv,
+    verdicts_per_op.csv, worst_cases.csv, fd_diagnostics.csv, metadata.json and
+    report.html. results.csv is the campaign's to write, not this function's.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    error_vs_h(results).to_csv(run_dir / "error_vs_h.csv")
+    ad_accuracy(results).to_csv(run_dir / "ad_accuracy.csv", index=False)
+    verdicts_per_op(results).to_csv(run_dir / "verdicts_per_op.csv", index=False)
+    worst_cases(results).to_csv(run_dir / "worst_cases.csv", index=False)
+    fd_diagnostics.to_csv(run_dir / "fd_diagnostics.csv", index=False)
+    (run_dir / "metadata.json").write_text(
+        json.dumps(dict(metadata), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+    )
+    page = run_dir / "report.html"
+    page.write_text(render_html(results, fd_diagnostics, theory, metadata), encoding="utf-8")
+    return page

@@ -1,0 +1,392 @@
+"""Tests for harness.engines.finite_diff.
+
+Expected values come from math/numpy by hand (exact derivatives, textbook stencil weights,
+the seed's float32 arithmetic), never from the engine under test. Convergence is checked
+by the observed order (the log-log slope of error against h), not by a magic threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.engines import finite_diff
+from harness.engines.base import Engine, EngineError
+from harness.engines.finite_diff import (
+    DEFAULT_H_GRID,
+    SCHEME_FACTS,
+    SCHEMES,
+    FiniteDiffEngine,
+    optimal_h,
+    predicted_error,
+)
+from harness.expr import Call, Const, Expr, Var
+
+x, y, z = Var("x"), Var("y"), Var("z")
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+def call(op: str, *args: Expr) -> Call:
+    return Call(op, tuple(args))
+
+
+EXP = call("exp", x)
+SIN = call("sin", x)
+# Steps 0.2 down to 0.0125: every scheme is in its truncation regime in float64 here.
+TRUNCATION_STEPS = 0.2 * 2.0 ** -np.arange(5)
+SMOOTH_POINTS = np.array([[0.5], [1.0], [-0.7]])
+SMOOTH_CASES = [(EXP, np.exp), (SIN, np.cos)]
+
+
+def errors(scheme: str, expr: Expr, exact, steps) -> np.ndarray:
+    sweep = FiniteDiffEngine(scheme).sweep(expr, SMOOTH_POINTS, dtype="float64", h_grid=steps)
+    return np.abs(sweep.values[..., 0] - exact(SMOOTH_POINTS[:, 0]))
+
+
+# ---- convergence ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scheme, expected",
+    [("forward", 1), ("backward", 1), ("central", 2), ("five-point", 4), ("complex-step", 2)],
+)
+@pytest.mark.parametrize("expr, exact", SMOOTH_CASES, ids=["exp", "sin"])
+def test_observed_order_of_convergence_matches_the_scheme(scheme, expected, expr, exact):
+    err = errors(scheme, expr, exact, TRUNCATION_STEPS)
+    for i in range(err.shape[1]):
+        slope = np.polyfit(np.log(TRUNCATION_STEPS), np.log(err[:, i]), 1)[0]
+        assert abs(slope - expected) < 0.25, (scheme, SMOOTH_POINTS[i], slope)
+
+
+@pytest.mark.parametrize("expr, exact", SMOOTH_CASES, ids=["exp", "sin"])
+def test_richardson_is_far_more_accurate_than_central_at_every_step(expr, exact):
+    central = errors("central", expr, exact, TRUNCATION_STEPS)
+    richardson = errors("richardson", expr, exact, TRUNCATION_STEPS)
+    assert np.all(richardson < 1e-3 * central)
+
+
+@pytest.mark.parametrize("expr, exact", SMOOTH_CASES, ids=["exp", "sin"])
+def test_richardson_error_estimate_bounds_its_error_where_truncation_dominates(expr, exact):
+    steps = (0.2, 0.1, 0.05)
+    sweep = FiniteDiffEngine("richardson").sweep(expr, SMOOTH_POINTS, dtype="float64",
+                                                 h_grid=steps)
+    truth = exact(SMOOTH_POINTS[:, 0])
+    actual = np.abs(sweep.values[..., 0] - truth)
+    assert np.all(actual <= sweep.error_estimate[..., 0] + 4 * EPS64 * np.abs(truth))
+
+
+def test_schemes_without_an_estimate_report_nan_estimates():
+    sweep = FiniteDiffEngine("central").sweep(EXP, SMOOTH_POINTS, dtype="float64")
+    assert np.isnan(sweep.error_estimate).all()
+    assert np.isfinite(sweep.values[:10]).all()
+
+
+# ---- complex step -----------------------------------------------------------------------
+
+COMPLEX_CASES = [
+    (EXP, np.exp),
+    (call("mul", x, SIN), lambda v: np.sin(v) + v * np.cos(v)),
+    # negative bases: torch's principal-branch complex pow would lose the derivative here
+    (call("pow", x, Const(Fraction(3))), lambda v: 3 * v**2),
+    (call("pow", x, Const(Fraction(-2))), lambda v: -2 / v**3),
+    (call("tanh", x), lambda v: 1 / np.cosh(v) ** 2),
+    (call("div", call("atan", x), call("add", Const(Fraction(2)), x)),
+     lambda v: 1 / ((1 + v * v) * (2 + v)) - np.arctan(v) / (2 + v) ** 2),
+]
+
+
+@pytest.mark.parametrize("expr, exact", COMPLEX_CASES, ids=lambda c: str(c)[:20])
+def test_complex_step_is_within_a_few_ulp_at_h_1e_minus_20(expr, exact):
+    points = np.array([[-1.75], [-0.5], [0.375], [1.0], [2.5]])
+    got = FiniteDiffEngine("complex-step", h=1e-20).derivatives(expr, points, dtype="float64")
+    want = exact(points[:, 0])
+    assert np.all(np.abs(got[:, 0] - want) <= 4 * np.spacing(np.abs(want)))
+
+
+@pytest.mark.parametrize("op", ["abs", "erf"])
+def test_complex_step_refuses_a_tree_with_an_op_it_cannot_run_through(op):
+    expr = call("exp", call("mul", x, call(op, x)))
+    engine = FiniteDiffEngine("complex-step")
+    assert not engine.supports(op)
+    with pytest.raises(EngineError, match=f"op='{op}'"):
+        engine.derivatives(expr, np.array([[0.5]]), dtype="float64")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_complex_step_refuses_dtypes_without_a_complex_counterpart(dtype):
+    with pytest.raises(EngineError, match=f"dtype='{dtype}'"):
+        FiniteDiffEngine("complex-step").derivatives(EXP, np.array([[0.5]]), dtype=dtype)
+
+
+# ---- the seed's float32 row and exact steps ---------------------------------------------------
+
+
+def test_seed_forward_difference_in_float32_divides_by_the_exact_step():
+    seed = call("mul", Const(3), call("pow", call("add", x, Const(1)), Const(2)))
+    sweep = FiniteDiffEngine("forward", h=1e-3).sweep(
+        seed, np.array([[1.0]]), dtype="float32", h_grid=(1e-3,)
+    )
+    # By hand in float32: 1 + h rounds, f is evaluated in float32 (the square of a float32
+    # is exact in float64, then rounded once), the difference is exact (Sterbenz).
+    one, h = np.float32(1.0), np.float32(1e-3)
+    h_eff = (one + h) - one
+    assert h_eff == np.float32(1.001) - one and h_eff != np.float32(1e-3)
+
+    def f(v: np.float32) -> np.float32:
+        return np.float32(3) * np.float32(float(v + np.float32(1)) ** 2)
+
+    numerator = float(f(one + h) - f(one))
+    assert sweep.h_effective[0, 0, 0] == float(h_eff)
+    assert sweep.values[0, 0, 0] == pytest.approx(numerator / float(h_eff), rel=1e-15)
+    assert sweep.values[0, 0, 0] == pytest.approx(12.0014304, abs=1e-7)
+    # The seed document's 12.00199... is this same float32 numerator over the nominal 1e-3.
+    assert f"{numerator / 1e-3:.5f}" == "12.00199"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(-1e6, 1e6, width=32, allow_subnormal=False),
+    st.sampled_from([1e-1, 1e-3, 1e-5, 1e-7]),
+)
+def test_effective_step_is_the_float32_difference_of_x_plus_h_and_x(value, h):
+    sweep = FiniteDiffEngine("forward").sweep(
+        SIN, np.array([[value]]), dtype="float32", h_grid=(h,)
+    )
+    x32 = np.float32(value)
+    want = float((x32 + np.float32(h)) - x32)
+    assert sweep.h_effective[0, 0, 0] == want
+    if want == 0:
+        assert np.isnan(sweep.values[0, 0, 0])
+
+
+def test_relative_steps_scale_with_the_magnitude_of_x():
+    engine = FiniteDiffEngine("central", h=2.0**-10, relative=True)
+    sweep = engine.sweep(EXP, np.array([[1024.0], [0.25], [-4.0]]), dtype="float64",
+                         h_grid=(2.0**-10,))
+    assert engine.name == "fd:central:rel"
+    assert sweep.h_effective[0, :, 0].tolist() == [1.0, 2.0**-10, 2.0**-8]
+
+
+def test_step_below_the_spacing_at_x_gives_nan_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny = FiniteDiffEngine("central", h=1e-17).sweep(
+            EXP, np.array([[1.0], [2.0]]), dtype="float64", h_grid=(1e-17,)
+        )
+        half = FiniteDiffEngine("five-point", relative=True).sweep(
+            call("mul", x, y), np.array([[0.5, 60000.0]]), dtype="float16", order=2
+        )
+    assert (tiny.h_effective == 0).all() and np.isnan(tiny.values).all()
+    # float16: 1e-16 is below every spacing; y + 0.1 * 60000 overflows to inf, which spoils
+    # only the Hessian entries that step along y.
+    assert np.isnan(half.values[-1]).all()
+    assert half.values[0, 0, 0, 0] == 0.0
+    assert np.isnan(half.values[0].ravel()[1:]).all()
+    assert np.isfinite(half.values[2]).all()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_central_difference_is_exact_on_a_quadratic_with_dyadic_steps(dtype):
+    # (0.5 +- 1/16)**2 = 81/256 and 49/256 fit in 7 bits, so every dtype computes them exactly.
+    got = FiniteDiffEngine("central", h=2.0**-4).derivatives(
+        call("mul", x, x), np.array([[0.5]]), dtype=dtype
+    )
+    assert got[0, 0] == 1.0
+
+
+# ---- best step against the error model -----------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["forward", "backward", "central", "five-point"])
+def test_best_step_on_the_default_grid_is_within_a_decade_of_optimal_h(scheme):
+    # exp near 1: relative error of every derivative order is measured against |f^(k)| = 1
+    # after dividing by exp(x); the median over 32 points smooths out lucky roundings.
+    points = (1 + np.arange(32) / 64)[:, None]
+    sweep = FiniteDiffEngine(scheme).sweep(EXP, points, dtype="float64")
+    rel = np.abs(sweep.values[..., 0] / np.exp(points[:, 0]) - 1)
+    typical = np.median(np.where(np.isnan(rel), np.inf, rel), axis=1)
+    best = sweep.h[np.argmin(typical)]
+    predicted = float(optimal_h(scheme, {k: 1.0 for k in range(10)}, EPS64))
+    assert abs(math.log10(best / predicted)) <= 1.0, (best, predicted)
+
+
+@pytest.mark.parametrize("scheme", ["forward", "backward", "central", "five-point", "richardson"])
+def test_optimal_h_is_the_minimiser_of_predicted_error(scheme):
+    derivs = {0: 2.0, 1: 0.7, SCHEME_FACTS[scheme].truncation_derivative: 3.0}
+    best = float(optimal_h(scheme, derivs, EPS64))
+    fine = best * np.logspace(-1, 1, 2001)
+    curve = predicted_error(scheme, fine, derivs, EPS64)
+    assert fine[np.argmin(curve)] == pytest.approx(best, rel=2e-3)
+
+
+def test_predicted_error_is_the_design_tables_model_for_central():
+    h = np.array([1e-2, 1e-6])
+    got = predicted_error("central", h, {0: 2.0, 3: 5.0}, EPS64)
+    np.testing.assert_allclose(got, h**2 / 6 * 5.0 + EPS64 * 2.0 / h, rtol=1e-14)
+
+
+def test_complex_step_model_has_no_cancellation_and_optimal_h_zero():
+    derivs = {0: 1.0, 1: 1.0, 3: 1.0}
+    assert float(optimal_h("complex-step", derivs, EPS64)) == 0.0
+    assert float(predicted_error("complex-step", 1e-20, derivs, EPS64)) == pytest.approx(EPS64)
+
+
+# ---- stencils, error constants, Hessians -------------------------------------------------------
+
+
+F = Fraction
+
+
+@pytest.mark.parametrize(
+    "scheme, which, offsets, weights",
+    [
+        ("forward", "first", (0, 1), (-1, 1)),
+        ("backward", "first", (-1, 0), (-1, 1)),
+        ("central", "first", (-1, 0, 1), (F(-1, 2), 0, F(1, 2))),
+        ("five-point", "first", (-2, -1, 0, 1, 2), tuple(F(w, 12) for w in (1, -8, 0, 8, -1))),
+        ("forward", "second", (0, 1, 2), (1, -2, 1)),
+        ("central", "second", (-1, 0, 1), (1, -2, 1)),
+        ("five-point", "second", (-2, -1, 0, 1, 2),
+         tuple(F(w, 12) for w in (-1, 16, -30, 16, -1))),
+    ],
+)
+def test_stencil_weights_reproduce_the_textbook_ones(scheme, which, offsets, weights):
+    stencil = getattr(SCHEME_FACTS[scheme], which)
+    assert stencil.offsets == tuple(F(s) for s in offsets)
+    assert stencil.weights == tuple(F(w) for w in weights)
+
+
+def test_richardson_stencil_is_the_romberg_combination_of_central_differences():
+    # Extrapolating D(h), D(h/2), D(h/4), D(h/8) to h=0 in powers of h**2 weights D(h) by
+    # prod_{j=1..3} 4**-j / (4**-j - 1) = (-1/3)(-1/15)(-1/63) = -1/2835; D(h) puts 1/2 on +1.
+    stencil = SCHEME_FACTS["richardson"].first
+    assert stencil.offsets[0] == -1 and stencil.offsets[-1] == 1
+    assert stencil.weights[-1] == F(-1, 5670) and stencil.weights[0] == F(1, 5670)
+
+
+@pytest.mark.parametrize(
+    "scheme, order, truncation, derivative, rounding",
+    [
+        ("forward", 1, 1 / 2, 2, 2.0),
+        ("backward", 1, 1 / 2, 2, 2.0),
+        ("central", 2, 1 / 6, 3, 1.0),
+        ("five-point", 4, 1 / 30, 5, 1.5),
+        ("complex-step", 2, 1 / 6, 3, 0.0),
+        # h**8 f^(9)/9! survives, scaled by prod of the four h_k**2 relative to h**8: 4**-6.
+        ("richardson", 8, 1 / (362880 * 4096), 9, None),
+    ],
+)
+def test_error_model_constants_match_the_design_table(
+    scheme, order, truncation, derivative, rounding
+):
+    facts = SCHEME_FACTS[scheme]
+    assert facts.order == order
+    assert facts.truncation_coefficient == pytest.approx(truncation, rel=1e-15)
+    assert facts.truncation_derivative == derivative
+    if rounding is not None:
+        assert facts.rounding_coefficient == rounding
+
+
+HESSIAN_TOLERANCE = {
+    "forward": 1e-2, "backward": 1e-2, "central": 1e-6, "five-point": 1e-8,
+    "complex-step": 1e-6, "richardson": 1e-6,
+}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_hessian_of_xy_is_the_swap_matrix_and_of_x_cubed_is_6x(scheme):
+    engine = FiniteDiffEngine(scheme, h=1e-3)
+    tol = HESSIAN_TOLERANCE[scheme]
+    points = np.array([[1.0, 2.0], [0.5, -3.0], [-1.25, 0.75]])
+    swap = engine.derivatives(call("mul", x, y), points, dtype="float64", order=2)
+    np.testing.assert_allclose(swap, np.broadcast_to([[0, 1], [1, 0]], (3, 2, 2)), atol=tol)
+    cube = engine.derivatives(call("pow", x, Const(3)), np.array([[2.0], [-2.0]]),
+                              dtype="float64", order=2)
+    np.testing.assert_allclose(cube[:, 0, 0], [12.0, -12.0], atol=tol)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_hessian_matches_exact_second_derivatives_of_sin_x_exp_y(scheme):
+    points = np.array([[0.5, 0.25], [-1.5, 0.75]])
+    s, c, e = np.sin(points[:, 0]), np.cos(points[:, 0]), np.exp(points[:, 1])
+    exact = np.stack([np.stack([-s * e, c * e], -1), np.stack([c * e, s * e], -1)], -2)
+    expr = call("mul", SIN, call("exp", y))
+    got = FiniteDiffEngine(scheme, h=1e-3).derivatives(expr, points, dtype="float64", order=2)
+    np.testing.assert_allclose(got, exact, atol=HESSIAN_TOLERANCE[scheme])
+
+
+# ---- engine plumbing ------------------------------------------------------------------------
+
+
+def test_engine_follows_the_protocol_and_names_its_scheme():
+    engine = FiniteDiffEngine("five-point")
+    assert isinstance(engine, Engine)
+    assert engine.name == "fd:five-point"
+    assert engine.supports("abs") and not engine.supports("no_such_op")
+    assert FiniteDiffEngine("complex-step").supports("exp")
+
+
+def test_unknown_scheme_error_names_the_value_and_the_known_schemes():
+    with pytest.raises(ValueError, match="scheme='fourier'.*forward, backward, central, "
+                                         "five-point, complex-step, richardson"):
+        FiniteDiffEngine("fourier")
+
+
+@pytest.mark.parametrize("h", [0.0, -1e-3, math.nan, math.inf])
+def test_a_step_that_is_not_positive_and_finite_is_refused(h):
+    with pytest.raises(ValueError, match="h="):
+        FiniteDiffEngine("central", h=h)
+    with pytest.raises(ValueError, match=r"h_grid\[1\]="):
+        FiniteDiffEngine("central").sweep(EXP, np.array([[1.0]]), dtype="float64",
+                                          h_grid=(1e-3, h))
+
+
+def test_default_h_grid_is_every_decade_from_1e_minus_1_to_1e_minus_16():
+    assert DEFAULT_H_GRID == tuple(float(f"1e-{k}") for k in range(1, 17))
+
+
+def test_the_whole_grid_of_steps_goes_through_the_tree_in_one_call(monkeypatch):
+    calls = []
+    original = finite_diff.torch_function
+
+    def counting(expr, overrides=None):
+        fn = original(expr, overrides)
+
+        def run(inputs):
+            calls.append(inputs[0].shape)
+            return fn(inputs)
+
+        return run
+
+    monkeypatch.setattr(finite_diff, "torch_function", counting)
+    expr = call("mul", call("sin", call("add", x, y)), call("exp", z))
+    points = np.array([[0.5, 0.25, -1.0]] * 8)
+    sweep = FiniteDiffEngine("richardson").sweep(expr, points, dtype="float64", order=2)
+    assert len(calls) == 1
+    n_h, levels = len(DEFAULT_H_GRID), SCHEME_FACTS["richardson"].levels
+    assert calls[0][:2] == (n_h, levels) and calls[0][-1] == 8
+    assert np.isfinite(sweep.values[2:5]).all()
+
+
+def test_nominal_h_reproduces_the_seeds_printed_forward_difference():
+    # The seed divides by the nominal h = 1e-3, not by float32(1 + h) - 1; with
+    # exact_h=False the engine does the same and prints what the post printed.
+    import torch
+
+    from harness.expr import Call, Const, Var
+
+    x = Var("x")
+    expr = Call("mul", (Const(3), Call("pow", (Call("add", (x, Const(1))), Const(2)))))
+    one = torch.ones(1, dtype=torch.float32)
+    by_hand = ((3 * (one + 1e-3 + 1) ** 2 - 3 * (one + 1) ** 2) / 1e-3).item()
+    engine = FiniteDiffEngine("forward", 1e-3, exact_h=False)
+    got = engine.derivatives(expr, np.array([[1.0]]), dtype="float32")[0, 0]
+    assert abs(got - by_hand) <= 1e-6 * by_hand
+    assert abs(got - 12.00199) < 1e-5
+    assert engine.name == "fd:forward:nominal-h"
