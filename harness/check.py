@@ -41,6 +41,7 @@ __all__ = [
     "engine_spec",
     "format_point",
     "repro_command",
+    "unit_trees",
 ]
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -69,15 +70,18 @@ def engine_spec(engine: Engine) -> str:
 
 
 def repro_command(spec: str, expr_text: str, point: str, dtype: str, order: int) -> str:
-    """The one-line shell command that re-checks one case."""
-    return " ".join(
+    """The one-line shell command that re-checks one case; every argument shell-quoted.
+
+    ``shlex.split`` of the result gives back exactly the arguments, whatever the text.
+    """
+    return shlex.join(
         [
-            "diffharness check",
-            f"--engine {shlex.quote(spec)}",
-            f"--expr {shlex.quote(expr_text)}",
-            f"--at {shlex.quote(point)}",
-            f"--dtype {dtype}",
-            f"--order {order}",
+            "diffharness", "check",
+            "--engine", spec,
+            "--expr", expr_text,
+            "--at", point,
+            "--dtype", dtype,
+            "--order", str(order),
         ]
     )
 
@@ -226,13 +230,51 @@ def _case_strategy(
     ops: Sequence[str], max_size: int, names: Sequence[str], n_points: int, dtype: str,
     kinks: str,
 ) -> st.SearchStrategy[tuple[Expr, np.ndarray]]:
+    trees = expressions(tuple(ops), max_size=max_size, variables=tuple(names))
+
     @st.composite
     def case(draw: Any) -> tuple[Expr, np.ndarray]:
-        e = draw(expressions(tuple(ops), max_size=max_size, variables=tuple(names)))
+        e = draw(trees)
         k = draw(st.integers(1, n_points))
         return e, draw(points(e, k, dtype, kinks=kinks))
 
     return case()
+
+
+def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Expr]:
+    """The simplest tree for each op: ``op(x)``, ``op(x, y)``, and ``pow`` with each of a
+    few constant exponents. Checked first, so a wrong rule for one op is found within a
+    few examples per op instead of waiting for random trees to use it."""
+    from harness.expr import Call, Const, Var
+    from harness.ops import OPS
+    from harness.strategies import EXPONENTS
+
+    leaves = [Var(n) for n in names] or [Var("x")]
+    out: list[Expr] = []
+    for name in ops:
+        row = OPS[name]
+        if row.const_args:
+            for c in EXPONENTS[:6]:
+                args = [Const(c) if i in row.const_args else leaves[i % len(leaves)] for i in range(row.arity)]
+                out.append(Call(name, tuple(args)))
+        else:
+            out.append(Call(name, tuple(leaves[i % len(leaves)] for i in range(row.arity))))
+    return out
+
+
+def _search(
+    strategy: st.SearchStrategy[Any], fails: Any, n: int, seed: int
+) -> tuple[Expr, np.ndarray] | None:
+    conf = settings(
+        max_examples=n, database=None, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                               HealthCheck.filter_too_much],
+    )
+    try:
+        found: tuple[Expr, np.ndarray] = find(strategy, fails, settings=conf, random=random.Random(seed))
+    except (NoSuchExample, Unsatisfiable):
+        return None
+    return found
 
 
 def check_engine(
@@ -241,25 +283,36 @@ def check_engine(
     n_examples: int = 200,
     seed: int | None = None,
     dtypes: Iterable[str] = ("float64", "float32"),
-    orders: Iterable[int] = (1,),
+    orders: Iterable[int] = (1, 2),
     ops: Sequence[str] = DEFAULT_OPS,
     max_size: int = 10,
     n_points: int = 8,
     variables: Sequence[str] = ("x", "y"),
+    unit_examples: int = 4,
     spec: str | None = None,
     save_dir: str | Path | None = None,
     truth: SymbolicEngine | None = None,
 ) -> CheckResult:
     """Search for a wrong derivative of ``engine`` and shrink the first one found.
 
-    For each dtype and order, Hypothesis draws up to ``n_examples`` (expression, points)
-    cases from ``ops`` (kink and jump ops put special points at their kinks) and judges
-    every entry with :func:`compare`. A failing case is shrunk to the smallest
-    expression and the fewest, simplest points, then reported with the exact command
-    that reproduces it. ``seed`` fixes the search (printed as ``--seed N``); ``save_dir``
-    writes each shrunk failure as a case file (see ``harness.cases``).
+    For each dtype and order: first every op alone (:func:`unit_trees`, ``unit_examples``
+    point batches each), then up to ``n_examples`` random (expression, points) cases drawn
+    by Hypothesis from those ``ops`` the engine ``supports`` (kink and jump ops put special
+    points at their kinks). Every entry is judged with :func:`compare`. A failing case is
+    shrunk to the smallest expression and the fewest, simplest points, then reported with
+    the exact command that reproduces it; ``examples`` says how many cases it took.
+    ``seed`` fixes the search (printed as ``--seed N``); ``save_dir`` writes each shrunk
+    failure as a case file (see ``harness.cases``). A dtype or order the engine does not
+    support (it raises ``EngineError``) is listed in ``skipped``.
     """
     dtypes, orders = tuple(dtypes), tuple(orders)
+    wanted = tuple(ops)
+    ops = tuple(o for o in wanted if engine.supports(o))
+    if not ops:
+        raise ValueError(
+            f"engine {engine.name!r} supports none of ops={list(wanted)}; "
+            "pass ops the engine supports"
+        )
     seed = random.SystemRandom().randrange(2**32) if seed is None else int(seed)
     spec = spec or engine_spec(engine)
     kinks = "include" if set(ops) & set(KINK_OPS + JUMP_OPS) else "avoid"
@@ -267,65 +320,80 @@ def check_engine(
     failures: list[Failure] = []
     examples: dict[str, int] = {}
     skipped: dict[str, str] = {}
+    units = unit_trees(ops, variables)
     for dtype in dtypes:
         for order in orders:
             key = f"{dtype}/order{order}"
             counter = {"n": 0, "first": 0}
-            last_rows: dict[str, pd.DataFrame] = {}
 
-            def fails(case: tuple[Expr, np.ndarray], dtype: str = dtype, order: int = order) -> bool:
+            def fails(case: tuple[Expr, np.ndarray], dtype: str = dtype, order: int = order,
+                      counter: dict[str, int] = counter) -> bool:
                 expr, pts = case
                 counter["n"] += 1
                 rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
-                if (rows["verdict"] == "skipped").all() and len(rows):
+                if len(rows) and (rows["verdict"] == "skipped").all():
                     raise EngineError(rows.attrs.get("message", "not supported"))
-                bad = rows["verdict"].isin(FAILING_VERDICTS)
+                bad = bool(rows["verdict"].isin(FAILING_VERDICTS).any())
                 if not counter["first"]:
                     frames.append(rows)
-                    if bad.any():
+                    if bad:
                         counter["first"] = counter["n"]
-                last_rows["rows"] = rows
-                return bool(bad.any())
+                return bad
 
-            strategy = _case_strategy(ops, max_size, variables, n_points, dtype, kinks)
-            conf = settings(
-                max_examples=n_examples, database=None, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            )
+            found = None
             try:
-                expr, pts = find(strategy, fails, settings=conf, random=random.Random(seed))
-            except (NoSuchExample, Unsatisfiable):
-                examples[key] = counter["n"]
-                continue
+                for unit in units:
+                    found = _search(
+                        points(unit, n_points, dtype, kinks=kinks).map(lambda p, u=unit: (u, p)),
+                        fails, unit_examples, seed,
+                    )
+                    if found is not None:
+                        break
+                if found is None:
+                    found = _search(
+                        _case_strategy(ops, max_size, variables, n_points, dtype, kinks),
+                        fails, n_examples, seed,
+                    )
             except EngineError as exc:
                 skipped[key] = str(exc)
                 continue
+            if found is None:
+                examples[key] = counter["n"]
+                continue
             examples[key] = counter["first"]
-            rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
-            bad = rows[rows["verdict"].isin(FAILING_VERDICTS)]
-            worst = bad.iloc[0]
-            failure = Failure(
-                expr=str(worst["expr"]), point=str(worst["point"]), dtype=dtype, order=order,
-                var=str(worst["var"]), expected=float(worst["truth"]),
-                got=float(worst["value"]), ulp_error=float(worst["ulp_error"]),
-                verdict=str(worst["verdict"]),
-                command=repro_command(spec, str(worst["expr"]), str(worst["point"]), dtype, order),
-                examples=counter["first"],
-            )
+            failure = _failure(engine, found, dtype, order, spec, counter["first"], truth)
             failures.append(failure)
             if save_dir is not None:
                 from harness.cases import save_failure
 
                 save_failure(Path(save_dir), failure, spec)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
-    rerun = " ".join(
-        ["diffharness check", f"--engine {shlex.quote(spec)}", f"--seed {seed}",
-         f"--n-examples {n_examples}", "--dtypes " + ",".join(dtypes),
-         "--orders " + ",".join(map(str, orders))]
-    )
+    words = [
+        "diffharness", "check", "--engine", spec, "--seed", str(seed),
+        "--n-examples", str(n_examples), "--dtypes", ",".join(dtypes),
+        "--orders", ",".join(map(str, orders)),
+    ]
     if tuple(ops) != tuple(DEFAULT_OPS):
-        rerun += " --ops " + ",".join(ops)
-    return CheckResult(engine.name, seed, failures, frame, examples, skipped, rerun)
+        words += ["--ops", ",".join(ops)]
+    return CheckResult(engine.name, seed, failures, frame, examples, skipped, shlex.join(words))
+
+
+def _failure(
+    engine: Engine, case: tuple[Expr, np.ndarray], dtype: str, order: int, spec: str,
+    examples: int, truth: SymbolicEngine | None,
+) -> Failure:
+    expr, pts = case
+    rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
+    bad = rows[rows["verdict"].isin(FAILING_VERDICTS)]
+    worst = bad.iloc[0]
+    return Failure(
+        expr=str(worst["expr"]), point=str(worst["point"]), dtype=dtype, order=order,
+        var=str(worst["var"]), expected=float(worst["truth"]),
+        got=float(worst["value"]), ulp_error=float(worst["ulp_error"]),
+        verdict=str(worst["verdict"]),
+        command=repro_command(spec, str(worst["expr"]), str(worst["point"]), dtype, order),
+        examples=examples,
+    )
 
 
 def assert_engine(engine: Engine, **kwargs: Any) -> CheckResult:

@@ -78,6 +78,16 @@ def _arcsin_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[An
     return (abs(p[0]) * (LIBM + (1 + x * x) / abs(1 - x * x)),)
 
 
+def _sigmoid_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # double backward of g*y*(1 - y): y'(1 - y) - y y', terms of size |y'| that cancel.
+    return ((LIBM + 3) * abs(p[0]),)
+
+
+def _expm1_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # torch computes expm1' as y + 1: cancels where y -> -1 (x very negative).
+    return (LIBM * abs(y) + 2 * abs(p[0]),)
+
+
 def _erf_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # 2/sqrt(pi) * exp(-x*x): the rounding of x*x is amplified by 2 x**2.
     (x,) = args
@@ -152,7 +162,10 @@ class Op:
     dtype's unit roundoff, that the usual backward formulas make when computing each
     partial derivative (the hull over formulas: tanh' as 1 - y**2 loses accuracy where
     |y| -> 1, sigmoid' as y*(1 - y), asin' through 1 - x*x). ``None`` means the formulas
-    are accurate to a few roundings relative to the partial itself. It is written with
+    are accurate to a few roundings relative to the partial itself. ``grad2_noise`` is
+    the same for the diagonal second derivatives of a unary op, where their formula
+    cancels beyond what the first derivative's noise explains (sigmoid'' = y'(1 - 2y)
+    near y = 1/2). It is written with
     arithmetic and ``abs`` only, so it runs on numpy arrays and tensors alike; the
     oracle's rounding model reads it.
     """
@@ -170,6 +183,7 @@ class Op:
     ast_node: type[ast.AST] | None = None
     const_args: tuple[int, ...] = ()
     grad_noise: GradNoise | None = None
+    grad2_noise: GradNoise | None = None
     roundings: float = LIBM
     doc: str = field(default="", compare=False)
 
@@ -218,7 +232,10 @@ _ROWS: tuple[Op, ...] = (
     Op("cos", 1, sympy.cos, torch.cos),
     Op("tan", 1, sympy.tan, torch.tan, domain=_away_from_tan_poles),
     Op("tanh", 1, sympy.tanh, torch.tanh, grad_noise=_tanh_noise),
-    Op("sigmoid", 1, _sympy_sigmoid, torch.sigmoid, grad_noise=_sigmoid_noise),
+    Op(
+        "sigmoid", 1, _sympy_sigmoid, torch.sigmoid, grad_noise=_sigmoid_noise,
+        grad2_noise=_sigmoid_noise2,
+    ),
     Op("atan", 1, sympy.atan, torch.atan),
     Op(
         "asin", 1, sympy.asin, torch.asin, domain=_open_unit_interval,
@@ -231,12 +248,15 @@ _ROWS: tuple[Op, ...] = (
     Op("sinh", 1, sympy.sinh, torch.sinh),
     Op("cosh", 1, sympy.cosh, torch.cosh),
     Op("log1p", 1, lambda x: sympy.log(1 + x), torch.log1p, domain=_above_minus_one),
-    Op("expm1", 1, lambda x: sympy.exp(x) - 1, torch.expm1),
+    Op("expm1", 1, lambda x: sympy.exp(x) - 1, torch.expm1, grad_noise=_expm1_noise),
     # torch has no complex erf, so complex step cannot run through it.
     Op("erf", 1, sympy.erf, torch.erf, complex_step=False, grad_noise=_erf_noise),
     # F.softplus returns x itself above threshold=20: torch's own documented shortcut,
     # which the harness reports as it finds it (about 2e-9 relative in float64).
-    Op("softplus", 1, _sympy_softplus, torch.nn.functional.softplus, complex_step=False),
+    Op(
+        "softplus", 1, _sympy_softplus, torch.nn.functional.softplus, complex_step=False,
+        grad2_noise=_sigmoid_noise2,  # softplus' = z / (z + 1), differentiated: same cancellation
+    ),
     # kinks: continuous, first derivative jumps
     Op(
         "abs", 1, sympy.Abs, torch.abs, smoothness=Smoothness.KINK, roundings=0,

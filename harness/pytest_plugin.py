@@ -1,35 +1,115 @@
-"""pytest plugin (entry point ``pytest11``): Hypothesis profiles for diffharness suites.
+"""pytest plugin (entry point ``pytest11``): check engines inside your own test suite.
 
-Profiles, chosen with ``--hypothesis-profile NAME`` or the ``DIFFHARNESS_PROFILE``
-environment variable:
+Fixtures:
 
-* ``dev``: few examples, fast feedback while editing;
-* ``ci``: derandomised, so a CI run is repeatable, with a moderate example budget;
-* ``thorough``: many examples, for overnight runs.
+* ``diffharness_check(engine, **kwargs)``: runs :func:`harness.check_engine` (same
+  keyword arguments), fails the test with the shrunk failure report when the engine is
+  wrong, records every checked row, and returns the :class:`~harness.check.CheckResult`;
+* ``diffharness_recorder``: ``.add(frame)`` records rows of the long results table that a
+  test produced itself (e.g. from :func:`harness.compare` inside a Hypothesis test).
+
+Options: ``--diffharness-report DIR`` writes the same report as ``diffharness run`` (CSV
+tables and ``report.html``) from everything recorded during the session.
+
+Hypothesis profiles ``dev`` (few examples), ``ci`` (derandomised, so a CI run repeats
+exactly) and ``thorough`` (many examples) are registered; pick one with
+``--hypothesis-profile NAME``. A profile of the same name in your own conftest wins, since
+conftest files load after plugins.
 """
 
 from __future__ import annotations
 
-import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 
-__all__ = ["PROFILES"]
+__all__ = ["PROFILES", "Recorder"]
 
-PROFILES = {
-    "dev": dict(max_examples=20, deadline=None),
-    "ci": dict(max_examples=60, deadline=None, derandomize=True, print_blob=True,
-               suppress_health_check=[HealthCheck.too_slow]),
-    "thorough": dict(max_examples=2000, deadline=None),
+PROFILES: dict[str, dict[str, Any]] = {
+    "dev": {"max_examples": 20, "deadline": None},
+    "ci": {
+        "max_examples": 100, "deadline": None, "derandomize": True, "print_blob": True,
+        "suppress_health_check": [HealthCheck.too_slow],
+    },
+    "thorough": {"max_examples": 2000, "deadline": None},
 }
 
 for _name, _kwargs in PROFILES.items():
-    settings.register_profile(f"diffharness-{_name}", **_kwargs)  # type: ignore[arg-type]
+    settings.register_profile(_name, **_kwargs)
 
-_chosen = os.environ.get("DIFFHARNESS_PROFILE")
-if _chosen:
-    if _chosen not in PROFILES:
-        raise ValueError(
-            f"DIFFHARNESS_PROFILE={_chosen!r} is not a profile; expected one of {sorted(PROFILES)}"
-        )
-    settings.load_profile(f"diffharness-{_chosen}")
+
+class Recorder:
+    """Collects rows of the long results table during a pytest session."""
+
+    def __init__(self) -> None:
+        self.frames: list[Any] = []
+
+    def add(self, frame: Any) -> None:
+        """Record a DataFrame with the columns of ``harness.check.RESULT_COLUMNS``."""
+        if frame is not None and len(frame):
+            self.frames.append(frame)
+
+
+_RECORDER_KEY = pytest.StashKey[Recorder]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("diffharness")
+    group.addoption(
+        "--diffharness-report",
+        metavar="DIR",
+        default=None,
+        help="write a diffharness report (CSV tables, report.html) of what the tests checked",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_RECORDER_KEY] = Recorder()
+
+
+@pytest.fixture
+def diffharness_recorder(request: pytest.FixtureRequest) -> Recorder:
+    """The session's recorder: ``.add(frame)`` puts rows into the end-of-session report."""
+    return request.config.stash[_RECORDER_KEY]
+
+
+@pytest.fixture
+def diffharness_check(diffharness_recorder: Recorder) -> Callable[..., Any]:
+    """``diffharness_check(engine, **kwargs)``: assert an engine matches the truth."""
+    from harness.check import check_engine
+
+    def run(engine: Any, **kwargs: Any) -> Any:
+        result = check_engine(engine, **kwargs)
+        diffharness_recorder.add(result.frame)
+        if not result.ok:
+            pytest.fail(result.report(), pytrace=False)
+        return result
+
+    return run
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    target = session.config.getoption("--diffharness-report", default=None)
+    if not target:
+        return
+    recorder = session.config.stash.get(_RECORDER_KEY, None)
+    import pandas as pd
+
+    from harness.check import RESULT_COLUMNS
+    from harness.report import write_report
+
+    frames = recorder.frames if recorder else []
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    run_dir = Path(target)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results.drop(columns=["seconds"], errors="ignore").to_csv(run_dir / "results.csv", index=False)
+    metadata = {"source": "pytest", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": len(results),
+                "exitstatus": int(exitstatus)}
+    html = write_report(run_dir, results, pd.DataFrame(), pd.DataFrame(), metadata)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"diffharness report: {html} ({len(results)} rows)")

@@ -36,6 +36,7 @@ import pandas as pd
 from harness.dtypes import DTYPES
 from harness.expr import Call, walk
 from harness.ops import OPS
+from harness.check import repro_command
 from harness.oracle import FAILING, VERDICTS
 
 __all__ = [
@@ -155,11 +156,11 @@ def _sorted_by(df: pd.DataFrame, keys: Mapping[str, Callable[[str], Any] | None]
     """Rows sorted by several columns, each through its own key function (or as is)."""
     if df.empty:
         return df.reset_index(drop=True)
-    sort_cols = {f"_k{i}": df[c].map(fn) if fn else df[c] for i, (c, fn) in enumerate(keys.items())}
-    keyed = df.assign(**sort_cols)
-    return keyed.sort_values(list(sort_cols), kind="stable").drop(columns=list(sort_cols)).reset_index(
-        drop=True
-    )
+    sort_cols = {
+        f"_k{i}": df[c].map(fn) if fn else df[c] for i, (c, fn) in enumerate(keys.items())
+    }
+    keyed = df.assign(**sort_cols).sort_values(list(sort_cols), kind="stable")
+    return keyed.drop(columns=list(sort_cols)).reset_index(drop=True)
 
 
 # ---- tables -----------------------------------------------------------------------------
@@ -278,23 +279,6 @@ def verdicts_per_op(
     return _sorted_by(counts, {"_neg_failing": None, "op": _op_key}).drop(columns="_neg_failing")
 
 
-def repro_command(spec: str, expr_text: str, point: str, dtype: str, order: int) -> str:
-    """The one-line shell command that re-checks one case; every argument shell-quoted.
-
-    ``shlex.split`` of the result gives back exactly the arguments, whatever the text.
-    """
-    return shlex.join(
-        [
-            "diffharness", "check",
-            "--engine", spec,
-            "--expr", expr_text,
-            "--at", point,
-            "--dtype", dtype,
-            "--order", str(order),
-        ]
-    )
-
-
 _WORST_COLUMNS = ["case_id", "source", "engine", "mode", "dtype", "order", "var", "point", "expr",
                   "value", "truth", "tolerance", "ulp_error", "rel_error", "verdict"]
 
@@ -316,8 +300,9 @@ def worst_cases(results: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     out = keep[_WORST_COLUMNS].reset_index(drop=True)
     out["repro"] = [
         repro_command(e, x, p, d, o)
-        for e, x, p, d, o in zip(out["engine"], out["expr"], out["point"], out["dtype"],
-                                 out["order"])
+        for e, x, p, d, o in zip(
+            out["engine"], out["expr"], out["point"], out["dtype"], out["order"], strict=True
+        )
     ]
     return out
 
@@ -455,6 +440,12 @@ def _plot_svg(results: pd.DataFrame, theory: pd.DataFrame) -> str | None:
     Zeros cannot sit on a log axis: they are drawn at a floor below every other value, and
     the panel says so.
     """
+    missing = [c for c in ("dtype", "scheme", "h", "rel_error") if c not in theory.columns]
+    if missing and len(theory):
+        raise ValueError(
+            f"theory is missing columns={missing}; expected dtype, scheme, h, rel_error "
+            "(the predicted median relative error at each h)"
+        )
     table = error_vs_h(results)
     accuracy = ad_accuracy(results)
     accuracy = accuracy[accuracy["order"] == 1] if len(accuracy) else accuracy
@@ -467,23 +458,27 @@ def _plot_svg(results: pd.DataFrame, theory: pd.DataFrame) -> str | None:
     from matplotlib.figure import Figure
 
     schemes = sorted({c[0] for c in table.columns} | set(theory["scheme"]), key=_scheme_key)
-    palette = matplotlib.colormaps["tab10"].colors
-    colour = {s: palette[i % 6] for i, s in enumerate(schemes)}
-    engines = sorted({(e, m) for e, m in zip(accuracy["engine"], accuracy["mode"])})
+    palette = matplotlib.color_sequences["tab10"]
+    # Known schemes keep their colour from run to run; others take the palette's rest.
+    colour = {s: palette[_scheme_key(s)[0] if s in SCHEMES else (len(SCHEMES) + i) % 10]
+              for i, s in enumerate(schemes)}
+    engines = sorted(set(zip(accuracy["engine"], accuracy["mode"], strict=True)))
     ad_colour = {key: palette[6 + i % 4] for i, key in enumerate(engines)}
 
     ncols = min(2, len(dtypes))
     nrows = math.ceil(len(dtypes) / ncols)
-    style = {"svg.fonttype": "path", "svg.hashsalt": "diffharness",
-             "font.size": 9, "axes.titlesize": 11}
-    with matplotlib.rc_context(style), warnings.catch_warnings():
+    style = matplotlib.rc_context(
+        {"svg.fonttype": "path", "svg.hashsalt": "diffharness", "font.size": 9,
+         "axes.titlesize": 11}
+    )
+    with style, warnings.catch_warnings():
         # Exotic characters in user labels lack glyphs: drawn as boxes, not worth a warning.
         warnings.filterwarnings("ignore", message=r"Glyph \d+", category=UserWarning)
         fig = Figure(figsize=(6.4 * ncols, 4.4 * nrows), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax in axes[len(dtypes):]:
             ax.set_visible(False)
-        for ax, dtype in zip(axes, dtypes):
+        for ax, dtype in zip(axes[: len(dtypes)], dtypes, strict=True):
             _draw_panel(ax, dtype, table, theory, accuracy, schemes, colour, ad_colour)
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})
@@ -513,8 +508,11 @@ def _draw_panel(
             (str(scheme), curve["h"].to_numpy(float), curve["rel_error"].to_numpy(float))
         )
     ad = accuracy[accuracy["dtype"] == dtype]
-    levels = [((e, m), float(v)) for e, m, v in zip(ad["engine"], ad["mode"], ad["median_rel_error"])
-              if not math.isnan(v)]
+    levels = [
+        ((e, m), float(v))
+        for e, m, v in zip(ad["engine"], ad["mode"], ad["median_rel_error"], strict=True)
+        if not math.isnan(v)
+    ]
 
     everything = np.concatenate(
         [np.array([v for _, v in levels])] + [y for _, _, y in measured + predicted]
@@ -590,7 +588,9 @@ def _html_table(df: pd.DataFrame, *, index: bool = False, max_rows: int = 200,
     if df.empty:
         return '<p class="nodata">no data</p>'
     # Display headers may wrap at spaces; the CSV files keep the underscored names.
-    shown = df.head(max_rows).rename(columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c)
+    shown = df.head(max_rows).rename(
+        columns=lambda c: c.replace("_", " ") if isinstance(c, str) else c
+    )
     if shown.index.dtype.kind == "f":
         shown.index = shown.index.map(lambda v: f"{v:.3g}")
     table = shown.to_html(
@@ -676,7 +676,8 @@ def _plot_html(results: pd.DataFrame, theory: pd.DataFrame) -> str:
         return ('<p class="nodata">no plot: matplotlib is not installed '
                 "(pip install 'diffharness[report]')</p>")
     if svg is None:
-        return '<p class="nodata">no data: no finite-difference or AD rows to plot</p>'
+        return ('<p class="nodata">no data: no finite-difference rows or theory curves '
+                "to plot against h</p>")
     return f'<div class="plot">{svg}</div>'
 
 
@@ -687,7 +688,8 @@ def _error_vs_h_html(table: pd.DataFrame) -> str:
     parts = []
     for dtype in dtypes:
         part = table.xs(dtype, level="dtype", axis=1).dropna(how="all")
-        parts.append(f"<h3>{_e(dtype)}</h3>{_html_table(part, index=True, csv_name='error_vs_h.csv')}")
+        body = _html_table(part, index=True, csv_name="error_vs_h.csv")
+        parts.append(f"<h3>{_e(dtype)}</h3>{body}")
     return "".join(parts)
 
 

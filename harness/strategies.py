@@ -17,7 +17,6 @@ import functools
 import math
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
-from typing import Literal
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ from harness.ops import DEFAULT_OPS, OPS
 __all__ = [
     "CONSTANTS",
     "EXPONENTS",
+    "KINKS",
     "MARGIN",
     "MAX_MAGNITUDE",
     "SHRINK_ORDER",
@@ -42,7 +42,8 @@ __all__ = [
     "valid_points",
 ]
 
-Kinks = Literal["avoid", "include"]
+KINKS: tuple[str, ...] = ("avoid", "include")
+"""Values of the ``kinks`` argument: stay a margin away from kinks, or seek them out."""
 
 CONSTANTS: tuple[Fraction, ...] = tuple(
     Fraction(p, q)
@@ -79,8 +80,9 @@ inside every domain is inside it in exact arithmetic too."""
 _MODERATE = 4.0  # most drawn coordinates lie in [-4, 4] ...
 _WIDE = 64.0  # ... and occasionally in [-64, 64]
 _BRANCHING = 3  # binary calls are drawn this many times as often as one unary call
-_FALLBACK_ROWS = 4096
-_MAX_DRAWN = 256  # most coordinates drawn one by one per example (data_too_large beyond)  # most deterministic fallback rows evaluated per batch
+_FALLBACK_ROWS = 4096  # most deterministic fallback rows evaluated per batch
+_MAX_DRAWN = 256  # most coordinates drawn one by one per example (data_too_large beyond)
+_NO_VARIABLES = np.zeros((1, 0))  # the one "point" of a variable-free tree
 
 # Deterministic fallback coordinates: simple dyadics first, then irregular ones that are
 # unlikely to sit on a kink, tie or integer. All have at most 7 significant bits.
@@ -169,7 +171,7 @@ def _check_points_args(n: int, dtype: str, margin: float, kinks: str) -> None:
     dtype_info(dtype)
     if not isinstance(margin, (int, float)) or not 0 <= margin < math.inf:
         raise ValueError(f"margin={margin!r} must be a finite number >= 0")
-    if kinks not in ("avoid", "include"):
+    if kinks not in KINKS:
         raise ValueError(f"kinks={kinks!r} must be 'avoid' or 'include'")
 
 
@@ -185,9 +187,14 @@ def _leaf(draw: st.DrawFn, var_nodes: tuple[Var, ...], const_nodes: tuple[Const,
 
 
 def _make_call(name: str, max_size: int, args: tuple[Expr, ...]) -> Expr:
-    """``name(*args)``, or its first argument when the call would exceed ``max_size``."""
+    """``name(*args)``, or its first argument when the call would exceed ``max_size`` or is
+    a variable-free call that float64 finds outside its domain or not finite."""
     node = Call(name, args)
-    return node if size(node) <= max_size else args[0]
+    if size(node) > max_size:
+        return args[0]
+    if not expr_variables(node) and not _valid_in(node, _NO_VARIABLES, torch.float64, MARGIN)[0]:
+        return args[0]  # log(-1), 1/0, sinh(sinh(sinh(4))): no point could ever use it
+    return node
 
 
 def expressions(
@@ -227,9 +234,13 @@ def expressions(
     exponent = st.sampled_from(exponent_nodes) if exponent_nodes else st.nothing()
 
     def extend(children: SearchStrategy[Expr]) -> SearchStrategy[Expr]:
+        # Behind `deferred`, each level's repr names its children instead of spelling them
+        # out; spelled out, reprs grow exponentially with depth (megabytes, and a warning).
+        kids = st.deferred(lambda: children)
+
         def branch(name: str) -> SearchStrategy[Expr]:
             row = OPS[name]
-            parts = [exponent if i in row.const_args else children for i in range(row.arity)]
+            parts = [exponent if i in row.const_args else kids for i in range(row.arity)]
             return st.tuples(*parts).map(functools.partial(_make_call, name, max_size))
 
         # Repeated branches go last, so shrinking still prefers the front of `names`.
@@ -243,30 +254,39 @@ def expressions(
 
 
 def _valid_in(
-    expr: Expr, pts: np.ndarray, dtype: torch.dtype, margin: float, avoid_kinks: bool
+    expr: Expr, pts: np.ndarray, dtype: torch.dtype, margin: float, avoid_kinks: bool = False
 ) -> np.ndarray:
     """Rows of ``pts`` where every subexpression, computed literally in ``dtype``, is valid.
 
     Each distinct subtree is evaluated once for the whole batch, with the op table's torch
-    builders (the computation ``torch_function`` performs).
+    builders, as ``harness.engines.torch_ad.torch_function`` computes it. Kinks count only
+    where the kinked argument depends on a variable (``max(0, 0)`` is just a constant).
     """
     slots = {name: i for i, name in enumerate(expr_variables(expr))}
     x = torch.as_tensor(pts, dtype=torch.float64).to(dtype)
     n = x.shape[0]
     ok = torch.ones(n, dtype=torch.bool)
     values: dict[Expr, torch.Tensor] = {}
+    varying: set[Expr] = set()
     for node in walk(expr):
         if isinstance(node, Var):
             value = x[:, slots[node.name]]
+            varying.add(node)
         elif isinstance(node, Const):
             value = torch.full((n,), float(node.value), dtype=dtype)
         else:
             row = OPS[node.op]
             args = [values[a] for a in node.args]
             ok &= row.domain(*args) > margin
-            if avoid_kinks and row.kinks is not None:
-                ok &= row.kinks(*args) > margin
-            value = row.torch_fn(*args)
+            if any(a in varying for a in node.args):
+                varying.add(node)
+                if avoid_kinks and row.kinks is not None:
+                    ok &= row.kinks(*args) > margin
+            # As torch_function does: constant parameters (pow's exponent) go in as numbers.
+            value = row.torch_fn(*(
+                float(a.value) if k in row.const_args and isinstance(a, Const) else args[k]
+                for k, a in enumerate(node.args)
+            ))
         ok &= torch.isfinite(value) & (value.abs() <= MAX_MAGNITUDE)
         values[node] = value
     return ok.numpy()
@@ -278,7 +298,7 @@ def valid_points(
     dtype: str = "float64",
     *,
     margin: float = MARGIN,
-    kinks: Kinks = "avoid",
+    kinks: str = "avoid",
 ) -> np.ndarray:
     """Boolean mask over the rows of ``pts``: where ``expr`` may be checked in ``dtype``.
 
@@ -325,7 +345,8 @@ def _fallback(n_vars: int, dtype: str) -> np.ndarray:
             k = max(1, int(half ** (1 / n_vars)))
             simple = np.indices((k,) * n_vars).reshape(n_vars, -1).T
             rng = np.random.default_rng(0)
-            idx = np.concatenate([simple, rng.integers(0, m, size=(_FALLBACK_ROWS - len(simple), n_vars))])
+            sample = rng.integers(0, m, size=(_FALLBACK_ROWS - len(simple), n_vars))
+            idx = np.concatenate([simple, sample])
         order = np.lexsort((idx.sum(axis=1), idx.max(axis=1)))
         rows = base[idx[order]]
     out = round_array(rows, dtype)
@@ -387,9 +408,11 @@ def _assemble(tie: np.ndarray, values: np.ndarray, dtype: str) -> np.ndarray:
 @st.composite
 def _candidates(
     draw: st.DrawFn, n: int, n_vars: int, specials: tuple[float, ...], kinds: tuple[int, int, int]
-) -> np.ndarray:
-    """``n`` candidate rows: coordinates drawn one by one, up to a budget that keeps
-    Hypothesis's input small; rows past it come from a numpy generator whose seed is drawn."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` candidate rows as ``(is_tie, value)`` arrays of shape ``(n, n_vars)``.
+
+    Coordinates are drawn one by one up to a budget that keeps Hypothesis's input small;
+    rows past it come from a numpy generator whose seed is drawn."""
     n_drawn = n if n * n_vars <= _MAX_DRAWN else max(1, _MAX_DRAWN // n_vars)
     coordinate = _coordinate(specials, kinds)
     drawn = draw(st.lists(coordinate, min_size=n_drawn * n_vars, max_size=n_drawn * n_vars))
@@ -404,7 +427,7 @@ def _candidates(
 
 @st.composite
 def _points(
-    draw: st.DrawFn, expr: Expr, n: int, dtype: str, margin: float, kinks: Kinks
+    draw: st.DrawFn, expr: Expr, n: int, dtype: str, margin: float, kinks: str
 ) -> np.ndarray:
     n_vars = len(expr_variables(expr))
     include = kinks == "include"
@@ -430,7 +453,7 @@ def points(
     dtype: str = "float64",
     *,
     margin: float = MARGIN,
-    kinks: Kinks = "avoid",
+    kinks: str = "avoid",
 ) -> SearchStrategy[np.ndarray]:
     """Float64 arrays of shape ``(n, len(variables(expr)))`` of points at which to check ``expr``.
 
@@ -465,7 +488,7 @@ def _cases(
     n: int,
     dtype: str,
     margin: float,
-    kinks: Kinks,
+    kinks: str,
 ) -> tuple[Expr, np.ndarray]:
     expr = draw(trees)
     return expr, draw(_points(expr, n, dtype, margin, kinks))
@@ -480,7 +503,7 @@ def cases(
     exponents: Sequence[int | Fraction] = EXPONENTS,
     n_points: int = 32,
     dtype: str = "float64",
-    kinks: Kinks = "avoid",
+    kinks: str = "avoid",
     margin: float = MARGIN,
 ) -> SearchStrategy[tuple[Expr, np.ndarray]]:
     """Pairs ``(tree, points)``: a tree from :func:`expressions` that uses at least one

@@ -375,6 +375,18 @@ def test_html_draws_one_plot_panel_per_dtype() -> None:
     assert "<!--" not in svg  # matplotlib's comments would repeat the labels' raw text
 
 
+def test_html_plots_labels_the_font_cannot_draw_without_a_warning() -> None:
+    # pytest turns warnings into errors; a missing glyph is drawn as a box instead.
+    rows = central_rows() + [row(engine="引擎🚀$\\$_\u202e", rel_error=1e-12)]
+    page = render_html(frame(rows), pd.DataFrame(), THEORY, {})
+    assert page.count("<svg") == 1
+
+
+def test_html_refuses_a_theory_table_without_its_columns() -> None:
+    with pytest.raises(ValueError, match="rel_error"):
+        render_html(frame(central_rows()), pd.DataFrame(), THEORY.drop(columns="rel_error"), {})
+
+
 def test_html_summary_is_red_when_any_verdict_fails_and_green_otherwise() -> None:
     def summary(results: pd.DataFrame) -> tuple[str, str]:
         page = render_html(results, pd.DataFrame(), pd.DataFrame(), {})

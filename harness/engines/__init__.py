@@ -4,7 +4,7 @@ Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth), ``torch:reverse``,
 ``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the seed's
 ``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
 ``jax:reverse`` and ``jax:forward`` (optional extra), ``scipy:derivative`` and
-``numdifftools:central`` (optional extra). Anything else is ``package.module:attr``,
+``numdifftools:<central|forward|backward|complex>`` (optional extra). Anything else is ``package.module:attr``,
 where ``attr`` is an Engine instance or a callable returning one (a class with no
 required arguments, say), imported the way pytest imports plugins.
 """
@@ -61,10 +61,13 @@ def _scipy() -> Engine:
     return ScipyDerivativeEngine()
 
 
-def _numdifftools() -> Engine:
-    from harness.engines.peers import NumdifftoolsEngine
+def _numdifftools(method: str) -> Callable[[], Engine]:
+    def make() -> Engine:
+        from harness.engines.peers import NumdifftoolsEngine
 
-    return NumdifftoolsEngine("central")
+        return NumdifftoolsEngine(method)
+
+    return make
 
 
 def _fd(scheme: str) -> Callable[[], Engine]:
@@ -84,7 +87,7 @@ BUILTIN_ENGINES: Mapping[str, Callable[[], Engine]] = MappingProxyType(
         "jax:reverse": _jax("reverse"),
         "jax:forward": _jax("forward"),
         "scipy:derivative": _scipy,
-        "numdifftools:central": _numdifftools,
+        **{f"numdifftools:{m}": _numdifftools(m) for m in ("central", "forward", "backward", "complex")},
     }
 )
 

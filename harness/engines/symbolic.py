@@ -3,10 +3,10 @@
 The tree becomes a sympy expression (constants rounded to the tested dtype, so the truth is
 that of the function the engine under test actually computes), sympy differentiates it, and
 each list of derivative expressions is compiled ONCE, through ``sympy.cse``, into a flat
-program over python-flint ``arb`` balls. The program runs at the exact point (float64
-inputs convert to ``arb`` exactly) at 128 bits, and reruns at doubled precision until every
-ball is tight: radius <= 2**-62 * |mid| (about 1e-3 ulp of float64) or <= 2**-1100 (an
-exact zero). Each entry gets a status:
+program over python-flint ``arb`` balls (one dict from sympy classes to arb functions). The
+program runs at the exact point (float64 inputs convert to ``arb`` exactly) at 128 bits, and
+reruns at doubled precision until every ball is tight: radius <= 2**-62 * |mid| (about 1e-3
+ulp of float64) or <= 2**-1100 (an exact zero). Each entry gets a status:
 
 * ``"ok"``: certified; ``bounds`` is a proven bound on |exact - mid| (before rounding mid
   to float64 for ``values``).
@@ -16,19 +16,23 @@ exact zero). Each entry gets a status:
   gives the limits from either side. Discontinuous primitives evaluate to the hull of their
   one-sided values there, so a derivative that exists anyway (relu(x)**2 at 0) still comes
   out ``"ok"``.
-* ``"undefined"``: some node of the literal tree, or the derivative, is undefined there (log
-  of a negative, division by zero, a non-real value) or the result overflows float64.
+* ``"undefined"``: the derivative or some node of the *literal* tree is undefined at the
+  point (log of a negative, division by zero, a non-real value: ``x / x`` at 0 although
+  sympy reads it as 1), the point sits on a domain edge with nothing on one side (acos at
+  1), or the result overflows float64.
 
 Sympy assumes complex arguments for Abs, sign and floor and differentiates them into
 re/im/Subs forms; they are swapped for real-valued stand-ins (:class:`_RealAbs`, ...) whose
 derivatives are sign, Dirac delta and the floor's spike train before differentiating.
+A chain-rule term through a locally inactive branch (Heaviside or a spike away from its
+break) is exactly 0 whatever its other factors (see :meth:`_Program._run_careful`).
 """
 
 from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -176,6 +180,20 @@ def _arcsine_like(method: str) -> Callable[[Any], Guarded]:
     return guarded
 
 
+def _guarded_on(
+    fn: Callable[[Any], Any], inside: Callable[[Any], bool], outside: Callable[[Any], bool]
+) -> Callable[[Any], Guarded]:
+    """``fn`` where ``inside(u)`` holds for the whole ball; undefined where ``outside(u)``
+    holds for it; otherwise the ball straddles the boundary."""
+
+    def guarded(u: Any) -> Guarded:
+        if inside(u):
+            return fn(u), 0
+        return _NAN, (_UNDEF if outside(u) else _NEAR_EDGE)
+
+    return guarded
+
+
 def _nonneg_int_pow(n: int) -> Callable[[Any], Any]:
     return lambda b: b**n
 
@@ -310,6 +328,14 @@ _COMMON_RULES: Mapping[type, _Rule] = {
     sympy.asin: _Rule(_arcsine_like("asin"), guarded=True),
     sympy.acos: _Rule(_arcsine_like("acos"), guarded=True),
     sympy.atan: _Rule(arb.atan),
+    sympy.asinh: _Rule(arb.asinh),
+    sympy.acosh: _Rule(_guarded_on(arb.acosh, lambda u: u >= 1, lambda u: u < 1), True),
+    sympy.atanh: _Rule(_guarded_on(arb.atanh, lambda u: abs(u) < 1, lambda u: abs(u) >= 1), True),
+    sympy.cot: _Rule(_guarded_on(arb.cot, lambda u: not u.contains(0), arb.is_zero), True),
+    sympy.csc: _Rule(_guarded_on(arb.csc, lambda u: not u.contains(0), arb.is_zero), True),
+    sympy.coth: _Rule(_guarded_on(arb.coth, lambda u: not u.contains(0), arb.is_zero), True),
+    sympy.csch: _Rule(_guarded_on(arb.csch, lambda u: not u.contains(0), arb.is_zero), True),
+    sympy.sech: _Rule(arb.sech),
     sympy.erf: _Rule(arb.erf),
     sympy.erfc: _Rule(arb.erfc),
     sympy.Abs: _Rule(abs),
@@ -382,7 +408,6 @@ class _Program:
         self.undefined_constants: list[int] = []  # non-real or infinite constants
         self.code: list[Instruction] = []
         self.outputs: list[int] = []
-        self.always_undefined = False  # a constant overflows the tested dtype
         self._frames: dict[int, list[Any]] = {}
 
     def new_slot(self) -> int:
@@ -428,8 +453,10 @@ class _Program:
             flags[slot] = _UNDEF
         strong = [False] * self.n_slots
         for dst, fn, i, j, guarded, zero in self.code:
-            if zero == _ANY_ZERO and (strong[i] or (j >= 0 and strong[j])) or (
-                zero == _ALL_ZERO and strong[i] and strong[j]
+            if (
+                zero == _ANY_ZERO
+                and (strong[i] or (j >= 0 and strong[j]))
+                or (zero == _ALL_ZERO and strong[i] and strong[j])
             ):
                 vals[dst], strong[dst] = _STRONG_ZERO, True
                 continue
@@ -530,7 +557,10 @@ def _subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, 
     out: dict[Expr, Any] = {}
 
     def const(c: Const) -> Any:
-        out[c] = sympy.Rational(round_fraction(c.value, dtype))
+        try:
+            out[c] = sympy.Rational(round_fraction(c.value, dtype))
+        except OverflowError:  # the engine's constant is inf: nothing is defined
+            out[c] = sympy.nan
         return out[c]
 
     def var(v: Var) -> Any:
@@ -566,10 +596,40 @@ def _entries(f: Any, symbols: Sequence[Any], kind: tuple[str, int]) -> list[Any]
     if name == "taylor":  # d^k f / dx_i^k for k = 1..order, i over the variables
         rows, current = [], [f] * len(symbols)
         for _ in range(order):
-            current = [c.diff(s) for c, s in zip(current, symbols)]
+            current = [c.diff(s) for c, s in zip(current, symbols, strict=True)]
             rows.extend(current)
         return rows
     raise ValueError(f"kind={kind!r} is not a program kind")
+
+
+def _literal_domain(compiler: _Compiler, expr: Expr, trees: Mapping[Expr, Any]) -> list[int]:
+    """Slots computing every node of the literal tree exactly as written (x/x stays a
+    division, so it is undefined at 0 although sympy reads it as 1), with the functions'
+    own values at jumps. Their definedness gates every entry."""
+    rules, compiler.rules = compiler.rules, _VALUE_RULES
+    slots: dict[Expr, int] = {}
+    for node in walk(expr):
+        if isinstance(node, Var):
+            slots[node] = compiler.slots[trees[node]]
+        elif isinstance(node, Const):
+            slots[node] = compiler.compile(trees[node])
+        else:
+            operands = [sympy.Dummy(real=True) for _ in node.args]
+            for d, a in zip(operands, node.args, strict=True):
+                compiler.slots[d] = slots[a]
+            slots[node] = compiler.compile(OPS[node.op].sympy_fn(*operands))
+    compiler.rules = rules
+    return [slots[n] for n in walk(expr) if not isinstance(n, Var)]
+
+
+def _nowhere_defined(expr: Expr, trees: Mapping[Expr, Any]) -> bool:
+    """Whether some node is, for sympy, a constant that is not a real number: asin(2), or
+    0**-3 from pow(sign(0 * x), -3)."""
+    return any(
+        not t.free_symbols
+        and (t is sympy.nan or t.is_extended_real is False or t.is_finite is False)
+        for t in (trees[n] for n in walk(expr))
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -577,23 +637,26 @@ def _program(expr: Expr, dtype: str, kind: tuple[str, int]) -> _Program:
     """The compiled program for ``expr`` with constants rounded to ``dtype`` (cached)."""
     names = variables(expr)
     symbols = [sympy.Symbol(n, real=True) for n in names]
+    trees = _subtrees(expr, dict(zip(names, symbols, strict=True)), dtype)
     try:
-        trees = _subtrees(expr, dict(zip(names, symbols)), dtype)
-    except OverflowError:
-        program = _Program(len(names), 0)
-        program.always_undefined = True
-        return program
-    entries = _entries(trees[expr], symbols, kind)
-    domain = [trees[n] for n in walk(expr) if isinstance(n, Call)]
+        entries = _entries(trees[expr], symbols, kind)
+    except (TypeError, ValueError) as error:  # sympy refuses a non-real constant part
+        if not _nowhere_defined(expr, trees):
+            raise EngineError(
+                f"sympy could not differentiate {expr} ({error}); no node of it is "
+                "undefined everywhere, so this is a gap in the truth engine: report it"
+            ) from error
+        entries = [sympy.nan] * len(_entries(sympy.Integer(0), symbols, kind))
     rules = _VALUE_RULES if kind[0] == "values" else _DERIVATIVE_RULES
     program = _Program(len(names), len(entries), derivative=kind[0] != "values")
     compiler = _Compiler(program, symbols, rules)
     replacements, reduced = sympy.cse(
-        entries + domain, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy), order="none"
+        entries, symbols=sympy.numbered_symbols("_cse", cls=sympy.Dummy), order="none"
     )
     for sym, sub in replacements:
         compiler.slots[sym] = compiler.compile(sub)
     program.outputs = [compiler.compile(e) for e in reduced]
+    program.outputs += _literal_domain(compiler, expr, trees)
     return program
 
 
@@ -628,11 +691,17 @@ class _Entry:
     bits: int = 0
 
 
+def _upper_float(r: Any) -> float:
+    """The smallest float64 >= the exact non-negative arb ``r``."""
+    b = float(r)
+    return b if arb(b) >= r else float(np.nextafter(b, np.inf))
+
+
 def _settle(entry: _Entry, v: Any, status: int, bits: int) -> None:
     entry.bits = bits
-    value = float(v.mid())
+    value = float(v.mid()) + 0.0  # no -0.0
     if status in (_OK, _UNCERTIFIED) and np.isfinite(value):
-        entry.value, entry.bound, entry.status = value, float(v.rad()), status
+        entry.value, entry.bound, entry.status = value, _upper_float(v.rad()), status
     else:  # kink, undefined, or a result beyond float64's range
         entry.status = status if status == _KINK_STATUS else _UNDEFINED
 
@@ -676,7 +745,7 @@ def _defined_around(program: _Program, inputs: Sequence[Any]) -> bool:
 def _certify(program: _Program, inputs: Sequence[Any], wanted: Sequence[int]) -> list[_Entry]:
     """Evaluate the ``wanted`` outputs at one point, doubling precision until each settles."""
     entries = {o: _Entry() for o in wanted}
-    if program.always_undefined or any(not x.is_finite() for x in inputs):
+    if any(not x.is_finite() for x in inputs):
         return list(entries.values())
     pending = list(wanted)
     prec = START_BITS
@@ -740,7 +809,10 @@ def _evaluate_rows(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ...]
         for p, row in enumerate(uniq):
             for o, e in enumerate(_certify(program, _exact_inputs(row), range(m))):
                 fields[0][p, o], fields[1][p, o], codes[p, o], bits[p, o] = (
-                    e.value, e.bound, e.status, e.bits,
+                    e.value,
+                    e.bound,
+                    e.status,
+                    e.bits,
                 )
     return fields[0][inverse], fields[1][inverse], codes[inverse], bits[inverse]
 

@@ -1,0 +1,183 @@
+"""Property tests of the generators, checked by means independent of the generators.
+
+* the printer and the parser invert each other on generated trees;
+* generated points pass a 50-digit mpmath evaluation of every subexpression, with the
+  domain of every op written out again here (not read from ``harness.ops``);
+* generated trees respect ``max_size``, ``ops`` and ``variables``;
+* shrinking reaches the minimal trees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import mpmath
+import numpy as np
+import pytest
+import sympy
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+
+from harness.expr import Call, Const, Expr, Var, size, to_sympy, to_text, variables, walk
+from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
+from harness.parse import parse
+from harness.strategies import CONSTANTS, EXPONENTS, cases, expressions
+
+ALL_OPS = DEFAULT_OPS + KINK_OPS + JUMP_OPS
+MP = mpmath.mpf
+FLOAT64_MAX = MP(2) ** 1024  # the first power of two float64 cannot hold
+
+# Where each op is defined, in exact arithmetic: written out here again, on purpose, so
+# that a wrong margin function in ops.py cannot hide behind itself.
+DOMAIN: dict[str, Callable[..., bool]] = {
+    "div": lambda a, b: b != 0,
+    "log": lambda a: a > 0,
+    "sqrt": lambda a: a > 0,
+    "asin": lambda a: -1 < a < 1,
+    "acos": lambda a: -1 < a < 1,
+    "log1p": lambda a: a > -1,
+    "tan": lambda a: mpmath.cos(a) != 0,
+    "pow": lambda a, b: a > 0 or (b == mpmath.floor(b) and (a != 0 or b >= 0)),
+}
+EVERYWHERE = {
+    "add", "sub", "mul", "neg", "exp", "sin", "cos", "tanh", "sigmoid", "atan", "sinh",
+    "cosh", "expm1", "erf", "softplus", "abs", "relu", "max", "min", "floor", "sign",
+}
+# Where each kink or jump op is not smooth.
+SMOOTH: dict[str, Callable[..., bool]] = {
+    "abs": lambda a: a != 0,
+    "relu": lambda a: a != 0,
+    "sign": lambda a: a != 0,
+    "max": lambda a, b: a != b,
+    "min": lambda a, b: a != b,
+    "floor": lambda a: a != mpmath.floor(a),
+}
+
+
+def test_every_op_has_an_independent_domain_rule_here() -> None:
+    assert set(DOMAIN) | EVERYWHERE == set(OPS), "add the new op's domain to DOMAIN or EVERYWHERE"
+    assert not set(DOMAIN) & EVERYWHERE
+    assert set(SMOOTH) == set(KINK_OPS) | set(JUMP_OPS)
+
+
+# ---- printer and parser ----------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(expressions(ALL_OPS, max_size=16, variables=("x", "y", "theta")))
+def test_parsing_the_printed_text_gives_the_tree_back(expr: Expr) -> None:
+    assert parse(to_text(expr)) == expr
+
+
+# ---- independent high-precision check of generated points ------------------------------
+
+
+def _exact_values(expr: Expr, pts: np.ndarray) -> tuple[list[Expr], list[list[Any]]]:
+    """Every distinct subtree, and its value at every point at 50 digits (mpmath)."""
+    names = variables(expr)
+    symbols = {n: sympy.Symbol(n, real=True) for n in names}
+    nodes = list(walk(expr))
+    fn = sympy.lambdify(
+        [symbols[n] for n in names], [to_sympy(s, symbols) for s in nodes], "mpmath"
+    )
+    values = []
+    with mpmath.workdps(50):
+        for row in pts:
+            try:
+                values.append([mpmath.mpmathify(v) for v in fn(*(MP(float(c)) for c in row))])
+            except (ZeroDivisionError, OverflowError) as err:
+                where = f"{to_text(expr)} at {row.tolist()}"
+                raise AssertionError(f"{type(err).__name__} evaluating {where}") from None
+    return nodes, values
+
+
+def _check_exactly(expr: Expr, pts: np.ndarray, kinks_avoided: bool) -> None:
+    nodes, values = _exact_values(expr, pts)
+    index = {node: i for i, node in enumerate(nodes)}
+    for row, vals in zip(pts, values, strict=True):
+        where = f"{to_text(expr)} at {row.tolist()}"
+        for node, v in zip(nodes, vals, strict=True):
+            assert isinstance(v, mpmath.mpf), f"{to_text(node)} is not real: {v} ({where})"
+            assert mpmath.isfinite(v) and abs(v) < FLOAT64_MAX, f"{to_text(node)} = {v} ({where})"
+            if not isinstance(node, Call):
+                continue
+            args = [vals[index[a]] for a in node.args]
+            if node.op in DOMAIN:
+                assert DOMAIN[node.op](*args), f"{to_text(node)} outside its domain ({where})"
+            if kinks_avoided and node.op in SMOOTH and variables(node):
+                assert SMOOTH[node.op](*args), f"{to_text(node)} sits on a kink ({where})"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_generated_points_are_inside_every_domain_in_exact_arithmetic(dtype: str) -> None:
+    @settings(max_examples=40, deadline=None)
+    @given(cases(ALL_OPS, dtype=dtype, kinks="avoid"))
+    def check(case: tuple[Expr, np.ndarray]) -> None:
+        _check_exactly(*case, kinks_avoided=True)
+
+    check()
+
+
+def test_points_with_kinks_included_are_still_inside_every_domain() -> None:
+    @settings(max_examples=30, deadline=None)
+    @given(cases(ALL_OPS, dtype="float32", kinks="include"))
+    def check(case: tuple[Expr, np.ndarray]) -> None:
+        _check_exactly(*case, kinks_avoided=False)
+
+    check()
+
+
+# ---- shape of generated trees ----------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_generated_trees_respect_max_size_ops_and_variables(data: st.DataObject) -> None:
+    max_size = data.draw(st.integers(1, 15), label="max_size")
+    ops = data.draw(st.lists(st.sampled_from(ALL_OPS), unique=True, max_size=6), label="ops")
+    names = data.draw(
+        st.lists(st.sampled_from(["x", "y", "z", "w"]), unique=True, min_size=1), label="vars"
+    )
+    expr = data.draw(expressions(ops, max_size=max_size, variables=names))
+    assert size(expr) <= max_size
+    assert set(variables(expr)) <= set(names)
+    for node in walk(expr):
+        if isinstance(node, Call):
+            assert node.op in ops
+            for k in OPS[node.op].const_args:
+                arg = node.args[k]
+                assert isinstance(arg, Const) and arg.value in EXPONENTS
+    consts = {n.value for n in walk(expr) if isinstance(n, Const)}
+    assert consts <= set(CONSTANTS) | set(EXPONENTS)
+
+
+# ---- shrinking -------------------------------------------------------------------------
+
+
+def _contains(op: str) -> Callable[[Expr], bool]:
+    return lambda e: any(isinstance(n, Call) and n.op == op for n in walk(e))
+
+
+def test_a_tree_of_three_nodes_shrinks_to_a_minimal_one_over_x() -> None:
+    found = find(expressions(), lambda e: size(e) >= 3, settings=settings(database=None))
+    assert size(found) == 3
+    assert variables(found) == ("x",)
+    assert found in {
+        Call("add", (Var("x"), Var("x"))),
+        Call("mul", (Var("x"), Var("x"))),
+        Call("neg", (Call("neg", (Var("x"),)),)),
+        Call("pow", (Var("x"), Const(Fraction(2)))),
+    }
+
+
+def test_a_tree_containing_sin_shrinks_to_sin_of_x() -> None:
+    found = find(expressions(), _contains("sin"), settings=settings(database=None))
+    assert found == Call("sin", (Var("x"),))
+
+
+def test_a_tree_using_both_variables_shrinks_to_a_sum() -> None:
+    found = find(expressions(), lambda e: len(variables(e)) == 2, settings=settings(database=None))
+    assert size(found) == 3
+    assert found in {Call("add", (Var("x"), Var("y"))), Call("add", (Var("y"), Var("x")))}
