@@ -289,7 +289,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ops", type=_ops, help="ops for generated cases: names or default,kinks,jumps,all")
     run.add_argument("--corpus", action="append", help="case file or folder (repeatable; default cases/)")
     run.add_argument("--no-corpus", action="store_true", help="generated cases only")
-    run.add_argument("--workers", type=_positive_int, default=1, help="worker processes (default 1)")
+    run.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+                     help="worker processes (default: one per CPU core)")
     run.add_argument("--timeout", type=float, default=60.0, help="seconds per case before it is cut off (default 60)")
     run.add_argument("--out", default="reports", help="folder for runs (default reports/)")
     run.add_argument("--name", help="run folder name (default: timestamp and seed)")

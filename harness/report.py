@@ -284,20 +284,25 @@ _WORST_COLUMNS = ["case_id", "source", "engine", "mode", "dtype", "order", "var"
 
 
 def worst_cases(results: pd.DataFrame, n: int = 20) -> pd.DataFrame:
-    """The ``n`` worst AD rows: failing verdicts first, then by ``ulp_error``, largest first.
+    """The ``n`` worst AD rows: failing verdicts first, then closest to failing.
 
-    Rows with neither a failing verdict nor an ulp error (e.g. ``undefined``) are left
-    out. The ``repro`` column holds the command that re-checks the row's case.
+    "Closest" is ``error_ratio`` = ``abs_error / tolerance`` (1 is the edge of the rounding
+    model's budget), largest first, then ``ulp_error``; ulps alone mislead where the truth
+    is 0 (one ulp of 0 is the smallest subnormal). Rows with neither a failing verdict nor
+    an error are left out. The ``repro`` column holds the command that re-checks the case.
     """
     if n < 0:
         raise ValueError(f"n={n} must be >= 0: the number of rows to keep")
     ad = _ad_rows(_normalise(results))
     failing = ad["verdict"].isin(FAILING)
-    keep = ad[failing | ad["ulp_error"].notna()].assign(_failing=failing)
+    with np.errstate(all="ignore"):
+        ratio = ad["abs_error"].astype(float) / ad["tolerance"].astype(float)
+    keep = ad[failing | ad["ulp_error"].notna()].assign(_failing=failing, error_ratio=ratio)
     keep = keep.sort_values(
-        ["_failing", "ulp_error"], ascending=[False, False], na_position="last", kind="stable"
+        ["_failing", "error_ratio", "ulp_error"], ascending=[False, False, False],
+        na_position="last", kind="stable",
     ).head(n)
-    out = keep[_WORST_COLUMNS].reset_index(drop=True)
+    out = keep[[*_WORST_COLUMNS, "error_ratio"]].reset_index(drop=True)
     out["repro"] = [
         repro_command(e, x, p, d, o)
         for e, x, p, d, o in zip(

@@ -551,6 +551,18 @@ class _Compiler:
         return self.slots[root]
 
 
+def _not_real(constant: Any) -> bool:
+    """Whether a variable-free sympy expression is numerically not a finite real number
+    (asin(2), log(-1)), found by ``evalf`` rather than sympy's assumptions, which can
+    recurse for minutes on such constants."""
+    if constant.is_Rational:
+        return False
+    value = constant.evalf(30)
+    if value.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+        return True
+    return value.is_number and value.is_extended_real is False
+
+
 def _subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, Any]:
     """Sympy form of every distinct subtree (the fold ``harness.expr.to_sympy`` performs),
     with constants rounded to ``dtype``."""
@@ -568,8 +580,8 @@ def _subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, 
         return out[v]
 
     def call(node: Call, args: tuple[Any, ...]) -> Any:
-        if any(a is sympy.nan for a in args):
-            out[node] = sympy.nan
+        if any(a is sympy.nan or (not a.free_symbols and _not_real(a)) for a in args):
+            out[node] = sympy.nan  # undefined at every point; sympy may hang on it (Min)
             return out[node]
         try:
             out[node] = OPS[node.op].sympy_fn(*args)

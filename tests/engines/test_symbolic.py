@@ -312,6 +312,15 @@ def test_a_point_on_a_domain_edge_has_no_two_sided_derivative() -> None:
     assert truth.values[1].tolist() == [1.0, 1.0]
 
 
+def test_a_tree_with_a_non_real_constant_part_is_undefined_everywhere() -> None:
+    # sympy's Min recurses for minutes deciding whether this constant is comparable.
+    constant = c("log", c("pow", c("log", c("acos", k(Fraction(3, 2)))), k(Fraction(3, 2))))
+    f = c("sin", c("min", x, constant))
+    truth = ENGINE.evaluate(f, column(0.5, -2.0), dtype="float64")
+    assert truth.status[:, 0].tolist() == ["undefined", "undefined"]
+    assert np.isnan(ENGINE.values(f, column(0.5), dtype="float64")).all()
+
+
 def test_values_at_jumps_are_the_functions_own_values() -> None:
     assert ENGINE.values(c("floor", x), column(2.0, -0.5), dtype="float64").tolist() == [2, -1]
     assert ENGINE.values(c("sign", x), column(0.0, -3.0), dtype="float64").tolist() == [0, -1]
