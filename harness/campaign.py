@@ -60,8 +60,19 @@ __all__ = [
 ]
 
 FD_COLUMNS: tuple[str, ...] = (
-    "case_id", "expr", "point_count", "var", "dtype", "order", "scheme", "best_h",
-    "best_error", "predicted_h", "predicted_error", "observed_order", "expected_order",
+    "case_id",
+    "expr",
+    "point_count",
+    "var",
+    "dtype",
+    "order",
+    "scheme",
+    "best_h",
+    "best_error",
+    "predicted_h",
+    "predicted_error",
+    "observed_order",
+    "expected_order",
     "consistent",
 )
 THEORY_COLUMNS: tuple[str, ...] = ("case_id", "dtype", "scheme", "h", "rel_error")
@@ -106,7 +117,10 @@ class CampaignConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CampaignConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+        kwargs: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known
+        }
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -157,13 +171,20 @@ def generate_cases(config: CampaignConfig) -> list[tuple[Expr, np.ndarray]]:
         return []
     kinks = "include" if set(config.ops) & set(KINK_OPS + JUMP_OPS) else "avoid"
     strategy = cases(
-        config.ops, max_size=config.max_size, variables=config.variables,
-        n_points=config.n_points, dtype=_narrowest(config.dtypes), kinks=kinks,
+        config.ops,
+        max_size=config.max_size,
+        variables=config.variables,
+        n_points=config.n_points,
+        dtype=_narrowest(config.dtypes),
+        kinks=kinks,
     )
     out: list[tuple[Expr, np.ndarray]] = []
 
     @settings(
-        max_examples=config.n_cases, database=None, deadline=None, phases=[Phase.generate],
+        max_examples=config.n_cases,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
     @hseed(config.seed)
@@ -193,8 +214,14 @@ def _corpus_tasks(config: CampaignConfig, start: int) -> tuple[list[TaskCase], l
             for c in loaded:
                 tasks.append(
                     TaskCase(
-                        start + len(tasks), f"{path.stem}:{c.id}", "corpus", c.expr, c.points,
-                        c.dtypes, c.orders, c.engines or config.engines,
+                        start + len(tasks),
+                        f"{path.stem}:{c.id}",
+                        "corpus",
+                        c.expr,
+                        c.points,
+                        c.dtypes,
+                        c.orders,
+                        c.engines or config.engines,
                     )
                 )
     return tasks, problems
@@ -251,7 +278,9 @@ def _truth() -> SymbolicEngine:
     return _TRUTH
 
 
-def _fd_rows(task: TaskCase, config: CampaignConfig, dtype: str) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]]]:
+def _fd_rows(
+    task: TaskCase, config: CampaignConfig, dtype: str
+) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]]]:
     """Error-vs-h rows, FD diagnostics and theory curve of one case in one dtype."""
     truth = _truth()
     names = variables(task.expr)
@@ -294,30 +323,58 @@ def _fd_rows(task: TaskCase, config: CampaignConfig, dtype: str) -> tuple[list[p
                     truncation = np.nanmedian(np.where(ok_pts[None], trunc, np.nan), axis=1)
                 d = fd_diagnostics(grid, observed, predicted, truncation, facts.order, eps=eps)
                 diags.append(
-                    {"case_id": task.case_id, "expr": text, "point_count": int(ok_pts.sum()),
-                     "var": var, "dtype": dtype, "order": 1, "scheme": scheme, **d}
+                    {
+                        "case_id": task.case_id,
+                        "expr": text,
+                        "point_count": int(ok_pts.sum()),
+                        "var": var,
+                        "dtype": dtype,
+                        "order": 1,
+                        "scheme": scheme,
+                        **d,
+                    }
                 )
                 theory += [
-                    {"case_id": task.case_id, "dtype": dtype, "scheme": scheme, "h": float(h), "rel_error": float(e)}
-                    for h, e in zip(grid, predicted)
+                    {
+                        "case_id": task.case_id,
+                        "dtype": dtype,
+                        "scheme": scheme,
+                        "h": float(h),
+                        "rel_error": float(e),
+                    }
+                    for h, e in zip(grid, predicted, strict=False)
                 ]
         n_h, n = values.shape[0], values.shape[1]
-        hh, pp, vv = np.meshgrid(np.arange(n_h), np.arange(n), np.arange(len(names)), indexing="ij")
-        hh, pp, vv = hh.ravel(), pp.ravel(), vv.ravel()
+        grids = np.meshgrid(np.arange(n_h), np.arange(n), np.arange(len(names)), indexing="ij")
+        hh, pp, vv = (g.ravel() for g in grids)
         with np.errstate(all="ignore"):
             ulp_err = abs_err[hh, pp, vv] / _ulp64(t.values[pp, vv], dtype)
         frames.append(
             pd.DataFrame(
                 {
-                    "case_id": task.case_id, "source": task.source, "expr": text,
+                    "case_id": task.case_id,
+                    "source": task.source,
+                    "expr": text,
                     "variables": ",".join(names),
-                    "point": [format_point(names, pts[p]) for p in pp], "point_index": pp,
-                    "var": [names[v] for v in vv], "engine": engine.name, "mode": "",
-                    "dtype": dtype, "order": 1, "scheme": scheme, "h": grid[hh],
-                    "value": values[hh, pp, vv], "truth": t.values[pp, vv],
-                    "truth_bound": t.bounds[pp, vv], "truth_status": t.status[pp, vv],
-                    "abs_error": abs_err[hh, pp, vv], "rel_error": rel_err[hh, pp, vv],
-                    "ulp_error": ulp_err, "tolerance": np.nan, "verdict": "", "seconds": np.nan,
+                    "point": [format_point(names, pts[p]) for p in pp],
+                    "point_index": pp,
+                    "var": [names[v] for v in vv],
+                    "engine": engine.name,
+                    "mode": "",
+                    "dtype": dtype,
+                    "order": 1,
+                    "scheme": scheme,
+                    "h": grid[hh],
+                    "value": values[hh, pp, vv],
+                    "truth": t.values[pp, vv],
+                    "truth_bound": t.bounds[pp, vv],
+                    "truth_status": t.status[pp, vv],
+                    "abs_error": abs_err[hh, pp, vv],
+                    "rel_error": rel_err[hh, pp, vv],
+                    "ulp_error": ulp_err,
+                    "tolerance": np.nan,
+                    "verdict": "",
+                    "seconds": np.nan,
                 }
             )
         )
@@ -331,17 +388,29 @@ def _ulp64(values: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
-    row = {c: np.nan for c in RESULT_COLUMNS}
+    row: dict[str, Any] = {c: np.nan for c in RESULT_COLUMNS}
     row.update(
-        case_id=task.case_id, source=task.source, expr=to_text(task.expr),
-        variables=",".join(variables(task.expr)), point="", point_index=-1, var="",
-        engine="", mode="", dtype="", order=0, scheme="", truth_status=message[:200],
+        case_id=task.case_id,
+        source=task.source,
+        expr=to_text(task.expr),
+        variables=",".join(variables(task.expr)),
+        point="",
+        point_index=-1,
+        var="",
+        engine="",
+        mode="",
+        dtype="",
+        order=0,
+        scheme="",
+        truth_status=message[:200],
         verdict=verdict,
     )
     return pd.DataFrame([row], columns=list(RESULT_COLUMNS))
 
 
-def run_case(task: TaskCase, config: CampaignConfig) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+def run_case(
+    task: TaskCase, config: CampaignConfig
+) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
     """Every engine, dtype, order and scheme on one case; never raises."""
     frames: list[pd.DataFrame] = []
     diags: list[dict[str, Any]] = []
@@ -353,8 +422,16 @@ def run_case(task: TaskCase, config: CampaignConfig) -> tuple[int, pd.DataFrame,
                     engine = engine_from_spec(spec)
                     for order in task.orders:
                         start = time.perf_counter()
-                        rows = compare(engine, task.expr, task.points, dtype=dtype, order=order,
-                                       case_id=task.case_id, source=task.source, truth=_truth())
+                        rows = compare(
+                            engine,
+                            task.expr,
+                            task.points,
+                            dtype=dtype,
+                            order=order,
+                            case_id=task.case_id,
+                            source=task.source,
+                            truth=_truth(),
+                        )
                         rows["seconds"] = time.perf_counter() - start
                         frames.append(rows)
                 if config.schemes:
@@ -400,12 +477,26 @@ def _csv(frame: pd.DataFrame, columns: Sequence[str], header: bool) -> str:
     return buf.getvalue()
 
 
-def _save_part(parts: Path, index: int, frame: pd.DataFrame, diags: list[dict[str, Any]], theory: list[dict[str, Any]]) -> None:
+def _save_part(
+    parts: Path, index: int, frame: pd.DataFrame, diags: list[dict[str, Any]], theory: list[dict[str, Any]]
+) -> None:
     stem = f"{index:05d}"
-    _write_atomic(parts / f"{stem}.fd.csv", _csv(pd.DataFrame(diags, columns=list(FD_COLUMNS)), FD_COLUMNS, False))
-    _write_atomic(parts / f"{stem}.theory.csv", _csv(pd.DataFrame(theory, columns=list(THEORY_COLUMNS)), THEORY_COLUMNS, False))
-    timing = frame.groupby(["case_id", "engine", "dtype", "order", "scheme"], dropna=False, sort=False)["seconds"].sum().reset_index()
-    _write_atomic(parts / f"{stem}.time.csv", _csv(timing, ["case_id", "engine", "dtype", "order", "scheme", "seconds"], False))
+    _write_atomic(
+        parts / f"{stem}.fd.csv", _csv(pd.DataFrame(diags, columns=list(FD_COLUMNS)), FD_COLUMNS, False)
+    )
+    _write_atomic(
+        parts / f"{stem}.theory.csv",
+        _csv(pd.DataFrame(theory, columns=list(THEORY_COLUMNS)), THEORY_COLUMNS, False),
+    )
+    timing = (
+        frame.groupby(["case_id", "engine", "dtype", "order", "scheme"], dropna=False, sort=False)["seconds"]
+        .sum()
+        .reset_index()
+    )
+    _write_atomic(
+        parts / f"{stem}.time.csv",
+        _csv(timing, ["case_id", "engine", "dtype", "order", "scheme", "seconds"], False),
+    )
     # the results part last: its presence marks the case as done for --resume
     _write_atomic(parts / f"{stem}.csv", _csv(frame, CSV_COLUMNS, False))
 
@@ -431,7 +522,9 @@ class _Progress:
         width = 30
         filled = int(width * self.done / max(1, self.total))
         rate = self.done / max(1e-9, time.perf_counter() - self.start)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} cases, {rate:.1f}/s")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} cases, {rate:.1f}/s"
+        )
         sys.stderr.flush()
         if self.done == self.total:
             sys.stderr.write("\n")
@@ -445,9 +538,13 @@ def _versions() -> dict[str, str]:
     import torch
 
     return {
-        "python": platform.python_version(), "torch": torch.__version__,
-        "sympy": sympy.__version__, "numpy": np.__version__, "pandas": pd.__version__,
-        "hypothesis": hypothesis.__version__, "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sympy": sympy.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "hypothesis": hypothesis.__version__,
+        "platform": platform.platform(),
     }
 
 
@@ -500,22 +597,35 @@ def run_campaign(
     n = len(tasks)
     _write_atomic(run_dir / "results.csv", _merge(parts, n, "", CSV_COLUMNS))
     _write_atomic(run_dir / "fd_diagnostics.csv", _merge(parts, n, ".fd", FD_COLUMNS))
-    _write_atomic(run_dir / "timings.csv", _merge(parts, n, ".time", ["case_id", "engine", "dtype", "order", "scheme", "seconds"]))
+    _write_atomic(
+        run_dir / "timings.csv",
+        _merge(parts, n, ".time", ["case_id", "engine", "dtype", "order", "scheme", "seconds"]),
+    )
     theory_long = pd.read_csv(io.StringIO(_merge(parts, n, ".theory", THEORY_COLUMNS)))
     results = pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
     results["verdict"] = results["verdict"].fillna("")
     metadata = {
-        "versions": _versions(), "config": config.to_json(), "seed": config.seed,
-        "workers": workers, "cases": n, "corpus_problems": problems,
+        "versions": _versions(),
+        "config": config.to_json(),
+        "seed": config.seed,
+        "workers": workers,
+        "cases": n,
+        "corpus_problems": problems,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": round(time.time() - started, 2),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": round(time.time() - started, 2),
         "command": " ".join(sys.argv),
     }
     theory = (
         theory_long.groupby(["dtype", "scheme", "h"])["rel_error"].median().reset_index()
-        if len(theory_long) else pd.DataFrame(columns=["dtype", "scheme", "h", "rel_error"])
+        if len(theory_long)
+        else pd.DataFrame(columns=["dtype", "scheme", "h", "rel_error"])
     )
     return CampaignResult(
-        run_dir, results, pd.read_csv(run_dir / "fd_diagnostics.csv"), theory,
-        pd.read_csv(run_dir / "timings.csv"), metadata,
+        run_dir,
+        results,
+        pd.read_csv(run_dir / "fd_diagnostics.csv"),
+        theory,
+        pd.read_csv(run_dir / "timings.csv"),
+        metadata,
     )

@@ -30,8 +30,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +129,7 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
     if not isinstance(cid, str) or not _ID.match(cid):
         raise fail("id", f"{cid!r} must be 1-80 letters, digits, '-', '_' or '.'")
     if not isinstance(raw["expr"], str):
-        raise fail("expr", "must be a string such as \"sin(x) * y\"")
+        raise fail("expr", 'must be a string such as "sin(x) * y"')
     try:
         expr = parse(raw["expr"])
     except ParseError as exc:
@@ -140,7 +139,11 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
     if not isinstance(dtypes, list) or not dtypes or any(d not in DTYPES for d in dtypes):
         raise fail("dtypes", f"{dtypes!r}: expected a non-empty list from {list(DTYPES)}")
     orders = raw.get("orders", [1])
-    if not isinstance(orders, list) or not orders or any(o not in (1, 2) or isinstance(o, bool) for o in orders):
+    if (
+        not isinstance(orders, list)
+        or not orders
+        or any(o not in (1, 2) or isinstance(o, bool) for o in orders)
+    ):
         raise fail("orders", f"{orders!r}: expected a list of 1 and/or 2")
     pts_raw = raw["points"]
     if not isinstance(pts_raw, list) or not pts_raw:
@@ -167,7 +170,7 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
             )
     engines = raw.get("engines", [])
     if not isinstance(engines, list) or any(not isinstance(e, str) for e in engines):
-        raise fail("engines", "expected a list of engine names such as [\"torch:reverse\"]")
+        raise fail("engines", 'expected a list of engine names such as ["torch:reverse"]')
     expect = raw.get("expect")
     from harness.oracle import VERDICTS
 
@@ -182,12 +185,18 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
     fds = []
     for k, f in enumerate(raw.get("fd", [])):
         if not isinstance(f, dict) or set(f) - _FD_KNOWN or not {"scheme", "h", "dtype", "value"} <= set(f):
-            raise fail("fd", f"fd[{k}]: expected scheme, h, dtype, value (and optional rtol, relative, exact_h)")
+            raise fail(
+                "fd", f"fd[{k}]: expected scheme, h, dtype, value (and optional rtol, relative, exact_h)"
+            )
         try:
             fds.append(
                 FdExpectation(
-                    str(f["scheme"]), float(f["h"]), str(f["dtype"]), float(f["value"]),
-                    float(f.get("rtol", 1e-6)), bool(f.get("relative", False)),
+                    str(f["scheme"]),
+                    float(f["h"]),
+                    str(f["dtype"]),
+                    float(f["value"]),
+                    float(f.get("rtol", 1e-6)),
+                    bool(f.get("relative", False)),
                     bool(f.get("exact_h", True)),
                 )
             )
@@ -196,8 +205,19 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
         if fds[-1].dtype not in DTYPES:
             raise fail("fd", f"fd[{k}].dtype = {fds[-1].dtype!r}: expected one of {list(DTYPES)}")
     return Case(
-        cid, expr, raw["expr"], pts, tuple(dtypes), tuple(orders), tuple(engines), expect,
-        tuple(tags), note, tuple(fds), str(path), line,
+        cid,
+        expr,
+        raw["expr"],
+        pts,
+        tuple(dtypes),
+        tuple(orders),
+        tuple(engines),
+        expect,
+        tuple(tags),
+        note,
+        tuple(fds),
+        str(path),
+        line,
     )
 
 
@@ -253,10 +273,14 @@ def save_failure(directory: Path, failure: Any, engine_spec: str) -> Path:
         f"{engine_spec}|{failure.expr}|{failure.point}|{failure.dtype}|{failure.order}".encode()
     ).hexdigest()[:12]
     cid = f"found-{digest}"
-    point = ", ".join(
-        f"{name} = {_toml_float(float(value))}"
-        for name, value in (item.split("=", 1) for item in failure.point.split(","))
-    ) if failure.point else ""
+    point = (
+        ", ".join(
+            f"{name} = {_toml_float(float(value))}"
+            for name, value in (item.split("=", 1) for item in failure.point.split(","))
+        )
+        if failure.point
+        else ""
+    )
     body = "\n".join(
         [
             f"# Found by diffharness check: {failure.verdict}, {failure.ulp_error:.3g} ulp.",

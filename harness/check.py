@@ -14,6 +14,7 @@ import shlex
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,29 @@ __all__ = [
 ]
 
 RESULT_COLUMNS: tuple[str, ...] = (
-    "case_id", "source", "expr", "variables", "point", "point_index", "var", "engine",
-    "mode", "dtype", "order", "scheme", "h", "value", "truth", "truth_bound",
-    "truth_status", "abs_error", "rel_error", "ulp_error", "tolerance", "verdict", "seconds",
+    "case_id",
+    "source",
+    "expr",
+    "variables",
+    "point",
+    "point_index",
+    "var",
+    "engine",
+    "mode",
+    "dtype",
+    "order",
+    "scheme",
+    "h",
+    "value",
+    "truth",
+    "truth_bound",
+    "truth_status",
+    "abs_error",
+    "rel_error",
+    "ulp_error",
+    "tolerance",
+    "verdict",
+    "seconds",
 )
 """Columns of the long results table, in order (documented in the README)."""
 
@@ -56,7 +77,7 @@ _TRUTH = SymbolicEngine()
 
 def format_point(names: Sequence[str], row: np.ndarray) -> str:
     """``x=1.0,y=-0.5`` with each value's shortest exact float64 repr."""
-    return ",".join(f"{n}={float(v)!r}" for n, v in zip(names, row))
+    return ",".join(f"{n}={float(v)!r}" for n, v in zip(names, row, strict=False))
 
 
 def engine_spec(engine: Engine) -> str:
@@ -76,12 +97,18 @@ def repro_command(spec: str, expr_text: str, point: str, dtype: str, order: int)
     """
     return shlex.join(
         [
-            "diffharness", "check",
-            "--engine", spec,
-            "--expr", expr_text,
-            "--at", point,
-            "--dtype", dtype,
-            "--order", str(order),
+            "diffharness",
+            "check",
+            "--engine",
+            spec,
+            "--expr",
+            expr_text,
+            "--at",
+            point,
+            "--dtype",
+            dtype,
+            "--order",
+            str(order),
         ]
     )
 
@@ -136,8 +163,14 @@ def compare(
     tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
     one_sided = truth.one_sided(expr, pts, dtype=dtype) if order == 1 and (t.status == "kink").any() else None
     j = judge(
-        got, t.values, t.status, tol, dtype=dtype, truth_bound=t.bounds,
-        out_of_range=oor, one_sided=one_sided,
+        got,
+        t.values,
+        t.status,
+        tol,
+        dtype=dtype,
+        truth_bound=t.bounds,
+        out_of_range=oor,
+        one_sided=one_sided,
     )
     rows: list[dict[str, Any]] = []
     for p in range(len(pts)):
@@ -146,13 +179,26 @@ def compare(
             at = (p, *idx)
             rows.append(
                 {
-                    "case_id": case_id, "source": source, "expr": text,
-                    "variables": ",".join(names), "point": point, "point_index": p,
-                    "var": var, "engine": engine.name, "mode": _mode(engine),
-                    "dtype": dtype, "order": order, "scheme": "", "h": np.nan,
-                    "value": got[at], "truth": t.values[at], "truth_bound": t.bounds[at],
-                    "truth_status": t.status[at], "abs_error": j.abs_error[at],
-                    "rel_error": j.rel_error[at], "ulp_error": j.ulp_error[at],
+                    "case_id": case_id,
+                    "source": source,
+                    "expr": text,
+                    "variables": ",".join(names),
+                    "point": point,
+                    "point_index": p,
+                    "var": var,
+                    "engine": engine.name,
+                    "mode": _mode(engine),
+                    "dtype": dtype,
+                    "order": order,
+                    "scheme": "",
+                    "h": np.nan,
+                    "value": got[at],
+                    "truth": t.values[at],
+                    "truth_bound": t.bounds[at],
+                    "truth_status": t.status[at],
+                    "abs_error": j.abs_error[at],
+                    "rel_error": j.rel_error[at],
+                    "ulp_error": j.ulp_error[at],
                     "tolerance": j.tolerance[at],
                     "verdict": verdict_override or j.verdict[at],
                     "seconds": seconds / max(1, len(pts)),
@@ -227,7 +273,11 @@ class EngineMismatch(AssertionError):
 
 
 def _case_strategy(
-    ops: Sequence[str], max_size: int, names: Sequence[str], n_points: int, dtype: str,
+    ops: Sequence[str],
+    max_size: int,
+    names: Sequence[str],
+    n_points: int,
+    dtype: str,
     kinks: str,
 ) -> st.SearchStrategy[tuple[Expr, np.ndarray]]:
     trees = expressions(tuple(ops), max_size=max_size, variables=tuple(names))
@@ -255,7 +305,9 @@ def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Ex
         row = OPS[name]
         if row.const_args:
             for c in EXPONENTS[:6]:
-                args = [Const(c) if i in row.const_args else leaves[i % len(leaves)] for i in range(row.arity)]
+                args = [
+                    Const(c) if i in row.const_args else leaves[i % len(leaves)] for i in range(row.arity)
+                ]
                 out.append(Call(name, tuple(args)))
         else:
             out.append(Call(name, tuple(leaves[i % len(leaves)] for i in range(row.arity))))
@@ -266,15 +318,20 @@ def _search(
     strategy: st.SearchStrategy[Any], fails: Any, n: int, seed: int
 ) -> tuple[Expr, np.ndarray] | None:
     conf = settings(
-        max_examples=n, database=None, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                               HealthCheck.filter_too_much],
+        max_examples=n,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
     try:
         found: tuple[Expr, np.ndarray] = find(strategy, fails, settings=conf, random=random.Random(seed))
     except (NoSuchExample, Unsatisfiable):
         return None
     return found
+
+
+def _pair(expr: Expr, pts: np.ndarray) -> tuple[Expr, np.ndarray]:
+    return expr, pts
 
 
 def check_engine(
@@ -310,8 +367,7 @@ def check_engine(
     ops = tuple(o for o in wanted if engine.supports(o))
     if not ops:
         raise ValueError(
-            f"engine {engine.name!r} supports none of ops={list(wanted)}; "
-            "pass ops the engine supports"
+            f"engine {engine.name!r} supports none of ops={list(wanted)}; pass ops the engine supports"
         )
     seed = random.SystemRandom().randrange(2**32) if seed is None else int(seed)
     spec = spec or engine_spec(engine)
@@ -326,8 +382,12 @@ def check_engine(
             key = f"{dtype}/order{order}"
             counter = {"n": 0, "first": 0}
 
-            def fails(case: tuple[Expr, np.ndarray], dtype: str = dtype, order: int = order,
-                      counter: dict[str, int] = counter) -> bool:
+            def fails(
+                case: tuple[Expr, np.ndarray],
+                dtype: str = dtype,
+                order: int = order,
+                counter: dict[str, int] = counter,
+            ) -> bool:
                 expr, pts = case
                 counter["n"] += 1
                 rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
@@ -344,15 +404,19 @@ def check_engine(
             try:
                 for unit in units:
                     found = _search(
-                        points(unit, n_points, dtype, kinks=kinks).map(lambda p, u=unit: (u, p)),
-                        fails, unit_examples, seed,
+                        points(unit, n_points, dtype, kinks=kinks).map(partial(_pair, unit)),
+                        fails,
+                        unit_examples,
+                        seed,
                     )
                     if found is not None:
                         break
                 if found is None:
                     found = _search(
                         _case_strategy(ops, max_size, variables, n_points, dtype, kinks),
-                        fails, n_examples, seed,
+                        fails,
+                        n_examples,
+                        seed,
                     )
             except EngineError as exc:
                 skipped[key] = str(exc)
@@ -369,9 +433,18 @@ def check_engine(
                 save_failure(Path(save_dir), failure, spec)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
     words = [
-        "diffharness", "check", "--engine", spec, "--seed", str(seed),
-        "--n-examples", str(n_examples), "--dtypes", ",".join(dtypes),
-        "--orders", ",".join(map(str, orders)),
+        "diffharness",
+        "check",
+        "--engine",
+        spec,
+        "--seed",
+        str(seed),
+        "--n-examples",
+        str(n_examples),
+        "--dtypes",
+        ",".join(dtypes),
+        "--orders",
+        ",".join(map(str, orders)),
     ]
     if tuple(ops) != tuple(DEFAULT_OPS):
         words += ["--ops", ",".join(ops)]
@@ -379,17 +452,27 @@ def check_engine(
 
 
 def _failure(
-    engine: Engine, case: tuple[Expr, np.ndarray], dtype: str, order: int, spec: str,
-    examples: int, truth: SymbolicEngine | None,
+    engine: Engine,
+    case: tuple[Expr, np.ndarray],
+    dtype: str,
+    order: int,
+    spec: str,
+    examples: int,
+    truth: SymbolicEngine | None,
 ) -> Failure:
     expr, pts = case
     rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
     bad = rows[rows["verdict"].isin(FAILING_VERDICTS)]
     worst = bad.iloc[0]
     return Failure(
-        expr=str(worst["expr"]), point=str(worst["point"]), dtype=dtype, order=order,
-        var=str(worst["var"]), expected=float(worst["truth"]),
-        got=float(worst["value"]), ulp_error=float(worst["ulp_error"]),
+        expr=str(worst["expr"]),
+        point=str(worst["point"]),
+        dtype=dtype,
+        order=order,
+        var=str(worst["var"]),
+        expected=float(worst["truth"]),
+        got=float(worst["value"]),
+        ulp_error=float(worst["ulp_error"]),
         verdict=str(worst["verdict"]),
         command=repro_command(spec, str(worst["expr"]), str(worst["point"]), dtype, order),
         examples=examples,

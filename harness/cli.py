@@ -80,7 +80,11 @@ def _parse_at(text: str, names: Sequence[str]) -> Any:
         if not sep or not name:
             raise UsageError(f"--at {text!r}: expected name=value pairs like x=1,y=0.5")
         try:
-            values[name] = float.fromhex(value.strip()) if value.strip().lower().startswith(("0x", "-0x")) else float(value)
+            values[name] = (
+                float.fromhex(value.strip())
+                if value.strip().lower().startswith(("0x", "-0x"))
+                else float(value)
+            )
         except ValueError:
             raise UsageError(f"--at {text!r}: {value!r} is not a number") from None
     missing = [n for n in names if n not in values]
@@ -155,10 +159,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except OSError:
         pass
     verdicts = result.results.loc[result.results["verdict"] != "", "verdict"].value_counts()
-    failing = int(verdicts.reindex(["mismatch", "nan-mismatch", "kink-violation", "error", "timeout"]).fillna(0).sum())
+    failing = int(
+        verdicts.reindex(["mismatch", "nan-mismatch", "kink-violation", "error", "timeout"]).fillna(0).sum()
+    )
     n_cases = result.metadata.get("cases", 0)
-    print(f"diffharness run: {n_cases} cases in {time.perf_counter() - start:.1f} s; verdicts: "
-          + ", ".join(f"{k} {v}" for k, v in verdicts.items()))
+    print(
+        f"diffharness run: {n_cases} cases in {time.perf_counter() - start:.1f} s; verdicts: "
+        + ", ".join(f"{k} {v}" for k, v in verdicts.items())
+    )
     for problem in result.metadata.get("corpus_problems", []):
         print(f"  corpus problem: {problem}", file=sys.stderr)
     print(f"report: {html}")
@@ -197,8 +205,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
         bad = rows["verdict"].isin(["mismatch", "nan-mismatch", "kink-violation", "error"])
         return EXIT_MISMATCH if bad.any() else EXIT_OK
     result = check_engine(
-        engine, n_examples=args.n_examples, seed=args.seed, dtypes=args.dtypes,
-        orders=args.orders, ops=args.ops, spec=args.engine, save_dir=args.save,
+        engine,
+        n_examples=args.n_examples,
+        seed=args.seed,
+        dtypes=args.dtypes,
+        orders=args.orders,
+        ops=args.ops,
+        spec=args.engine,
+        save_dir=args.save,
     )
     print(result.report())
     for key, n in result.examples.items():
@@ -253,7 +267,10 @@ def _cmd_cases(args: argparse.Namespace) -> int:
             else:
                 for c in loaded:
                     tags = f" [{', '.join(c.tags)}]" if c.tags else ""
-                    print(f"{path}:{c.line}  {c.id}{tags}  {c.text}  ({len(c.points)} point(s), {','.join(c.dtypes)})")
+                    print(
+                        f"{path}:{c.line}  {c.id}{tags}  {c.text}  "
+                        f"({len(c.points)} point(s), {','.join(c.dtypes)})"
+                    )
     return status
 
 
@@ -276,55 +293,89 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="the main job: a campaign and its report",
-                         description="Run generated cases plus the cases/ corpus through the engines "
-                         "and finite differences; write results.csv, tables and report.html under "
-                         "reports/<run>/ (reports/latest points at the newest).")
+    run = sub.add_parser(
+        "run",
+        help="the main job: a campaign and its report",
+        description="Run generated cases plus the cases/ corpus through the engines "
+        "and finite differences; write results.csv, tables and report.html under "
+        "reports/<run>/ (reports/latest points at the newest).",
+    )
     run.add_argument("--cases", type=_positive_int, default=300, help="generated cases (default 300)")
     run.add_argument("--seed", type=_positive_int, default=0, help="seed of the generated cases (default 0)")
     run.add_argument("--dtypes", type=_dtypes, help="comma-separated dtypes (default float64,float32)")
     run.add_argument("--orders", type=_orders, help="derivative orders, 1 and/or 2 (default 1)")
     run.add_argument("--engines", type=_csv_list, help="engines under test (default: the three torch modes)")
-    run.add_argument("--schemes", type=_csv_list, help=f"finite-difference schemes (default all: {','.join(SCHEMES)})")
+    run.add_argument(
+        "--schemes", type=_csv_list, help=f"finite-difference schemes (default all: {','.join(SCHEMES)})"
+    )
     run.add_argument("--ops", type=_ops, help="ops for generated cases: names or default,kinks,jumps,all")
     run.add_argument("--corpus", action="append", help="case file or folder (repeatable; default cases/)")
     run.add_argument("--no-corpus", action="store_true", help="generated cases only")
-    run.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
-                     help="worker processes (default: one per CPU core)")
-    run.add_argument("--timeout", type=float, default=60.0, help="seconds per case before it is cut off (default 60)")
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="worker processes (default: one per CPU core)",
+    )
+    run.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per case before it is cut off (default 60)"
+    )
     run.add_argument("--out", default="reports", help="folder for runs (default reports/)")
     run.add_argument("--name", help="run folder name (default: timestamp and seed)")
     run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run in RUN_DIR")
     run.add_argument("--strict", action="store_true", help="exit 1 when any failing verdict is found")
     run.set_defaults(func=_cmd_run)
 
-    chk = sub.add_parser("check", help="check one engine: search, or one case",
-                         description="Search for a wrong derivative of an engine and shrink it "
-                         "(default), or check one expression at one point (--expr, --at).")
-    chk.add_argument("--engine", required=True, help="built-in name (torch:reverse, jax:forward, ...) or package.module:attr")
+    chk = sub.add_parser(
+        "check",
+        help="check one engine: search, or one case",
+        description="Search for a wrong derivative of an engine and shrink it "
+        "(default), or check one expression at one point (--expr, --at).",
+    )
+    chk.add_argument(
+        "--engine",
+        required=True,
+        help="built-in name (torch:reverse, jax:forward, ...) or package.module:attr",
+    )
     chk.add_argument("--expr", help="one expression to check (with --at)")
     chk.add_argument("--at", help="the point, e.g. x=1,y=0.5")
     chk.add_argument("--dtype", type=_dtype, default="float64", help="dtype for --expr (default float64)")
     chk.add_argument("--order", type=int, choices=(1, 2), default=1, help="order for --expr (default 1)")
-    chk.add_argument("--n-examples", type=_positive_int, default=200, help="examples per dtype and order (default 200)")
+    chk.add_argument(
+        "--n-examples", type=_positive_int, default=200, help="examples per dtype and order (default 200)"
+    )
     chk.add_argument("--seed", type=_positive_int, help="seed of the search (printed on every run)")
-    chk.add_argument("--dtypes", type=_dtypes, default=("float64", "float32"), help="dtypes to search (default float64,float32)")
+    chk.add_argument(
+        "--dtypes",
+        type=_dtypes,
+        default=("float64", "float32"),
+        help="dtypes to search (default float64,float32)",
+    )
     chk.add_argument("--orders", type=_orders, default=(1,), help="orders to search (default 1)")
     chk.add_argument("--ops", type=_ops, default=None, help="ops to draw from (default: analytic ops)")
-    chk.add_argument("--save", metavar="DIR", help="save each shrunk failure as a case file (e.g. cases/found)")
+    chk.add_argument(
+        "--save", metavar="DIR", help="save each shrunk failure as a case file (e.g. cases/found)"
+    )
     chk.set_defaults(func=_cmd_check)
 
-    exp = sub.add_parser("explain", help="walk one expression through every engine",
-                         description="The symbolic derivative, every AD mode's value and the "
-                         "error-vs-h table of every finite-difference scheme, at one point.")
+    exp = sub.add_parser(
+        "explain",
+        help="walk one expression through every engine",
+        description="The symbolic derivative, every AD mode's value and the "
+        "error-vs-h table of every finite-difference scheme, at one point.",
+    )
     exp.add_argument("expr", help='the expression, e.g. "x**4 + 3*x**3 + 8*x**2 + 3"')
     exp.add_argument("--at", required=True, help="the point, e.g. x=1")
     exp.add_argument("--dtype", type=_dtype, default="float64", help="dtype (default float64)")
     exp.add_argument("--order", type=int, choices=(1, 2), default=1, help="1 or 2 (default 1)")
     exp.set_defaults(func=_cmd_explain)
 
-    rep = sub.add_parser("replay", help="rerun case files", description="Rerun every case in the "
-                         "given files through its engines; exit 1 if any is wrong or differs from its expect.")
+    rep = sub.add_parser(
+        "replay",
+        help="rerun case files",
+        description="Rerun every case in the "
+        "given files through its engines; exit 1 if any is wrong or differs from its expect.",
+    )
     rep.add_argument("files", nargs="+", help="case files or folders")
     rep.add_argument("--engines", type=_csv_list, help="override the engines of every case")
     rep.set_defaults(func=_cmd_replay)

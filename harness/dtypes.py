@@ -8,10 +8,10 @@ tolerances, ulps) and the reports. Names are the strings users pass: ``"float64"
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 import torch

@@ -44,12 +44,12 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
 
     rounded = round_array(pts, dtype)
     lines = [f"f({', '.join(names)}) = {to_text(expr)}"]
-    at = ", ".join(f"{n} = {float(v)!r}" for n, v in zip(names, pts[0]))
+    at = ", ".join(f"{n} = {float(v)!r}" for n, v in zip(names, pts[0], strict=False))
     lines.append(f"at {at}, in {dtype} (unit roundoff {info.unit_roundoff:.3g})")
     if not np.array_equal(rounded, pts):
         lines.append(
             f"note: the point is not exact in {dtype}; using its rounded value "
-            + ", ".join(f"{n} = {float(v)!r}" for n, v in zip(names, rounded[0]))
+            + ", ".join(f"{n} = {float(v)!r}" for n, v in zip(names, rounded[0], strict=False))
         )
         pts = rounded
     f = to_sympy(expr)
@@ -61,7 +61,9 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
     for i, s in enumerate(syms):
         if order == 1:
             lines.append(f"  d/d{s} = {sympy.diff(f, s)}")
-            lines.append(f"        = {_fmt(t.values[0, i])}  (certified to +-{t.bounds[0, i]:.2g}, {t.status[0, i]})")
+            lines.append(
+                f"        = {_fmt(t.values[0, i])}  (certified to +-{t.bounds[0, i]:.2g}, {t.status[0, i]})"
+            )
     if order == 2:
         lines.append(f"  Hessian = {sympy.hessian(f, syms).tolist()}")
         lines.append(f"          = {t.values[0].tolist()}")
@@ -86,7 +88,11 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
         sweeps = {}
         for scheme in SCHEMES:
             try:
-                sweeps[scheme] = FiniteDiffEngine(scheme).sweep(expr, pts, dtype=dtype, h_grid=DEFAULT_H_GRID).values[:, 0, i]
+                sweeps[scheme] = (
+                    FiniteDiffEngine(scheme)
+                    .sweep(expr, pts, dtype=dtype, h_grid=DEFAULT_H_GRID)
+                    .values[:, 0, i]
+                )
             except EngineError:
                 sweeps[scheme] = np.full(len(DEFAULT_H_GRID), np.nan)
         exact = t.values[0, i]
@@ -97,15 +103,25 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
                 rel = abs(v - exact) / abs(exact) if exact else abs(v - exact)
                 cells.append(f"{_fmt(v):>15} ({rel:7.1e})" if np.isfinite(v) else f"{'n/a':>26}")
             lines.append(f"  {h:<7.0e} " + "".join(f"{c:>26}" for c in cells))
-        naive = FiniteDiffEngine("forward", exact_h=False).sweep(expr, pts, dtype=dtype, h_grid=DEFAULT_H_GRID).values[:, 0, i]
+        naive = (
+            FiniteDiffEngine("forward", exact_h=False)
+            .sweep(expr, pts, dtype=dtype, h_grid=DEFAULT_H_GRID)
+            .values[:, 0, i]
+        )
         lines.append("  forward difference as the seed writes it, (f(x + h) - f(x)) / h with the nominal h:")
-        lines.append("    " + ", ".join(f"h={h:.0e}: {_fmt(v)}" for h, v in zip(DEFAULT_H_GRID, naive)))
+        lines.append(
+            "    " + ", ".join(f"h={h:.0e}: {_fmt(v)}" for h, v in zip(DEFAULT_H_GRID, naive, strict=False))
+        )
         derivs = {k: np.abs(taylor[k, :, i]) for k in range(taylor.shape[0])}
         lines.append("  why they differ (theory: truncation ~ h^p |f^(p+1)|, rounding ~ eps |f| / h):")
         for scheme in ("forward", "central", "five-point"):
             facts = scheme_facts(scheme)
             hstar = float(optimal_h(scheme, derivs, info.eps)[0])
-            best = float(predicted_error(scheme, hstar, derivs, info.eps)[0]) if np.isfinite(hstar) else float("nan")
+            best = (
+                float(predicted_error(scheme, hstar, derivs, info.eps)[0])
+                if np.isfinite(hstar)
+                else float("nan")
+            )
             errs = np.abs(sweeps[scheme] - exact)
             k = int(np.nanargmin(errs)) if np.isfinite(errs).any() else 0
             lines.append(
@@ -117,7 +133,10 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
         total = float(predicted_error("forward", h5, {0: derivs[0], 2: derivs[2]}, info.eps)[0])
         lines.append(
             f"    e.g. forward at h=1e-5: truncation {trunc:.1e} + rounding {total - trunc:.1e}: "
-            + ("rounding dominates, so a smaller h makes it worse (the V-shaped curve)."
-               if total - trunc > trunc else "truncation dominates; a smaller h would help.")
+            + (
+                "rounding dominates, so a smaller h makes it worse (the V-shaped curve)."
+                if total - trunc > trunc
+                else "truncation dominates; a smaller h would help."
+            )
         )
     return "\n".join(lines)

@@ -132,7 +132,7 @@ class Call:
         return to_text(self)
 
 
-Expr = Union[Var, Const, Call]
+Expr = Union[Var, Const, Call]  # noqa: UP007 - a runtime alias; | needs 3.10 classes at import
 T = TypeVar("T")
 
 

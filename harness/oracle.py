@@ -114,9 +114,7 @@ def _broadcasting(fn: Callable[..., Any]) -> NumFn:
     return call
 
 
-def _partial(
-    name: str, key: Sequence[int], args: Sequence[np.ndarray], certify: bool = True
-) -> np.ndarray:
+def _partial(name: str, key: Sequence[int], args: Sequence[np.ndarray], certify: bool = True) -> np.ndarray:
     """A partial derivative of op ``name`` at ``args``, accurate to a few digits.
 
     First and second partials come certified from the truth engine (their float64
@@ -130,15 +128,12 @@ def _partial(
     out = None
     if certify and order in (1, 2):
         certified = _certified(name, order, tuple(np.asarray(a, dtype=np.float64) for a in args))
-        out = certified[(slice(None), *key)] if certified is not None else None
+        out = certified[(slice(None),) + tuple(key)] if certified is not None else None
     fn = _partials(name, order)[tuple(sorted(key))]
     fallback = fn(*args)
     bad = ~np.isfinite(fallback) & np.all([np.isfinite(a) for a in args], axis=0)
     if bad.any():
-        near = [
-            np.abs(fn(*(a * (1 + s * 2.0**-30) + s * 2.0**-60 for a in args)))
-            for s in (1.0, -1.0)
-        ]
+        near = [np.abs(fn(*(a * (1 + s * 2.0**-30) + s * 2.0**-60 for a in args))) for s in (1.0, -1.0)]
         fallback = np.where(bad, np.fmax(near[0], near[1]), fallback)
     if out is None:
         return fallback
@@ -266,8 +261,12 @@ def rounding_tolerance(
 
 
 def _step(
-    node: Call, vals: dict[Expr, np.ndarray], nodes: dict[Expr, _Node],
-    u: float, floor: float, order: int,
+    node: Call,
+    vals: dict[Expr, np.ndarray],
+    nodes: dict[Expr, _Node],
+    u: float,
+    floor: float,
+    order: int,
 ) -> _Node:
     row = OPS[node.op]
     args = [vals[a] for a in node.args]
@@ -276,8 +275,7 @@ def _step(
     v = vals[node]
     p = [_partial(node.op, (j,), args) for j in range(ar)]
     # second partials only scale small error terms at order 1: float64 formulas will do
-    q = {(j, l): _partial(node.op, (j, l), args, certify=order == 2)
-         for j in range(ar) for l in range(ar)}
+    q = {(j, k2): _partial(node.op, (j, k2), args, certify=order == 2) for j in range(ar) for k2 in range(ar)}
     if row.grad_noise is not None:
         noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in row.grad_noise(tuple(args), v, tuple(p))]
     else:
@@ -286,7 +284,7 @@ def _step(
     r = sum(_mul(np.abs(p[j]), kids[j].r) for j in range(ar)) + row.roundings * u * np.abs(v) + floor
     # tangent
     t = sum(_mul(p[j][:, None], kids[j].t) for j in range(ar))
-    dp_err = [sum(_mul(np.abs(q[j, l]), kids[l].r) for l in range(ar)) + u * noise[j] for j in range(ar)]
+    dp_err = [sum(_mul(np.abs(q[j, k2]), kids[k2].r) for k2 in range(ar)) + u * noise[j] for j in range(ar)]
     s = sum(
         _mul(np.abs(p[j])[:, None], kids[j].s) + _mul(np.abs(kids[j].t), dp_err[j][:, None])
         for j in range(ar)
@@ -299,8 +297,9 @@ def _step(
         with np.errstate(all="ignore"):
             ratio = [np.where(noise[j] == 0, 0.0, noise[j] / np.abs(p[j])) for j in range(ar)]
         noise2 = {
-            (j, l): _mul(np.abs(q[j, l]), LIBM + ratio[j] + ratio[l])
-            for j in range(ar) for l in range(ar)
+            (j, k2): _mul(np.abs(q[j, k2]), LIBM + ratio[j] + ratio[k2])
+            for j in range(ar)
+            for k2 in range(ar)
         }
         if row.grad2_noise is not None:
             for j, extra in enumerate(row.grad2_noise(tuple(args), v, tuple(p))):
@@ -310,9 +309,15 @@ def _step(
 
 
 def _hessian_step(
-    node: Call, args: list[np.ndarray], kids: list[_Node], p: list[np.ndarray],
-    q: dict[tuple[int, int], np.ndarray], dp_err: list[np.ndarray],
-    noise2: dict[tuple[int, int], np.ndarray], u: float, floor: float,
+    node: Call,
+    args: list[np.ndarray],
+    kids: list[_Node],
+    p: list[np.ndarray],
+    q: dict[tuple[int, int], np.ndarray],
+    dp_err: list[np.ndarray],
+    noise2: dict[tuple[int, int], np.ndarray],
+    u: float,
+    floor: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     ar = len(args)
     n, m = kids[0].t.shape
@@ -326,16 +331,17 @@ def _hessian_step(
         h = h + _mul(pj, kh)
         hr = hr + _mul(np.abs(pj), khr) + _mul(np.abs(kh), dp_err[j][:, None, None])
         terms = terms + np.abs(_mul(pj, kh))
-        for l in range(ar):
-            qjl = q[j, l][:, None, None]
-            tt = kids[j].t[:, :, None] * kids[l].t[:, None, :]
+        for k2 in range(ar):
+            qjl = q[j, k2][:, None, None]
+            tt = kids[j].t[:, :, None] * kids[k2].t[:, None, :]
             h = h + _mul(qjl, tt)
-            d2_err = sum(
-                _mul(np.abs(_partial(node.op, (j, l, k), args)), kids[k].r) for k in range(ar)
-            ) + u * noise2[j, l]
+            d2_err = (
+                sum(_mul(np.abs(_partial(node.op, (j, k2, k), args)), kids[k].r) for k in range(ar))
+                + u * noise2[j, k2]
+            )
             st = (
-                np.abs(kids[j].s)[:, :, None] * np.abs(kids[l].t)[:, None, :]
-                + np.abs(kids[j].t)[:, :, None] * np.abs(kids[l].s)[:, None, :]
+                np.abs(kids[j].s)[:, :, None] * np.abs(kids[k2].t)[:, None, :]
+                + np.abs(kids[j].t)[:, :, None] * np.abs(kids[k2].s)[:, None, :]
             )
             hr = hr + _mul(np.abs(qjl), st) + _mul(np.abs(tt), d2_err[:, None, None])
             terms = terms + np.abs(_mul(qjl, tt))
@@ -410,9 +416,7 @@ def judge(
     verdict[finite_got & finite_exp & ~(abs_err <= tol) & (abs_err > 0)] = "mismatch"
     verdict[finite_got != finite_exp] = "nan-mismatch"
     if out_of_range is not None:
-        oor = np.broadcast_to(
-            np.asarray(out_of_range).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape
-        )
+        oor = np.broadcast_to(np.asarray(out_of_range).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
         verdict[oor & (verdict != "ok")] = "out-of-range"
     if kink.any():
         if lo is not None and hi is not None:
@@ -454,8 +458,13 @@ def fd_diagnostics(
     trunc = np.asarray(truncation, dtype=np.float64)
     nan = float("nan")
     out: dict[str, Any] = {
-        "best_h": nan, "best_error": nan, "predicted_h": nan, "predicted_error": nan,
-        "observed_order": nan, "expected_order": expected_order, "consistent": False,
+        "best_h": nan,
+        "best_error": nan,
+        "predicted_h": nan,
+        "predicted_error": nan,
+        "observed_order": nan,
+        "expected_order": expected_order,
+        "consistent": False,
     }
     if np.isfinite(obs).any():
         i = int(np.nanargmin(np.where(np.isfinite(obs), obs, np.nan)))
@@ -467,8 +476,12 @@ def fd_diagnostics(
         rounding = pred - trunc
     with np.errstate(all="ignore"):
         regime = (
-            np.isfinite(obs) & (obs > 0) & (obs < 0.1) & (trunc > 0)
-            & (trunc >= 10 * rounding) & (obs >= 10 * rounding)
+            np.isfinite(obs)
+            & (obs > 0)
+            & (obs < 0.1)
+            & (trunc > 0)
+            & (trunc >= 10 * rounding)
+            & (obs >= 10 * rounding)
         )
     if regime.sum() >= 3:
         slope = np.polyfit(np.log(h[regime]), np.log(obs[regime]), 1)[0]

@@ -32,7 +32,10 @@ __all__ = ["PROFILES", "Recorder"]
 PROFILES: dict[str, dict[str, Any]] = {
     "dev": {"max_examples": 20, "deadline": None},
     "ci": {
-        "max_examples": 100, "deadline": None, "derandomize": True, "print_blob": True,
+        "max_examples": 100,
+        "deadline": None,
+        "derandomize": True,
+        "print_blob": True,
         "suppress_health_check": [HealthCheck.too_slow],
     },
     "thorough": {"max_examples": 2000, "deadline": None},
@@ -107,8 +110,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run_dir = Path(target)
     run_dir.mkdir(parents=True, exist_ok=True)
     results.drop(columns=["seconds"], errors="ignore").to_csv(run_dir / "results.csv", index=False)
-    metadata = {"source": "pytest", "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": len(results),
-                "exitstatus": int(exitstatus)}
+    metadata = {
+        "source": "pytest",
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "rows": len(results),
+        "exitstatus": int(exitstatus),
+    }
     html = write_report(run_dir, results, pd.DataFrame(), pd.DataFrame(), metadata)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:

@@ -37,8 +37,9 @@ def replay_case(case: Case, engines: Sequence[str] | None = None) -> tuple[pd.Da
             continue
         for dtype in case.dtypes:
             for order in case.orders:
-                rows = compare(engine, case.expr, case.points, dtype=dtype, order=order,
-                               case_id=case.id, source="corpus")
+                rows = compare(
+                    engine, case.expr, case.points, dtype=dtype, order=order, case_id=case.id, source="corpus"
+                )
                 frames.append(rows)
                 verdicts = set(rows["verdict"])
                 bad = verdicts & FAILING_VERDICTS

@@ -24,7 +24,6 @@ import io
 import json
 import math
 import re
-import shlex
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,10 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.check import repro_command
 from harness.dtypes import DTYPES
 from harness.expr import Call, walk
 from harness.ops import OPS
-from harness.check import repro_command
 from harness.oracle import FAILING, VERDICTS
 
 __all__ = [

@@ -234,18 +234,20 @@ def expressions(
     exponent = st.sampled_from(exponent_nodes) if exponent_nodes else st.nothing()
 
     def extend(children: SearchStrategy[Expr]) -> SearchStrategy[Expr]:
-        # Behind `deferred`, each level's repr names its children instead of spelling them
-        # out; spelled out, reprs grow exponentially with depth (megabytes, and a warning).
-        kids = st.deferred(lambda: children)
-
-        def branch(name: str) -> SearchStrategy[Expr]:
+        # `children` is captured, not passed: a strategy's repr spells out its arguments,
+        # and spelled out through every level of the recursion it runs to hundreds of
+        # megabytes, which Hypothesis builds (and warns about) while shrinking.
+        @st.composite
+        def call_of(draw: st.DrawFn, name: str) -> Expr:
             row = OPS[name]
-            parts = [exponent if i in row.const_args else kids for i in range(row.arity)]
-            return st.tuples(*parts).map(functools.partial(_make_call, name, max_size))
+            args = tuple(
+                draw(exponent if i in row.const_args else children) for i in range(row.arity)
+            )
+            return _make_call(name, max_size, args)
 
         # Repeated branches go last, so shrinking still prefers the front of `names`.
         repeats = [n for n in names if OPS[n].arity > 1 and not OPS[n].const_args]
-        return st.one_of([branch(n) for n in [*names, *repeats * (_BRANCHING - 1)]])
+        return st.one_of([call_of(n) for n in [*names, *repeats * (_BRANCHING - 1)]])
 
     return st.recursive(leaves, extend, max_leaves=max_size)
 

@@ -28,7 +28,9 @@ def test_every_curated_case_file_is_valid() -> None:
 def test_the_seed_file_holds_the_four_rows_of_the_seed_document() -> None:
     seed = {c.id: c for c in load_cases(CASES_DIR / "seed.toml")}
     assert set(seed) >= {
-        "seed-forward-difference", "seed-autograd-3x2", "seed-tensor-forward-difference",
+        "seed-forward-difference",
+        "seed-autograd-3x2",
+        "seed-tensor-forward-difference",
         "seed-tensor-autograd-mean",
     }
     assert seed["seed-forward-difference"].fd[0].value == pytest.approx(12.00199, abs=1e-5)
@@ -53,16 +55,33 @@ def test_a_hex_float_point_is_read_exactly(tmp_path: Path) -> None:
     [
         ('[[case]]\nid = "a"\nexpr = "__import__(1)"\npoints = [{x = 1.0}]\n', 3, "expr", "cannot parse"),
         ('[[case]]\nid = "a"\nexpr = "x"\npoints = [{y = 1.0}]\n', 4, "points", "variables ['x']"),
-        ('[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 0.1}]\n', 4, "points", "not exactly representable in float32"),
-        ('[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 1.0}]\ndtypes = ["float8"]\n', 5, "dtypes", "expected a non-empty list"),
+        (
+            '[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 0.1}]\n',
+            4,
+            "points",
+            "not exactly representable in float32",
+        ),
+        (
+            '[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 1.0}]\ndtypes = ["float8"]\n',
+            5,
+            "dtypes",
+            "expected a non-empty list",
+        ),
         ('[[case]]\nid = "a b"\nexpr = "x"\npoints = [{x = 1.0}]\n', 2, "id", "letters, digits"),
-        ('[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 1.0}]\nexpect = "fine"\n', 5, "expect", "expected one of"),
+        (
+            '[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 1.0}]\nexpect = "fine"\n',
+            5,
+            "expect",
+            "expected one of",
+        ),
         ('[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 1.0}]\ncolour = 1\n', 5, "colour", "unknown field"),
         ('[[case]]\nid = "a"\npoints = [{x = 1.0}]\n', 1, "expr", "missing"),
         ('[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 1.0}]\norders = [3]\n', 5, "orders", "1 and/or 2"),
     ],
 )
-def test_a_malformed_case_names_file_line_and_field(tmp_path: Path, body: str, line: int, field: str, words: str) -> None:
+def test_a_malformed_case_names_file_line_and_field(
+    tmp_path: Path, body: str, line: int, field: str, words: str
+) -> None:
     path = write(tmp_path, "# header\n" + body)
     with pytest.raises(CaseFileError) as info:
         load_cases(path)
@@ -73,7 +92,8 @@ def test_a_malformed_case_names_file_line_and_field(tmp_path: Path, body: str, l
 
 
 def test_the_second_case_is_located_on_its_own_line(tmp_path: Path) -> None:
-    body = '[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 1.0}]\n\n[[case]]\nid = "b"\nexpr = "x +"\npoints = [{x = 1.0}]\n'
+    first = '[[case]]\nid = "a"\nexpr = "x"\npoints = [{x = 1.0}]\n\n'
+    body = first + '[[case]]\nid = "b"\nexpr = "x +"\npoints = [{x = 1.0}]\n'
     with pytest.raises(CaseFileError, match=r"c\.toml:8: case #2, field 'expr'"):
         load_cases(write(tmp_path, body))
 

@@ -4,7 +4,8 @@ Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth), ``torch:reverse``,
 ``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the seed's
 ``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
 ``jax:reverse`` and ``jax:forward`` (optional extra), ``scipy:derivative`` and
-``numdifftools:<central|forward|backward|complex>`` (optional extra). Anything else is ``package.module:attr``,
+``numdifftools:<central|forward|backward|complex>`` (optional extra). Anything else is
+``package.module:attr``,
 where ``attr`` is an Engine instance or a callable returning one (a class with no
 required arguments, say), imported the way pytest imports plugins.
 """
