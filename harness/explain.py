@@ -124,10 +124,12 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
             )
             errs = np.abs(sweeps[scheme] - exact)
             k = int(np.nanargmin(errs)) if np.isfinite(errs).any() else 0
-            lines.append(
-                f"    {scheme:<10} order {facts.order}: best h by theory {hstar:.1e} "
-                f"(error ~{best:.1e}); observed best h {DEFAULT_H_GRID[k]:.0e} (error {errs[k]:.1e})"
-            )
+            observed = f"observed best h {DEFAULT_H_GRID[k]:.0e} (error {errs[k]:.1e})"
+            if np.isfinite(hstar):
+                theory = f"best h by theory {hstar:.1e} (error ~{best:.1e})"
+            else:
+                theory = f"no truncation error (f^({facts.truncation_derivative}) = 0 here): the largest h is best"
+            lines.append(f"    {scheme:<10} order {facts.order}: {theory}; {observed}")
         h5 = 1e-5
         trunc = float(predicted_error("forward", h5, {0: derivs[0], 2: derivs[2]}, 0.0)[0])
         total = float(predicted_error("forward", h5, {0: derivs[0], 2: derivs[2]}, info.eps)[0])

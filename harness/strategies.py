@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -97,10 +98,6 @@ _BASE_SPECIALS: tuple[float, ...] = (
     0.0, 1.0, -1.0, 2.0, 0.5, -2.0, -0.5, 3.0, -3.0, 4.0, -4.0, 0.25, -0.25, 1.5, -1.5,
     0.75, -0.75,
 )
-
-# Coordinate kinds drawn from integers(0, 15); lower kinds come first so they shrink first.
-_KINDS_AVOID = (4, 0, 11)  # specials, ties, moderate floats; the last kind is wide floats
-_KINDS_INCLUDE = (7, 2, 6)
 
 
 # ---- argument checks -------------------------------------------------------------------
@@ -356,47 +353,71 @@ def _fallback(n_vars: int, dtype: str) -> np.ndarray:
     return out
 
 
-def _specials(expr: Expr, include: bool) -> tuple[float, ...]:
-    """Special coordinate values, simplest first. With kinks included, values built from
-    the tree's constants join them (``relu(x - 3/8)`` kinks at ``x = 3/8``)."""
-    values = list(_BASE_SPECIALS)
-    if include:
-        for node in walk(expr):
-            if isinstance(node, Const) and node.value != 0:
-                c = float(node.value)
-                values += [c, -c, 2 * c, -2 * c, c / 2, -c / 2]
-    return tuple(dict.fromkeys(v for v in values if abs(v) <= _WIDE))
+@dataclass(frozen=True)
+class _Mix:
+    """How coordinates are drawn. A kind is drawn from 0..15 (lower kinds shrink first):
+    the first ``n_special`` give special values, the next ``n_target`` values built from
+    the tree's constants, then ``n_tie`` copies of the previous column, ``n_moderate``
+    floats in [-4, 4], and the rest floats in [-64, 64]."""
+
+    specials: tuple[float, ...]
+    targets: tuple[float, ...]
+    n_special: int
+    n_target: int
+    n_tie: int
+    n_moderate: int
+
+    def thresholds(self) -> tuple[int, int, int, int]:
+        t1 = self.n_special + (0 if self.targets else self.n_target)
+        t2 = self.n_special + self.n_target
+        return t1, t2, t2 + self.n_tie, t2 + self.n_tie + self.n_moderate
+
+
+def _mix(expr: Expr, include: bool) -> _Mix:
+    """Avoiding kinks: mostly moderate floats. Including them: special values often, and
+    values built from the tree's constants (``relu(x - 3/8)`` kinks at ``x = 3/8``)."""
+    if not include:
+        return _Mix(_BASE_SPECIALS, (), 4, 0, 0, 11)
+    targets: list[float] = []
+    for node in walk(expr):
+        if isinstance(node, Const) and node.value != 0:
+            c = float(node.value)
+            targets += [c, -c, 2 * c, -2 * c, c / 2, -c / 2]
+    kept = tuple(dict.fromkeys(v for v in targets if abs(v) <= _WIDE))
+    return _Mix(_BASE_SPECIALS, kept, 5, 3, 2, 5)
 
 
 _TIE = (1, 0.0)  # a drawn coordinate that copies the previous column's value
 
 
 @st.composite
-def _coordinate(
-    draw: st.DrawFn, specials: tuple[float, ...], kinds: tuple[int, int, int]
-) -> tuple[int, float]:
+def _coordinate(draw: st.DrawFn, mix: _Mix) -> tuple[int, float]:
     """One drawn coordinate as ``(is_tie, value)``; shrinks toward the first special."""
-    n_special, n_tie, n_moderate = kinds
+    t1, t2, t3, t4 = mix.thresholds()
     kind = draw(st.integers(0, 15))
-    if kind < n_special:
-        return 0, draw(st.sampled_from(specials))
-    if kind < n_special + n_tie:
+    if kind < t1:
+        return 0, draw(st.sampled_from(mix.specials))
+    if kind < t2:
+        return 0, draw(st.sampled_from(mix.targets))
+    if kind < t3:
         return _TIE
-    bound = _MODERATE if kind < n_special + n_tie + n_moderate else _WIDE
+    bound = _MODERATE if kind < t4 else _WIDE
     return 0, draw(st.floats(-bound, bound, allow_nan=False, allow_infinity=False))
 
 
 def _random_coordinates(
-    seed: int, shape: tuple[int, int], specials: tuple[float, ...], kinds: tuple[int, int, int]
+    seed: int, shape: tuple[int, int], mix: _Mix
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(is_tie, value)`` arrays mixed as :func:`_coordinate` mixes them, from a seed."""
-    n_special, n_tie, n_moderate = kinds
+    t1, t2, t3, t4 = mix.thresholds()
     rng = np.random.default_rng(seed)
     kind = rng.integers(0, 16, size=shape)
-    bound = np.where(kind < n_special + n_tie + n_moderate, _MODERATE, _WIDE)
-    special = np.asarray(specials)[rng.integers(0, len(specials), size=shape)]
-    values = np.where(kind < n_special, special, rng.uniform(-1.0, 1.0, size=shape) * bound)
-    return (kind >= n_special) & (kind < n_special + n_tie), values
+    special = np.asarray(mix.specials)[rng.integers(0, len(mix.specials), size=shape)]
+    target = np.asarray(mix.targets or mix.specials)
+    target = target[rng.integers(0, len(target), size=shape)]
+    floats = rng.uniform(-1.0, 1.0, size=shape) * np.where(kind < t4, _MODERATE, _WIDE)
+    values = np.where(kind < t1, special, np.where(kind < t2, target, floats))
+    return (kind >= t2) & (kind < t3), values
 
 
 def _assemble(tie: np.ndarray, values: np.ndarray, dtype: str) -> np.ndarray:
@@ -409,20 +430,20 @@ def _assemble(tie: np.ndarray, values: np.ndarray, dtype: str) -> np.ndarray:
 
 @st.composite
 def _candidates(
-    draw: st.DrawFn, n: int, n_vars: int, specials: tuple[float, ...], kinds: tuple[int, int, int]
+    draw: st.DrawFn, n: int, n_vars: int, mix: _Mix
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` candidate rows as ``(is_tie, value)`` arrays of shape ``(n, n_vars)``.
 
     Coordinates are drawn one by one up to a budget that keeps Hypothesis's input small;
     rows past it come from a numpy generator whose seed is drawn."""
     n_drawn = n if n * n_vars <= _MAX_DRAWN else max(1, _MAX_DRAWN // n_vars)
-    coordinate = _coordinate(specials, kinds)
+    coordinate = _coordinate(mix)
     drawn = draw(st.lists(coordinate, min_size=n_drawn * n_vars, max_size=n_drawn * n_vars))
     pairs = np.array(drawn, dtype=np.float64).reshape(n_drawn, n_vars, 2)
     tie, values = pairs[..., 0].astype(bool), pairs[..., 1]
     if n_drawn < n:
         seed = draw(st.integers(0, 2**32 - 1))
-        more_tie, more = _random_coordinates(seed, (n - n_drawn, n_vars), specials, kinds)
+        more_tie, more = _random_coordinates(seed, (n - n_drawn, n_vars), mix)
         tie, values = np.concatenate([tie, more_tie]), np.concatenate([values, more])
     return tie, values
 
@@ -432,9 +453,7 @@ def _points(
     draw: st.DrawFn, expr: Expr, n: int, dtype: str, margin: float, kinks: str
 ) -> np.ndarray:
     n_vars = len(expr_variables(expr))
-    include = kinks == "include"
-    kinds = _KINDS_INCLUDE if include else _KINDS_AVOID
-    tie, values = draw(_candidates(n, n_vars, _specials(expr, include), kinds))
+    tie, values = draw(_candidates(n, n_vars, _mix(expr, kinks == "include")))
     rows = _assemble(tie, values, dtype)
     fallback = _fallback(n_vars, dtype)
     mask = valid_points(expr, np.concatenate([rows, fallback]), dtype, margin=margin, kinks=kinks)
@@ -511,8 +530,8 @@ def cases(
     """Pairs ``(tree, points)``: a tree from :func:`expressions` that uses at least one
     variable, and ``n_points`` points for it from :func:`points`.
 
-    Arguments are those of :func:`expressions` and :func:`points`. Shrinks the tree first
-    (as :func:`expressions` does), then the points (as :func:`points` does).
+    Arguments are those of :func:`expressions` and :func:`points`. Shrinks as they do:
+    the tree toward a small one over ``x``, the points toward special values.
     """
     trees = expressions(
         ops, max_size=max_size, variables=variables, constants=constants, exponents=exponents

@@ -165,9 +165,10 @@ def test_kink_and_jump_ops_appear_when_passed() -> None:
     def has(op: str) -> Callable[[Expr], bool]:
         return lambda e: any(isinstance(n, Call) and n.op == op for n in walk(e))
 
-    found = find(expressions(ALL_OPS), has("relu"), settings=settings(database=None))
+    enough = settings(database=None, max_examples=2000)
+    found = find(expressions(ALL_OPS), has("relu"), settings=enough)
     assert found == call("relu", x)
-    found = find(expressions(ALL_OPS), has("floor"), settings=settings(database=None))
+    found = find(expressions(ALL_OPS), has("floor"), settings=enough)
     assert found == call("floor", x)
 
 

@@ -584,9 +584,12 @@ def _subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, 
             out[node] = sympy.nan  # undefined at every point; sympy may hang on it (Min)
             return out[node]
         try:
-            out[node] = OPS[node.op].sympy_fn(*args)
+            value = OPS[node.op].sympy_fn(*args)
         except (TypeError, ValueError):  # Max/Min refuse constants that are not real
-            out[node] = sympy.nan
+            value = sympy.nan
+        # zoo * max(x, 0) from max(x, 0) / 0: undefined everywhere, and sympy cannot
+        # differentiate through it.
+        out[node] = sympy.nan if value.has(sympy.zoo, sympy.nan) else value
         return out[node]
 
     fold(expr, var, const, call)

@@ -239,6 +239,7 @@ def test_a_zero_scaled_beyond_the_precision_cap_is_reported_uncertified() -> Non
         (c("acos", x), 1.0, "undefined"),
         (c("div", x, x), 0.0, "undefined"),  # the literal tree divides by 0
         (c("pow", c("sqrt", x), k(2)), -1.0, "undefined"),  # sympy reads it as x
+        (c("expm1", c("div", c("max", x, k(Fraction(-1, 4))), k(0))), 0.5, "undefined"),
         (c("relu", x), 0.0, "kink"),
         (c("abs", x), 0.0, "kink"),
         (c("sign", x), 0.0, "kink"),
