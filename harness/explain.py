@@ -128,7 +128,9 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
             if np.isfinite(hstar):
                 theory = f"best h by theory {hstar:.1e} (error ~{best:.1e})"
             else:
-                theory = f"no truncation error (f^({facts.truncation_derivative}) = 0 here): the largest h is best"
+                theory = (
+                    f"no truncation error (f^({facts.truncation_derivative}) = 0 here): the largest h is best"
+                )
             lines.append(f"    {scheme:<10} order {facts.order}: {theory}; {observed}")
         h5 = 1e-5
         trunc = float(predicted_error("forward", h5, {0: derivs[0], 2: derivs[2]}, 0.0)[0])
