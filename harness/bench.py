@@ -14,9 +14,20 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
-__all__ = ["bench_generation", "format_generation", "main", "summarise_ms"]
+__all__ = [
+    "bench_campaign",
+    "bench_check",
+    "bench_generation",
+    "bench_scaling",
+    "format_generation",
+    "full_check",
+    "main",
+    "random_tree",
+    "summarise_ms",
+]
 
 
 def summarise_ms(durations_s: Sequence[float]) -> dict[str, float]:
@@ -96,6 +107,164 @@ def format_generation(result: dict[str, Any]) -> str:
     )
 
 
+# ---- the full check against torch.autograd.gradcheck (issue: performance) ---------------
+
+_SAFE_UNARY = ("sin", "cos", "tanh", "atan", "sigmoid", "neg")
+_SAFE_BINARY = ("add", "sub", "mul")
+
+
+def random_tree(n_nodes: int, seed: int, variables: Sequence[str] = ("x", "y")) -> Any:
+    """A random tree of about ``n_nodes`` nodes from ops defined everywhere (no domain
+    edges, so the cost measured is the check's, not the generator's rejections)."""
+    import random as _random
+
+    from harness.expr import Call, Const, Var
+
+    rng = _random.Random(seed)
+    leaves: list[Any] = [Var(v) for v in variables] + [Const(Fraction(2)), Const(Fraction(3))]
+
+    def build(n: int) -> Any:
+        if n <= 1:
+            return rng.choice(leaves)
+        if n == 2 or rng.random() < 0.3:
+            return Call(rng.choice(_SAFE_UNARY), (build(n - 1),))
+        left = rng.randint(1, n - 2)
+        return Call(rng.choice(_SAFE_BINARY), (build(left), build(n - 1 - left)))
+
+    from harness.expr import variables as _variables
+
+    for _ in range(100):
+        tree = build(n_nodes)
+        if _variables(tree):
+            return tree
+    raise RuntimeError(f"no tree with a variable for n_nodes={n_nodes}, seed={seed}")
+
+
+def full_check(expr: Any, pts: Any, *, truth: Any = None) -> int:
+    """Everything a case costs in a campaign: certified truth, torch reverse and forward
+    modes in float32 and float64 with verdicts, every finite-difference scheme over the
+    default h grid in both dtypes. Returns the number of derivative entries judged."""
+    from harness.check import compare
+    from harness.engines.base import EngineError
+    from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine
+    from harness.engines.torch_ad import TorchEngine
+
+    entries = 0
+    for dtype in ("float64", "float32"):
+        for mode in ("reverse", "forward"):
+            entries += len(compare(TorchEngine(mode), expr, pts, dtype=dtype, truth=truth))
+        for scheme in SCHEMES:
+            try:
+                entries += FiniteDiffEngine(scheme).sweep(expr, pts, dtype=dtype).values.size
+            except EngineError:
+                pass
+    return entries
+
+
+def _gradcheck_per_point(expr: Any, pts: Any) -> float:
+    """Seconds per point for ``torch.autograd.gradcheck`` on the scalar function, one
+    point at a time (float64; its default eps, atol and rtol)."""
+    import torch
+
+    from harness.engines.torch_ad import torch_function
+
+    f = torch_function(expr)
+    start = time.perf_counter()
+    for row in pts:
+        inputs = tuple(torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in row)
+        torch.autograd.gradcheck(lambda *xs: f(list(xs)), inputs)
+    return (time.perf_counter() - start) / len(pts)
+
+
+def bench_check(n_exprs: int = 10, n_points: int = 32, size: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Per checked point: the full check (first call per expression, compile included)
+    against gradcheck on the same expressions and points, in this process."""
+    import numpy as np
+    import torch
+
+    from harness.dtypes import round_array
+    from harness.engines.symbolic import SymbolicEngine
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    ours, theirs = [], []
+    for i in range(n_exprs):
+        expr = random_tree(size, seed + i)
+        from harness.expr import variables
+
+        pts = round_array(rng.uniform(-2, 2, (n_points, len(variables(expr)))), "float32")
+        truth = SymbolicEngine()  # a fresh cache: compile costs count
+        start = time.perf_counter()
+        full_check(expr, pts, truth=truth)
+        ours.append((time.perf_counter() - start) / n_points)
+        theirs.append(_gradcheck_per_point(expr, pts))
+    ours_ms, theirs_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
+    return {
+        "benchmark": "check-vs-gradcheck",
+        "n_exprs": n_exprs,
+        "n_points": n_points,
+        "size": size,
+        "full_check_ms_per_point": ours_ms,
+        "gradcheck_ms_per_point": theirs_ms,
+        "gradcheck_over_full_check": theirs_ms / ours_ms,
+    }
+
+
+def bench_scaling(
+    sizes: Sequence[int] = (10, 30, 100, 300, 1000), n_points: int = 32, seed: int = 0
+) -> dict[str, Any]:
+    """Full-check seconds against tree size, and the fitted growth exponent."""
+    import numpy as np
+    import torch
+
+    from harness.dtypes import round_array
+    from harness.engines.symbolic import SymbolicEngine
+    from harness.expr import size as tree_size
+    from harness.expr import variables
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        expr = random_tree(n, seed + n)
+        pts = round_array(rng.uniform(-2, 2, (n_points, len(variables(expr)))), "float32")
+        start = time.perf_counter()
+        full_check(expr, pts, truth=SymbolicEngine())
+        rows.append({"nodes": tree_size(expr), "seconds": time.perf_counter() - start})
+    x = np.log([r["nodes"] for r in rows])
+    y = np.log([r["seconds"] for r in rows])
+    slope = float(np.polyfit(x, y, 1)[0]) if len(rows) > 1 else float("nan")
+    return {"benchmark": "scaling", "n_points": n_points, "rows": rows, "exponent": slope}
+
+
+def bench_campaign(n_cases: int = 40, workers: Sequence[int] = (1, 2), seed: int = 0) -> dict[str, Any]:
+    """Campaign throughput (cases per second) for each worker count, and peak memory."""
+    import resource
+    import tempfile
+
+    from harness.campaign import CampaignConfig, run_campaign
+
+    rows = []
+    for w in workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            run_campaign(
+                CampaignConfig(n_cases=n_cases, seed=seed, corpus=()), tmp, workers=w, progress=False
+            )
+            seconds = time.perf_counter() - start
+        rows.append({"workers": w, "seconds": seconds, "cases_per_second": n_cases / seconds})
+    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    speedup = rows[-1]["cases_per_second"] / rows[0]["cases_per_second"] if len(rows) > 1 else 1.0
+    return {
+        "benchmark": "campaign",
+        "n_cases": n_cases,
+        "rows": rows,
+        "speedup": speedup,
+        "peak_rss_mb": max(peak_self, peak_children),
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffharness bench", description=__doc__)
     sub = parser.add_subparsers(dest="benchmark", required=True)
@@ -105,6 +274,18 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="Hypothesis seed (0)")
     gen.add_argument("--dtype", default="float64", help="dtype the points are for")
     gen.add_argument("--kinks", choices=("avoid", "include"), default="avoid")
+    chk = sub.add_parser("check", help="full check vs torch.autograd.gradcheck, per point")
+    chk.add_argument("--exprs", type=int, default=10, help="expressions (10)")
+    chk.add_argument("--points", type=int, default=32, help="points per expression (32)")
+    chk.add_argument("--size", type=int, default=10, help="nodes per expression (10)")
+    chk.add_argument("--seed", type=int, default=0)
+    sca = sub.add_parser("scaling", help="full-check cost against tree size, growth exponent")
+    sca.add_argument("--sizes", default="10,30,100,300,1000", help="tree sizes")
+    sca.add_argument("--points", type=int, default=32)
+    camp = sub.add_parser("campaign", help="campaign throughput with 1 and 2 workers, peak memory")
+    camp.add_argument("--cases", type=int, default=40)
+    camp.add_argument("--workers", default="1,2")
+    sub.add_parser("all", help="check, scaling (10..300 nodes) and campaign, as one JSON document")
     return parser
 
 
@@ -112,11 +293,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark named in ``argv``; print a human line and a JSON line."""
     args = _parser().parse_args(argv)
     if args.benchmark == "generation":
-        result = bench_generation(
-            args.examples, args.points, args.seed, dtype=args.dtype, kinks=args.kinks
-        )
+        result = bench_generation(args.examples, args.points, args.seed, dtype=args.dtype, kinks=args.kinks)
         print(format_generation(result))
         print(json.dumps(result, sort_keys=True))
+    elif args.benchmark == "check":
+        result = bench_check(args.exprs, args.points, args.size, args.seed)
+        print(
+            f"full check: {result['full_check_ms_per_point']:.3f} ms per point; gradcheck: "
+            f"{result['gradcheck_ms_per_point']:.3f} ms per point; gradcheck / full check = "
+            f"{result['gradcheck_over_full_check']:.2f}"
+        )
+        print(json.dumps(result, sort_keys=True))
+    elif args.benchmark == "scaling":
+        result = bench_scaling(tuple(int(v) for v in args.sizes.split(",")), args.points)
+        for row in result["rows"]:
+            print(f"  {row['nodes']:>6} nodes: {row['seconds']:.3f} s")
+        print(f"growth exponent: {result['exponent']:.2f}")
+        print(json.dumps(result, sort_keys=True))
+    elif args.benchmark == "campaign":
+        result = bench_campaign(args.cases, tuple(int(w) for w in args.workers.split(",")))
+        for row in result["rows"]:
+            print(f"  {row['workers']} worker(s): {row['cases_per_second']:.2f} cases/s")
+        print(f"speed-up: {result['speedup']:.2f}; peak memory {result['peak_rss_mb']:.0f} MB")
+        print(json.dumps(result, sort_keys=True))
+    elif args.benchmark == "all":
+        results = [bench_check(), bench_scaling((10, 30, 100, 300)), bench_campaign()]
+        print(json.dumps(results, sort_keys=True, indent=1))
     sys.stdout.flush()
     return 0
 
