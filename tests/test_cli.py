@@ -113,9 +113,11 @@ def test_run_into_a_used_folder_is_a_usage_error(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug in harness.report.worst_cases: when no AD row has an ulp_error, assign() "
-    "on the empty frame adopts the index of the unfiltered Series and yields NaN rows, so "
-    "repro_command gets floats and raises TypeError (see the helper's report)",
+    reason="bugs in harness.report: _normalise calls fillna('') on an all-NaN float64 text "
+    "column (mode, for an engine without one), a Pandas4Warning that pytest makes an "
+    "error; and worst_cases, when no AD row has an ulp_error, assign()s Series to the "
+    "empty filtered frame, which adopts their index and yields NaN rows, so "
+    "repro_command gets floats and raises TypeError",
 )
 def test_run_whose_engine_crashes_on_every_case_still_writes_a_report(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -187,20 +187,12 @@ def _tangent_of(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(like) if tangent is None else tangent
 
 
-def _make_dual(x: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
-    # The first make_dual imports torch's jvp decompositions, which call the deprecated
-    # torch.jit.script: torch's own warning, which a user of the engine cannot act on.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
-        return fwad.make_dual(x, tangent)
-
-
 def _forward_order1(program: Program, xs: Sequence[torch.Tensor]) -> torch.Tensor:
     columns = []
     for i, x in enumerate(xs):
         with fwad.dual_level():
             inputs = list(xs)
-            inputs[i] = _make_dual(x, torch.ones_like(x))
+            inputs[i] = fwad.make_dual(x, torch.ones_like(x))
             columns.append(_tangent_of(program(inputs), x).detach().clone())
     return torch.stack(columns, dim=-1)
 
@@ -424,7 +416,14 @@ class TorchEngine:
                 columns = torch.from_numpy(np.ascontiguousarray(pts.T))
                 xs = list(columns.to(device=self._device, dtype=info.torch).unbind(0))
             try:
-                result = _MODE_FNS[self._mode](program, xs, order, self._reduction)
+                # The first forward-mode call anywhere (make_dual, torch.func.jvp) imports
+                # torch's jvp decompositions, which call the deprecated torch.jit.script:
+                # torch's own warning, which a user of the engine cannot act on.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings(
+                        "ignore", "`torch.jit.script` is deprecated", DeprecationWarning
+                    )
+                    result = _MODE_FNS[self._mode](program, xs, order, self._reduction)
             except _OpFailure as failure:
                 raise EngineError(
                     self._failure(expr, dtype, order, failure.op, failure.__cause__)
