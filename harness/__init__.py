@@ -9,7 +9,7 @@ Hypothesis generates and shrinks. The public API:
 * engines: :class:`Engine` (the protocol), :class:`SymbolicEngine`,
   :class:`TorchEngine`, :class:`FiniteDiffEngine`, :func:`engine_from_spec`;
 * checking: :func:`check_engine`, :func:`assert_engine`, :func:`compare`;
-* generators: :func:`expressions`, :func:`points`, :func:`cases`;
+* generators: :func:`expressions`, :func:`points` (and ``harness.strategies.cases``);
 * campaigns: :class:`CampaignConfig`, :func:`run_campaign`.
 
 The JAX, scipy and numdifftools engines live in ``harness.engines.jax_ad`` and
@@ -43,12 +43,14 @@ _EXPORTS: dict[str, str] = {
     "Var": "harness.expr",
     "to_text": "harness.expr",
     "variables": "harness.expr",
-    "ParseError": "harness.parse",
-    "parse": "harness.parse",
-    "cases": "harness.strategies",
     "expressions": "harness.strategies",
     "points": "harness.strategies",
 }
+
+
+# ``parse`` is also a submodule's name: importing harness.parse anywhere would rebind
+# ``harness.parse`` to the module, so the function is bound eagerly, after the module.
+from harness.parse import ParseError, parse  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
@@ -78,7 +80,6 @@ __all__ = [  # noqa: F822 - provided lazily by __getattr__
     "TorchEngine",
     "Var",
     "assert_engine",
-    "cases",
     "check_engine",
     "compare",
     "engine_from_spec",

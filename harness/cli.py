@@ -126,6 +126,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.campaign import CampaignConfig, run_campaign
     from harness.report import write_report
 
+    from harness.engines import engine_from_spec
+
+    for spec in args.engines or ():
+        try:
+            engine_from_spec(spec)
+        except (ValueError, ImportError) as exc:
+            raise UsageError(str(exc)) from None
     if args.resume:
         run_dir = Path(args.resume)
         config = CampaignConfig()
@@ -393,6 +400,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``diffharness`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its own parser: argparse.REMAINDER would swallow --help
+        from harness import bench
+
+        return int(bench.main(argv[1:]) or 0)
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "ops", None) is None and args.command == "check":

@@ -93,7 +93,7 @@ def _normalise(results: pd.DataFrame) -> pd.DataFrame:
         )
     df = results.reindex(columns=list(dict.fromkeys([*results.columns, *_REQUIRED])))
     for c in _TEXT_COLUMNS:
-        df[c] = df[c].fillna("").astype(str)
+        df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
     for c in _FLOAT_COLUMNS:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     df["order"] = pd.to_numeric(df["order"]).astype("int64")
@@ -296,7 +296,7 @@ def worst_cases(results: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     failing = ad["verdict"].isin(FAILING)
     with np.errstate(all="ignore"):
         ratio = ad["abs_error"].astype(float) / ad["tolerance"].astype(float)
-    keep = ad[failing | ad["ulp_error"].notna()].assign(_failing=failing, error_ratio=ratio)
+    keep = ad.assign(_failing=failing, error_ratio=ratio)[failing | ad["ulp_error"].notna()]
     keep = keep.sort_values(
         ["_failing", "error_ratio", "ulp_error"], ascending=[False, False, False],
         na_position="last", kind="stable",

@@ -111,14 +111,6 @@ def test_run_into_a_used_folder_is_a_usage_error(
     assert "--resume" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bugs in harness.report: _normalise calls fillna('') on an all-NaN float64 text "
-    "column (mode, for an engine without one), a Pandas4Warning that pytest makes an "
-    "error; and worst_cases, when no AD row has an ulp_error, assign()s Series to the "
-    "empty filtered frame, which adopts their index and yields NaN rows, so "
-    "repro_command gets floats and raises TypeError",
-)
 def test_run_whose_engine_crashes_on_every_case_still_writes_a_report(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,12 +166,6 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
     assert all(c in out for c in ("run", "check", "explain", "replay", "cases", "bench"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in harness.cli._parser: bench's argparse.REMAINDER positional does not take "
-    "an option-like first word, so 'diffharness bench --help' exits 2 with "
-    "'unrecognized arguments: --help'",
-)
 def test_bench_help_exits_0_and_names_its_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = invoke(capsys, "bench", "--help")
     assert code == 0, err
@@ -243,11 +229,6 @@ def test_a_hostile_expression_is_refused_without_running_anything(
     assert not marker.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in harness.engines.engine_from_spec: calling an attr that needs arguments "
-    "(os:system) raises TypeError out of the CLI instead of ValueError -> exit 2",
-)
 def test_an_engine_spec_naming_a_function_with_required_arguments_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -307,12 +288,6 @@ def test_check_one_expression_with_a_wrong_engine_exits_1_and_says_mismatch(
     assert row[0][-1] == "mismatch"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in harness.engines.engine_from_spec: a class satisfies the runtime-checkable "
-    "Engine protocol (it has name, supports, derivatives), so module:Class is returned "
-    "uncalled and every call fails with 'missing argument points'",
-)
 def test_check_with_an_engine_class_spec_instantiates_the_class(
     capsys: pytest.CaptureFixture[str], halving_module: str
 ) -> None:

@@ -20,12 +20,6 @@ SEED_SQUARE = "3*(x + 1)**2"
 # the float32 forward differences (f(1 + h) - f(1)) / h that the seed's code prints
 POLY_FD_H1E5 = 28.99169921875  # the post's 1.8120, times 16
 SQUARE_FD_H1E3 = 12.00199031829834  # the post's 12.0020
-FD_BUG = (
-    "bug in harness.engines.finite_diff: with exact_h=False the difference and the "
-    "division by h are done in float64, so the value is not the float32 number the seed's "
-    "code prints (28.99169995 instead of 28.99169921875; 12.0019907 instead of "
-    "12.00199032)"
-)
 
 
 def explain_output(*argv: str) -> str:
@@ -96,13 +90,11 @@ def test_explain_says_rounding_dominates_the_forward_difference_at_h_1e_5(poly_f
     assert rounding > 100 * trunc
 
 
-@pytest.mark.xfail(strict=True, reason=FD_BUG)
 def test_explain_prints_the_seeds_float32_forward_difference_at_h_1e_5(poly_float32: str) -> None:
     value = seed_forward_difference(poly_float32)[1e-5]
     assert value == pytest.approx(POLY_FD_H1E5, rel=1e-9)  # printed to 10 significant digits
 
 
-@pytest.mark.xfail(strict=True, reason=FD_BUG)
 def test_explain_prints_the_seeds_float32_forward_difference_of_3_x_plus_1_squared(
     square_float32: str,
 ) -> None:

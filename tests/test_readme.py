@@ -17,6 +17,7 @@ import torch
 import harness
 from harness.check import EngineMismatch
 from harness.expr import Call, walk
+from harness.parse import parse
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -50,7 +51,7 @@ def test_check_engine_draws_only_the_ops_the_engine_supports(dual_example: dict[
     used = {
         node.op
         for text in dual_example["result"].frame["expr"].unique()
-        for node in walk(harness.parse(text))
+        for node in walk(parse(text))
         if isinstance(node, Call)
     }
     assert used and used <= set(dual_example["RULES"])

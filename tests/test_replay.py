@@ -75,7 +75,9 @@ exact_h = false
     (case,) = load_cases(path)
     _, problems = replay_case(case)
     assert len(problems) == 1
-    assert problems[0].startswith("fd-wrong: fd:forward:nominal-h h=0.001 float32: expected 12.0, got 12.0019")
+    assert problems[0].startswith(
+        "fd-wrong: fd:forward:nominal-h h=0.001 float32: expected 12.0, got 12.0019"
+    )
 
 
 def test_a_wrong_derivative_engine_fails_the_replay(tmp_path: Path) -> None:

@@ -116,9 +116,15 @@ def engine_from_spec(spec: str) -> Engine:
             target = getattr(target, part)
         except AttributeError:
             raise ValueError(f"engine={spec!r}: {module_name!r} has no attribute {attr!r}") from None
-    engine = target if isinstance(target, Engine) else None
+    # A class satisfies the runtime protocol check too: instantiate classes and factories.
+    engine = target if isinstance(target, Engine) and not isinstance(target, type) else None
     if engine is None and callable(target):
-        engine = target()
+        try:
+            engine = target()
+        except Exception as exc:  # noqa: BLE001 - whatever the user's factory raises
+            raise ValueError(
+                f"engine={spec!r}: calling {attr}() failed: {type(exc).__name__}: {exc}"
+            ) from None
     if not isinstance(engine, Engine):
         raise ValueError(
             f"engine={spec!r} gave {type(engine).__name__}, which is not an Engine: expected "

@@ -38,7 +38,7 @@ import numpy as np
 import sympy
 import torch
 
-from harness.dtypes import dtype_info
+from harness.dtypes import dtype_info, round_array
 from harness.engines.base import EngineError, check_request
 from harness.engines.torch_ad import torch_function
 from harness.expr import Call, Expr, variables, walk
@@ -476,6 +476,9 @@ class FiniteDiffEngine:
         work = self._working_dtype(expr, dtype)
         m = len(variables(expr))
         h_eff, values, estimate = self._evaluate(expr, pts, grid, work, order, m)
+        if not self.exact_h:
+            # hand-written code divides in the working dtype: its result is rounded there
+            values = round_array(values, dtype)
         return Sweep(grid, h_eff, values, estimate, self.scheme, dtype, order, self.relative)
 
     # -- internals --

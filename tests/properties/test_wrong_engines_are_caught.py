@@ -1,0 +1,212 @@
+"""Every wrong engine is caught: deliberately broken derivative rules, each found by
+:func:`harness.check.check_engine` with its default example budget.
+
+Each wrong engine is a :class:`TorchEngine` with one op overridden by a custom
+``torch.autograd.Function`` (forward, setup_context, backward, and jvp for forward mode).
+The bugs are ones real code has: a wrong sign, a wrong constant factor, a backward that
+forgets the incoming gradient (the chain rule), a rule wrong only for negative inputs or
+only away from 0, a first derivative right but its own derivative wrong, a relative error
+of 1e-7, and a NaN at one point. The search runs with a fixed seed over the default ops
+plus the overridden one; the test asserts the verdict, what the shrunk case shows, and
+that it took no more examples than the budget. Run with ``-s`` to see the counts.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from harness.check import CheckResult, check_engine, unit_trees
+from harness.engines.torch_ad import TorchEngine
+from harness.ops import DEFAULT_OPS
+from harness.oracle import FAILING
+
+SEED = 20261127
+Rule = Callable[[torch.Tensor], torch.Tensor]
+
+
+def unary_override(name: str, forward: Rule, derivative: Rule) -> type[torch.autograd.Function]:
+    """A unary Function computing ``forward`` whose derivative rule is ``derivative``
+    (used by backward and jvp alike, and built from torch ops so it can be differentiated
+    again)."""
+
+    class Override(torch.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            return forward(x)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def,override]
+            (x,) = inputs
+            ctx.save_for_backward(x)
+            ctx.save_for_forward(x)
+
+        @staticmethod
+        def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
+            (x,) = ctx.saved_tensors
+            return grad * derivative(x)
+
+        @staticmethod
+        def jvp(ctx, tangent):  # type: ignore[no-untyped-def,override]
+            (x,) = ctx.saved_tensors
+            return tangent * derivative(x)
+
+    Override.__name__ = Override.__qualname__ = name
+    return Override
+
+
+class TanhForgetsTheChainRule(torch.autograd.Function):
+    """tanh whose backward returns 1 - y**2 without multiplying by grad_output (and whose
+    jvp ignores the incoming tangent): right for tanh(x) alone, wrong inside anything."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return torch.tanh(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def,override]
+        (x,) = inputs
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
+        (x,) = ctx.saved_tensors
+        y = torch.tanh(x)
+        return 1 - y * y
+
+    @staticmethod
+    def jvp(ctx, tangent):  # type: ignore[no-untyped-def,override]
+        (x,) = ctx.saved_tensors
+        y = torch.tanh(x)
+        return 1 - y * y
+
+
+class CosWithWrongDerivative(torch.autograd.Function):
+    """cos(x) as a value, whose own derivative says +sin(x): used as sin's derivative, it
+    makes the first derivative right and the second wrong."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return torch.cos(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def,override]
+        (x,) = inputs
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
+        (x,) = ctx.saved_tensors
+        return grad * torch.sin(x)
+
+    @staticmethod
+    def jvp(ctx, tangent):  # type: ignore[no-untyped-def,override]
+        (x,) = ctx.saved_tensors
+        return tangent * torch.sin(x)
+
+
+def _nan_at_one(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x == 1, torch.full_like(x, torch.nan), 1 / x)
+
+
+def _wrong_away_from_zero(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x.abs() < 1e-3, -torch.sin(x), -1.25 * torch.sin(x))
+
+
+@dataclass(frozen=True)
+class Wrong:
+    """One deliberately wrong engine: the op it breaks and where the break must be found."""
+
+    id: str
+    op: str
+    function: type[torch.autograd.Function]
+    orders: tuple[int, ...] = (1,)
+    dtypes: tuple[str, ...] = ("float64",)
+    modes: tuple[str, ...] = ("reverse",)
+    point_check: Callable[[float], bool] = lambda x: True
+
+    def engine(self, mode: str) -> TorchEngine:
+        return TorchEngine(mode, overrides={self.op: self.function.apply})
+
+
+WRONG = (
+    Wrong("sign", "sin", unary_override("SinMinusCos", torch.sin, lambda x: -torch.cos(x)),
+          modes=("reverse", "forward", "functional")),
+    Wrong("factor", "exp", unary_override("ExpTwice", torch.exp, lambda x: 2 * torch.exp(x)),
+          modes=("reverse", "forward", "functional")),
+    Wrong("chain-rule", "tanh", TanhForgetsTheChainRule),
+    # a real typo: x * |x| for x**2 agrees for x >= 0 only
+    Wrong("negative-only", "atan",
+          unary_override("AtanTypo", torch.atan, lambda x: 1 / (1 + x * x.abs())),
+          point_check=lambda x: x < 0),
+    Wrong("away-from-zero", "cos", unary_override("CosNearZeroOnly", torch.cos, _wrong_away_from_zero),
+          point_check=lambda x: abs(x) >= 1e-3),
+    Wrong("second-only", "sin", unary_override("SinWrongSecond", torch.sin, CosWithWrongDerivative.apply),
+          orders=(1, 2), modes=("reverse", "functional")),
+    Wrong("relative-1e-7", "exp",
+          unary_override("ExpOff1e7", torch.exp, lambda x: torch.exp(x) * (1 + 1e-7))),
+    Wrong("nan-at-1", "log", unary_override("LogNanAtOne", torch.log, _nan_at_one),
+          point_check=lambda x: x == 1.0),
+)
+CASES = [pytest.param(w, mode, id=f"{w.id}-{mode}") for w in WRONG for mode in w.modes]
+
+_DEFAULTS = inspect.signature(check_engine).parameters
+
+
+def budget(ops: tuple[str, ...]) -> int:
+    """Examples check_engine may use per dtype and order with its defaults: the unit pass
+    (every op alone, ``unit_examples`` batches each) and ``n_examples`` random cases."""
+    units = len(unit_trees(ops)) * _DEFAULTS["unit_examples"].default
+    return int(units + _DEFAULTS["n_examples"].default)
+
+
+def _first_coordinate(point: str) -> float:
+    name, value = point.split(",")[0].split("=")
+    return float(value)
+
+
+@pytest.mark.parametrize(("wrong", "mode"), CASES)
+def test_every_wrong_engine_is_caught_within_the_default_budget(wrong: Wrong, mode: str) -> None:
+    ops = tuple(dict.fromkeys((*DEFAULT_OPS, wrong.op)))
+    result: CheckResult = check_engine(
+        wrong.engine(mode), seed=SEED, ops=ops, dtypes=wrong.dtypes, orders=wrong.orders,
+    )
+    print(f"\n{wrong.id} [{mode}]: examples {result.examples} (budget {budget(ops)})")
+    for f in result.failures:
+        print(f"    {f.verdict} {f.dtype} order {f.order}: {f.expr} at {f.point}")
+    assert not result.ok
+    assert not result.skipped
+    for key, n in result.examples.items():
+        assert 1 <= n <= budget(ops), key
+    for failure in result.failures:
+        assert failure.verdict in FAILING
+        assert wrong.op in failure.expr  # the shrunk case still uses the broken op
+        assert 1 <= failure.examples <= budget(ops)
+        assert wrong.point_check(_first_coordinate(failure.point)), failure.point
+    found = {(f.dtype, f.order) for f in result.failures}
+    if wrong.id == "second-only":
+        assert found == {("float64", 2)}  # the first derivative is right, and passes
+    else:
+        assert found == {(d, o) for d in wrong.dtypes for o in wrong.orders}
+
+
+def test_a_backward_that_forgets_grad_output_is_right_on_the_op_alone() -> None:
+    """Why the chain-rule bug needs random trees: tanh(x) alone is seeded with 1."""
+    engine = WRONG[2].engine("reverse")
+    result = check_engine(
+        engine, seed=SEED, ops=("tanh",), dtypes=("float64",), orders=(1,), n_examples=1,
+        max_size=2,
+    )
+    assert result.ok

@@ -1,0 +1,359 @@
+"""Tests for harness.oracle: the verdict table, ulp errors, the rounding model's tolerance
+and the finite-difference theory check.
+
+Expected values are written by hand (ulp sizes as powers of two, verdicts from the rules
+in the module docstring) or computed independently (finite differences evaluated here
+with numpy at exact points, derivatives of exp and sin from mpmath), never by the oracle.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from harness.dtypes import dtype_info
+from harness.engines.finite_diff import predicted_error, scheme_facts
+from harness.engines.symbolic import SymbolicEngine
+from harness.expr import Call, Expr, Var
+from harness.oracle import FAILING, SAFETY, VERDICTS, fd_diagnostics, judge, rounding_tolerance
+from harness.strategies import cases
+
+NAN, INF = math.nan, math.inf
+X, Y = Var("x"), Var("y")
+TRUTH = SymbolicEngine()
+GENERATED = settings(
+    max_examples=25, derandomize=True, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def call(op: str, *args: Expr) -> Call:
+    return Call(op, tuple(args))
+
+
+def verdict_of(
+    got: float, truth: float, status: str = "ok", tol: float = 1e-12, *,
+    one_sided: tuple[float, float] | None = None, out_of_range: bool = False,
+) -> str:
+    """The verdict of one entry (float64), the other arguments as given."""
+    sides = None if one_sided is None else (np.array([one_sided[0]]), np.array([one_sided[1]]))
+    j = judge(
+        np.array([got]), np.array([truth]), np.array([status]), np.array([tol]),
+        dtype="float64", one_sided=sides, out_of_range=np.array([out_of_range]),
+    )
+    return str(j.verdict[0])
+
+
+# ---- the verdict table ----------------------------------------------------------------------
+
+VERDICT_TABLE = [
+    # (got, truth, status, one-sided (left, right), out of range, expected verdict)
+    pytest.param(2.0, 2.0, "ok", None, False, "ok", id="equal"),
+    pytest.param(2.0 + 1e-13, 2.0, "ok", None, False, "ok", id="inside-tolerance"),
+    pytest.param(2.0 + 1e-9, 2.0, "ok", None, False, "mismatch", id="outside-tolerance"),
+    pytest.param(-2.0, 2.0, "ok", None, False, "mismatch", id="wrong-sign"),
+    pytest.param(2.0 + 1e-9, 2.0, "uncertified", None, False, "mismatch", id="uncertified-judged"),
+    pytest.param(NAN, 2.0, "ok", None, False, "nan-mismatch", id="nan-from-engine"),
+    pytest.param(INF, 2.0, "ok", None, False, "nan-mismatch", id="inf-from-engine"),
+    pytest.param(-INF, 2.0, "ok", None, False, "nan-mismatch", id="minus-inf-from-engine"),
+    pytest.param(2.0, NAN, "ok", None, False, "nan-mismatch", id="nan-truth-finite-engine"),
+    pytest.param(2.0, NAN, "undefined", None, False, "undefined", id="undefined-truth"),
+    pytest.param(NAN, NAN, "undefined", None, False, "undefined", id="undefined-both-nan"),
+    pytest.param(2.0 + 1e-9, 2.0, "ok", None, True, "out-of-range", id="mismatch-out-of-range"),
+    pytest.param(NAN, 2.0, "ok", None, True, "out-of-range", id="nan-out-of-range"),
+    pytest.param(2.0, 2.0, "ok", None, True, "ok", id="ok-stays-ok-out-of-range"),
+    pytest.param(0.0, NAN, "kink", (0.0, 1.0), False, "kink-convention", id="kink-left-end"),
+    pytest.param(1.0, NAN, "kink", (0.0, 1.0), False, "kink-convention", id="kink-right-end"),
+    pytest.param(0.5, NAN, "kink", (0.0, 1.0), False, "kink-convention", id="kink-inside-hull"),
+    pytest.param(0.0, NAN, "kink", (-1.0, 1.0), False, "kink-convention", id="abs-at-zero"),
+    pytest.param(5.0, NAN, "kink", (0.0, 1.0), False, "kink-violation", id="kink-above-hull"),
+    pytest.param(-1e-9, NAN, "kink", (0.0, 1.0), False, "kink-violation", id="kink-just-below"),
+    pytest.param(-1e-13, NAN, "kink", (0.0, 1.0), False, "kink-convention", id="kink-below-within-tol"),
+    pytest.param(NAN, NAN, "kink", (0.0, 1.0), False, "kink-violation", id="kink-nan-engine"),
+    pytest.param(0.5, NAN, "kink", None, False, "undefined", id="kink-without-one-sided"),
+    # equal one-sided limits: the derivative exists and is judged as usual against them
+    pytest.param(0.0, NAN, "kink", (0.0, 0.0), False, "ok", id="smooth-kink-right"),
+    pytest.param(0.5, NAN, "kink", (0.0, 0.0), False, "mismatch", id="smooth-kink-wrong"),
+    pytest.param(NAN, NAN, "kink", (0.0, 0.0), False, "nan-mismatch", id="smooth-kink-nan"),
+]
+
+
+@pytest.mark.parametrize(("got", "truth", "status", "sides", "oor", "expected"), VERDICT_TABLE)
+def test_judge_gives_the_verdict_the_rules_prescribe(
+    got: float, truth: float, status: str, sides: tuple[float, float] | None, oor: bool,
+    expected: str,
+) -> None:
+    assert verdict_of(got, truth, status, one_sided=sides, out_of_range=oor) == expected
+
+
+def test_the_verdict_table_covers_every_verdict() -> None:
+    assert {p.values[-1] for p in VERDICT_TABLE} == set(VERDICTS)
+
+
+def test_failed_marks_exactly_the_failing_verdicts() -> None:
+    got = np.array([1.0, 2.0, NAN, 5.0, 0.5, 1.0])
+    truth = np.array([1.0, 1.0, 1.0, NAN, NAN, NAN])
+    status = np.array(["ok", "ok", "ok", "kink", "kink", "undefined"])
+    sides = (np.zeros(6), np.ones(6))
+    j = judge(got, truth, status, np.full(6, 1e-12), dtype="float64", one_sided=sides)
+    assert j.verdict.tolist() == [
+        "ok", "mismatch", "nan-mismatch", "kink-violation", "kink-convention", "undefined",
+    ]
+    assert j.failed.tolist() == [False, True, True, True, False, False]
+    assert FAILING == {"mismatch", "nan-mismatch", "kink-violation"}
+
+
+def test_the_truth_bound_widens_the_tolerance() -> None:
+    got, truth = np.array([1.0 + 1e-10]), np.array([1.0])
+    status, tol = np.array(["ok"]), np.array([1e-12])
+    assert judge(got, truth, status, tol, dtype="float64").verdict[0] == "mismatch"
+    widened = judge(got, truth, status, tol, dtype="float64", truth_bound=np.array([1e-9]))
+    assert widened.verdict[0] == "ok"
+    assert widened.tolerance[0] == pytest.approx(1e-12 + 1e-9, rel=1e-15)
+    # a NaN bound (no certified ball) adds nothing rather than poisoning the tolerance
+    nan_bound = judge(got, truth, status, tol, dtype="float64", truth_bound=np.array([NAN]))
+    assert nan_bound.tolerance[0] == 1e-12
+
+
+def test_judge_works_entrywise_on_hessian_shaped_arrays() -> None:
+    truth = np.array([[[2.0, 0.5], [0.5, -1.0]]])
+    got = truth.copy()
+    got[0, 1, 0] = 0.75
+    j = judge(got, truth, np.full(truth.shape, "ok"), np.full(truth.shape, 1e-12), dtype="float64",
+              out_of_range=np.array([False]))
+    assert j.verdict.tolist() == [[["ok", "ok"], ["mismatch", "ok"]]]
+
+
+# ---- ulp, absolute and relative errors, by hand ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "truth", "got", "ulps"),
+    [
+        ("float64", 1.0, 1.0 + 2.0**-52, 1.0),
+        ("float64", 1.0, 1.0 - 2.0**-52, 1.0),  # ulp is that of the truth's binade [1, 2)
+        ("float64", 0.75, 0.75 + 2.0**-52, 2.0),  # binade [0.5, 1): ulp 2**-53
+        ("float64", -3.0, -3.0 - 3 * 2.0**-51, 3.0),  # binade [2, 4): ulp 2**-51
+        ("float64", 5 * 2.0**-1074, 8 * 2.0**-1074, 3.0),  # subnormal: ulp 2**-1074
+        ("float32", 1.0, 1.0 + 3 * 2.0**-23, 3.0),
+        ("float32", 2.0**-130, 2.0**-130 + 2.0**-149, 1.0),  # float32 subnormal
+        ("float16", 1.0, 1.0 + 2.0**-10, 1.0),
+        ("float16", 1000.0, 1001.5, 3.0),  # binade [512, 1024): ulp 2**-1
+        ("bfloat16", 1.0, 1.0 + 2.0**-7, 1.0),
+        ("bfloat16", 1.0, 1.5, 64.0),
+    ],
+)
+def test_ulp_error_counts_units_in_the_last_place_of_the_truth(
+    dtype: str, truth: float, got: float, ulps: float
+) -> None:
+    j = judge(np.array([got]), np.array([truth]), np.array(["ok"]), np.array([0.0]), dtype=dtype)
+    assert j.ulp_error[0] == ulps
+    assert j.abs_error[0] == abs(got - truth)
+    assert j.rel_error[0] == abs(got - truth) / abs(truth)
+
+
+def test_errors_are_nan_or_inf_where_a_side_is_not_finite() -> None:
+    j = judge(
+        np.array([NAN, INF, 1.0]), np.array([1.0, 1.0, NAN]), np.array(["ok", "ok", "undefined"]),
+        np.zeros(3), dtype="float64",
+    )
+    assert np.isnan(j.abs_error[0]) and np.isnan(j.ulp_error[0])
+    assert np.isinf(j.abs_error[1])
+    assert np.isnan(j.abs_error[2]) and np.isnan(j.rel_error[2])
+
+
+# ---- the rounding model -------------------------------------------------------------------------
+
+SIN_EXP = call("mul", call("sin", X), call("exp", Y))
+SIN_EXP_POINTS = np.array([[0.5, 1.0], [1.5, -2.0], [-0.75, 0.25]])
+
+
+def _u(dtype: str) -> float:
+    return dtype_info(dtype).unit_roundoff
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("order", [1, 2])
+def test_tolerance_scales_with_the_unit_roundoff_on_a_fixed_tree(dtype: str, order: int) -> None:
+    wide, _ = rounding_tolerance(SIN_EXP, SIN_EXP_POINTS, dtype=dtype, order=order)
+    narrow, _ = rounding_tolerance(SIN_EXP, SIN_EXP_POINTS, dtype="float64", order=order)
+    ratio = wide / narrow
+    expected = _u(dtype) / _u("float64")
+    assert np.all(ratio >= expected * (1 - 1e-9))
+    assert np.all(ratio <= expected * 1.01)  # only the subnormal floors differ
+
+
+def test_tolerance_of_sin_times_exp_is_a_few_roundings_of_the_gradient() -> None:
+    """d/dx sin(x) e^y = cos(x) e^y: two library calls and one product, so a handful of
+    unit roundoffs of |cos(x) e^y|, scaled by SAFETY; neither 0 nor a loose global rtol."""
+    tol, oor = rounding_tolerance(SIN_EXP, SIN_EXP_POINTS, dtype="float64", order=1)
+    x, y = SIN_EXP_POINTS.T
+    grad_x = np.abs(np.cos(x) * np.exp(y))
+    relative = tol[:, 0] / (SAFETY * _u("float64") * grad_x)
+    assert not oor.any()
+    assert np.all(relative >= 1.0) and np.all(relative <= 20.0)
+
+
+@settings(GENERATED)
+@given(cases(max_size=10, n_points=8, dtype="float16"))
+def test_tolerance_grows_by_the_ratio_of_unit_roundoffs_on_generated_trees(
+    case: tuple[Expr, np.ndarray],
+) -> None:
+    expr, pts = case
+    t64, _ = rounding_tolerance(expr, pts, dtype="float64", order=1)
+    t32, _ = rounding_tolerance(expr, pts, dtype="float32", order=1)
+    t16, _ = rounding_tolerance(expr, pts, dtype="float16", order=1)
+    for wide, dtype in ((t32, "float32"), (t16, "float16")):
+        with np.errstate(over="ignore"):
+            ratio = wide / t64
+        expected = _u(dtype) / _u("float64")
+        # every term is proportional to u except the subnormal floor, which grows faster
+        assert np.all(ratio >= expected * (1 - 1e-9))
+        assert np.median(ratio) <= expected * 2
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_tolerance_is_tight_enough_to_catch_a_relative_1e7_error_in_float64(order: int) -> None:
+    """Over generated trees, most entries' tolerance is below 1e-9 of the derivative, so an
+    engine off by a relative 1e-7 cannot hide in it. "Most": where a derivative cancels to
+    nearly 0 (cos(x) + (x - x) at x = 1e-200) the model's absolute terms dominate."""
+    relative: list[np.ndarray] = []
+
+    @settings(GENERATED)
+    @given(cases(max_size=10, n_points=8, dtype="float64"))
+    def collect(case: tuple[Expr, np.ndarray]) -> None:
+        expr, pts = case
+        tol, oor = rounding_tolerance(expr, pts, dtype="float64", order=order)
+        assert not np.isnan(tol).any()
+        assert np.all(np.isfinite(tol[~oor]))
+        truth = TRUTH.evaluate(expr, pts, dtype="float64", order=order)
+        judged = (truth.status == "ok") & (truth.values != 0)
+        relative.append(tol[judged] / np.abs(truth.values[judged]))
+
+    collect()
+    entries = np.concatenate(relative)
+    assert len(entries) >= 100
+    assert np.mean(entries < 1e-9) >= 0.95, np.quantile(entries, [0.5, 0.9, 0.95])
+    assert np.median(entries) < 1e-13
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_tolerance_is_never_nan_in_any_dtype_on_generated_trees(dtype: str) -> None:
+    @settings(GENERATED, max_examples=10)
+    @given(cases(max_size=10, n_points=8, dtype=dtype))
+    def check(case: tuple[Expr, np.ndarray]) -> None:
+        expr, pts = case
+        for order in (1, 2):
+            tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
+            assert not np.isnan(tol).any()
+            assert np.all(np.isfinite(tol[~oor]))
+            assert np.all(tol > 0)
+
+    check()
+
+
+def test_a_magnitude_beyond_the_dtype_marks_the_point_out_of_range() -> None:
+    expr = call("exp", X)
+    pts = np.array([[1.0], [12.0]])  # e**12 = 162755 > 65504, float16's largest
+    _, oor16 = rounding_tolerance(expr, pts, dtype="float16")
+    _, oor64 = rounding_tolerance(expr, pts, dtype="float64")
+    assert oor16.tolist() == [False, True]
+    assert oor64.tolist() == [False, False]
+
+
+def test_an_unsupported_order_is_rejected_with_its_value() -> None:
+    with pytest.raises(ValueError, match="order=3"):
+        rounding_tolerance(SIN_EXP, SIN_EXP_POINTS, dtype="float64", order=3)
+
+
+# ---- finite-difference theory check -------------------------------------------------------------
+
+H_GRID = 2.0 ** -np.arange(1, 53)  # fine enough for three h in the five-point truncation regime
+X0 = 0.75
+EPS64 = dtype_info("float64").eps
+
+
+def _abs_derivatives(f: object) -> list[float]:
+    """|f^(k)(X0)| for k = 0..6, from mpmath at 40 digits (independent of the harness)."""
+    with mpmath.workdps(40):
+        return [abs(float(mpmath.diff(f, X0, k))) for k in range(7)]
+
+
+FUNCTIONS = {"exp": (np.exp, _abs_derivatives(mpmath.exp)), "sin": (np.sin, _abs_derivatives(mpmath.sin))}
+
+
+def _fd_errors(
+    f: object, offsets: tuple[Fraction, ...], weights: tuple[Fraction, ...], exact: float
+) -> np.ndarray:
+    """Relative error of ``sum_k w_k f(x + s_k h) / h`` over the grid, in float64 numpy,
+    with the step made exact (h = (x + h) - x) as the seed's design asks."""
+    h = (X0 + H_GRID) - X0
+    s = np.array([float(v) for v in offsets])
+    w = np.array([float(v) for v in weights])
+    values = f(X0 + s[None, :] * h[:, None])  # type: ignore[operator]
+    estimate = (values * w[None, :]).sum(axis=1) / h
+    return np.abs(estimate - exact) / abs(exact)
+
+
+def _diagnose(
+    scheme: str, function: str, weights: tuple[Fraction, ...] | None = None,
+    expected_order: int | None = None,
+) -> dict[str, object]:
+    facts = scheme_facts(scheme)
+    f, derivs = FUNCTIONS[function]
+    weights = facts.first.weights if weights is None else weights
+    observed = _fd_errors(f, facts.first.offsets, weights, derivs[1])
+    table = {k: np.array(v) for k, v in enumerate(derivs)}
+    predicted = predicted_error(scheme, H_GRID, table, EPS64) / derivs[1]
+    truncation = predicted_error(scheme, H_GRID, table, 0.0) / derivs[1]
+    order = facts.order if expected_order is None else expected_order
+    return fd_diagnostics(H_GRID, observed, predicted, truncation, order, eps=EPS64)
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+@pytest.mark.parametrize(("scheme", "order"), [("forward", 1), ("central", 2), ("five-point", 4)])
+def test_real_schemes_match_their_theory_curve(function: str, scheme: str, order: int) -> None:
+    d = _diagnose(scheme, function)
+    assert d["consistent"] is True
+    assert abs(float(d["observed_order"]) - order) <= 0.5  # type: ignore[arg-type]
+    # the best h lands within a factor of 100 of the predicted best h
+    assert 1e-2 <= float(d["best_h"]) / float(d["predicted_h"]) <= 1e2  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_central_difference_divided_by_h_instead_of_2h_is_inconsistent(function: str) -> None:
+    weights = tuple(2 * w for w in scheme_facts("central").first.weights)
+    assert weights == (Fraction(-1), Fraction(0), Fraction(1))
+    d = _diagnose("central", function, weights)
+    assert d["consistent"] is False
+    assert float(d["best_error"]) > 0.5  # type: ignore[arg-type]  # it estimates 2 f'
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+@pytest.mark.parametrize("index", [0, 1, 3, 4])
+def test_five_point_stencil_with_one_weight_perturbed_is_inconsistent(function: str, index: int) -> None:
+    weights = list(scheme_facts("five-point").first.weights)
+    assert weights[2] == 0  # the centre carries no weight; perturb the others
+    weights[index] += Fraction(1, 1000)
+    d = _diagnose("five-point", function, tuple(weights))
+    assert d["consistent"] is False
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_a_first_order_scheme_claimed_as_second_order_is_inconsistent(function: str) -> None:
+    d = _diagnose("forward", function, expected_order=2)
+    assert d["consistent"] is False
+    assert abs(float(d["observed_order"]) - 1) <= 0.5  # type: ignore[arg-type]
+
+
+def test_fd_diagnostics_without_a_truncation_regime_reports_nan_order() -> None:
+    flat = np.full(H_GRID.shape, 1e-14)
+    d = fd_diagnostics(H_GRID, flat, flat, np.zeros_like(flat), 2, eps=EPS64)
+    assert math.isnan(d["observed_order"])
+    assert d["best_error"] == 1e-14
+    assert d["consistent"] is True  # the order cannot be measured; the error is as predicted
