@@ -124,9 +124,8 @@ def _dtypes(text: str) -> tuple[str, ...]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.campaign import CampaignConfig, run_campaign
-    from harness.report import write_report
-
     from harness.engines import engine_from_spec
+    from harness.report import write_report
 
     for spec in args.engines or ():
         try:
