@@ -170,7 +170,9 @@ def test_gradients_of_smooth_trees_are_certified_and_match_sympy_evalf(
         }
         for i, n in enumerate(names):
             exact = float(f.diff(symbols[n]).evalf(60, subs=at))
-            assert abs(got[i] - exact) <= one_ulp(exact), (n, row, got[i], exact)
+            # evalf's 60 digits are relative to the terms: a derivative that cancels to
+            # exactly 0 (x - exp(x) at 0) comes back as noise of about 1e-190
+            assert abs(got[i] - exact) <= max(one_ulp(exact), 1e-50), (n, row, got[i], exact)
 
 
 # ---- cancellation and precision escalation -----------------------------------------------

@@ -86,7 +86,8 @@ def _exact_values(expr: Expr, pts: np.ndarray) -> tuple[list[Expr], list[list[An
     with mpmath.workdps(50):
         for row in pts:
             try:
-                values.append([mpmath.mpmathify(v) for v in fn(*(MP(float(c)) for c in row))])
+                # unary + turns mpmath constants (e, pi from a simplified subtree) into mpf
+                values.append([+mpmath.mpmathify(v) for v in fn(*(MP(float(c)) for c in row))])
             except (ZeroDivisionError, OverflowError) as err:
                 where = f"{to_text(expr)} at {row.tolist()}"
                 raise AssertionError(f"{type(err).__name__} evaluating {where}") from None
