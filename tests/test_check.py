@@ -1,0 +1,429 @@
+"""Tests for harness.check: compare, check_engine, assert_engine, the failure report and
+the command that reproduces a failure.
+
+A wrong engine must be importable for ``--engine package.module:attr``; the tests write
+a tiny module to a temporary folder and put that folder on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import shlex
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+from harness.cases import load_cases
+from harness.check import (
+    RESULT_COLUMNS,
+    CheckResult,
+    EngineMismatch,
+    assert_engine,
+    check_engine,
+    compare,
+    engine_spec,
+    format_point,
+    repro_command,
+    unit_trees,
+)
+from harness.cli import main
+from harness.engines.base import EngineError
+from harness.engines.torch_ad import MODES, TorchEngine
+from harness.expr import Call, Const, Expr, Var, size, to_text
+from harness.parse import parse
+from harness.replay import replay_files
+
+SEED = 4242
+MODULE = "diffharness_wrong_engines_for_tests"
+SOURCE = '''
+"""Wrong engines for tests/test_check.py (written to a temporary folder)."""
+import torch
+
+from harness.engines.torch_ad import TorchEngine
+
+
+class ExpTwice(torch.autograd.Function):
+    """exp whose derivative is 2 exp."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
+        return torch.exp(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * grad * torch.exp(x)
+
+    @staticmethod
+    def jvp(ctx, tangent):
+        (x,) = ctx.saved_tensors
+        return 2 * tangent * torch.exp(x)
+
+
+class TanhNoChain(torch.autograd.Function):
+    """tanh whose backward forgets to multiply by grad_output."""
+
+    @staticmethod
+    def forward(x):
+        return torch.tanh(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        y = torch.tanh(x)
+        return 1 - y * y
+
+
+class WrongExp(TorchEngine):
+    def __init__(self):
+        super().__init__("reverse", overrides={"exp": ExpTwice.apply})
+
+
+class WrongTanh(TorchEngine):
+    def __init__(self):
+        super().__init__("reverse", overrides={"tanh": TanhNoChain.apply})
+'''
+SMALL_OPS = ("add", "mul", "sin", "exp")
+
+
+@pytest.fixture(scope="module")
+def wrong(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    folder = tmp_path_factory.mktemp("engines")
+    (folder / f"{MODULE}.py").write_text(textwrap.dedent(SOURCE), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(folder))
+        module = importlib.import_module(MODULE)
+        yield module
+        sys.modules.pop(MODULE, None)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("found")
+
+
+@pytest.fixture(scope="module")
+def found(wrong: ModuleType, saved: Path) -> CheckResult:
+    """One search of the wrong-exp engine, shared by the tests that read its result."""
+    return check_engine(
+        wrong.WrongExp(), seed=SEED, dtypes=("float64",), orders=(1,), ops=SMALL_OPS,
+        save_dir=saved,
+    )
+
+
+def _ulp64(v: float) -> float:
+    _, e = math.frexp(v)  # v = m * 2**e with 0.5 <= |m| < 1
+    return 2.0 ** (e - 53)
+
+
+# ---- check_engine on a wrong engine ---------------------------------------------------------
+
+
+def test_a_wrong_engine_fails_with_one_failure_per_dtype_and_order(found: CheckResult) -> None:
+    assert not found.ok
+    assert len(found.failures) == 1
+    assert found.seed == SEED
+    assert not found.skipped
+
+
+def test_the_failure_names_expression_point_dtype_expected_got_and_ulps(found: CheckResult) -> None:
+    f = found.failures[0]
+    assert f.expr == "exp(x)"
+    assert f.var == "x" and f.dtype == "float64" and f.order == 1
+    name, value = f.point.split("=")
+    x0 = float(value)
+    assert name == "x" and math.isfinite(x0)
+    assert f.verdict == "mismatch"
+    assert f.expected == pytest.approx(math.exp(x0), rel=2**-52)
+    assert f.got == pytest.approx(2 * math.exp(x0), rel=2**-51)
+    assert f.ulp_error == pytest.approx(abs(f.got - f.expected) / _ulp64(f.expected), rel=1e-12)
+
+
+def test_the_unit_pass_finds_a_wrong_op_alone_within_its_batches(found: CheckResult) -> None:
+    """Units run in op order, four point batches each: exp is the fourth of SMALL_OPS."""
+    n = found.failures[0].examples
+    assert found.examples == {"float64/order1": n}
+    assert 3 * 4 < n <= 4 * 4
+
+
+def test_the_repro_command_round_trips_through_shlex_and_reproduces_the_failure(
+    found: CheckResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = found.failures[0]
+    argv = shlex.split(f.command)
+    assert argv == [
+        "diffharness", "check", "--engine", f"{MODULE}:WrongExp", "--expr", f.expr,
+        "--at", f.point, "--dtype", "float64", "--order", "1",
+    ]
+    assert main(argv[1:]) == 1
+    out = capsys.readouterr().out
+    assert "mismatch" in out
+    # the same command against a correct engine passes
+    argv[argv.index("--engine") + 1] = "torch:reverse"
+    assert main(argv[1:]) == 0
+    assert "mismatch" not in capsys.readouterr().out
+
+
+def test_the_rerun_command_repeats_the_search_and_fails_again(
+    found: CheckResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = shlex.split(found.rerun)
+    assert argv[:2] == ["diffharness", "check"]
+    assert argv[argv.index("--seed") + 1] == str(SEED)
+    assert argv[argv.index("--ops") + 1] == ",".join(SMALL_OPS)
+    assert main(argv[1:]) == 1
+    assert found.failures[0].command in capsys.readouterr().out
+
+
+def test_the_report_lists_each_failure_with_its_command_and_the_seed(found: CheckResult) -> None:
+    report = found.report()
+    f = found.failures[0]
+    assert report.startswith(f"engine {found.engine}: 1 failure(s)")
+    assert f.command in report and "exp(x)" in report
+    assert f"--seed {SEED}" in report
+
+
+def test_save_dir_writes_a_case_file_that_loads_and_fails_on_replay(
+    found: CheckResult, saved: Path
+) -> None:
+    f = found.failures[0]
+    files = sorted(saved.glob("*.toml"))
+    assert len(files) == 1
+    (case,) = load_cases(files[0])
+    assert to_text(case.expr) == f.expr
+    assert case.engines == (f"{MODULE}:WrongExp",)
+    assert case.dtypes == ("float64",) and case.orders == (1,)
+    assert format_point(["x"], case.points[0]) == f.point
+    text, ok = replay_files([files[0]])
+    assert not ok
+    assert "FAIL" in text and "mismatch" in text
+    # a correct engine passes the same case
+    text, ok = replay_files([files[0]], engines=["torch:reverse"])
+    assert ok, text
+
+
+def test_assert_engine_raises_engine_mismatch_carrying_the_report(wrong: ModuleType) -> None:
+    with pytest.raises(EngineMismatch) as info:
+        assert_engine(wrong.WrongExp(), seed=SEED, dtypes=("float64",), orders=(1,), ops=("exp",))
+    message = str(info.value)
+    assert "exp(x)" in message and "mismatch" in message
+    assert f"--engine {MODULE}:WrongExp" in message
+    assert isinstance(info.value, AssertionError)  # pytest shows it as a test failure
+
+
+def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
+    result = assert_engine(
+        TorchEngine("reverse"), seed=SEED, dtypes=("float64",), orders=(1,), ops=SMALL_OPS,
+        n_examples=5, unit_examples=1,
+    )
+    assert result.ok and result.failures == []
+    assert result.examples == {"float64/order1": len(unit_trees(SMALL_OPS)) + 5}
+    assert len(result.frame) > 0 and set(result.frame["verdict"]) <= {"ok"}
+    assert "no mismatches" in result.report()
+
+
+def test_shrinking_reduces_a_chain_rule_bug_to_a_three_node_expression(wrong: ModuleType) -> None:
+    """tanh alone is right (it is seeded with 1), so only random trees find the bug; the
+    smallest tree that shows it has three nodes, such as -tanh(x) or exp(tanh(x))."""
+    result = check_engine(
+        wrong.WrongTanh(), seed=2, dtypes=("float64",), orders=(1,),
+        ops=("add", "mul", "neg", "exp", "sin", "tanh"), unit_examples=1,
+    )
+    assert not result.ok
+    f = result.failures[0]
+    assert "tanh" in f.expr
+    assert size(parse(f.expr)) <= 3
+    assert len(f.point.split(",")) == 1  # one point, one variable
+
+
+# ---- kinks through compare ------------------------------------------------------------------
+
+
+class AbsFive(torch.autograd.Function):
+    """abs whose derivative at 0 is 5: outside [-1, 1], the one-sided derivatives' hull."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return torch.abs(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def,override]
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])
+
+    @staticmethod
+    def _rule(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x == 0, torch.full_like(x, 5.0), torch.sign(x))
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
+        (x,) = ctx.saved_tensors
+        return grad * AbsFive._rule(x)
+
+    @staticmethod
+    def jvp(ctx, tangent):  # type: ignore[no-untyped-def,override]
+        (x,) = ctx.saved_tensors
+        return tangent * AbsFive._rule(x)
+
+
+X, Y = Var("x"), Var("y")
+ZERO = np.array([[0.0]])
+
+
+def _verdicts(engine: TorchEngine, expr: Expr, pts: np.ndarray) -> list[str]:
+    return compare(engine, expr, pts, dtype="float64")["verdict"].tolist()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("op", ["abs", "relu"])
+def test_torch_conventions_at_zero_are_kink_conventions(mode: str, op: str) -> None:
+    rows = compare(TorchEngine(mode), Call(op, (X,)), ZERO, dtype="float64")
+    assert rows["truth_status"].tolist() == ["kink"]
+    assert rows["value"].tolist() == [0.0]  # torch's choice, inside [-1, 1] and [0, 1]
+    assert rows["verdict"].tolist() == ["kink-convention"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_max_at_a_tie_splits_the_gradient_as_a_convention(mode: str) -> None:
+    verdicts = _verdicts(TorchEngine(mode), Call("max", (X, Y)), np.array([[0.5, 0.5]]))
+    assert verdicts == ["kink-convention", "kink-convention"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_abs_whose_derivative_at_zero_is_five_is_a_kink_violation(mode: str) -> None:
+    engine = TorchEngine(mode, overrides={"abs": AbsFive.apply})
+    assert _verdicts(engine, Call("abs", (X,)), ZERO) == ["kink-violation"]
+    # away from the kink the same override is right
+    assert _verdicts(engine, Call("abs", (X,)), np.array([[-0.5], [2.0]])) == ["ok", "ok"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_relu_squared_at_zero_is_differentiable_and_judged_ok(mode: str) -> None:
+    expr = Call("pow", (Call("relu", (X,)), Const(2)))
+    rows = compare(TorchEngine(mode), expr, ZERO, dtype="float64")
+    assert rows["truth_status"].tolist() == ["ok"]
+    assert rows["truth"].tolist() == [0.0]
+    assert rows["verdict"].tolist() == ["ok"]
+
+
+# ---- compare ------------------------------------------------------------------------------
+
+
+class Raising:
+    """An engine that crashes (``error``) or declines (``EngineError``: ``skipped``)."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.name = "raising"
+        self.exc = exc
+
+    def supports(self, op: str) -> bool:
+        return True
+
+    def derivatives(self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1) -> np.ndarray:
+        raise self.exc
+
+
+SIN_XY = Call("mul", (Call("sin", (X,)), Y))
+PTS = np.array([[0.5, 2.0], [-1.25, 0.75], [3.0, -1.0]])
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_compare_gives_one_row_per_point_and_entry_with_the_documented_columns(order: int) -> None:
+    rows = compare(TorchEngine("reverse"), SIN_XY, PTS, dtype="float64", order=order)
+    assert list(rows.columns) == list(RESULT_COLUMNS)
+    assert len(rows) == len(PTS) * 2**order
+    assert set(rows["verdict"]) == {"ok"}
+    x, y = PTS[:, 0], PTS[:, 1]
+    if order == 1:
+        assert rows["var"].tolist() == ["x", "y"] * 3
+        expected = np.stack([np.cos(x) * y, np.sin(x)], axis=1).ravel()
+    else:
+        assert rows["var"].tolist() == ["x,x", "x,y", "y,x", "y,y"] * 3
+        expected = np.stack([-np.sin(x) * y, np.cos(x), np.cos(x), 0 * x], axis=1).ravel()
+    np.testing.assert_allclose(rows["truth"], expected, rtol=1e-15, atol=1e-300)
+    assert rows["point"].tolist()[0] == "x=0.5,y=2.0"
+
+
+@pytest.mark.parametrize(
+    ("exc", "verdict", "words"),
+    [
+        (RuntimeError("kernel exploded"), "error", "RuntimeError: kernel exploded"),
+        (EngineError("float16 is not supported"), "skipped", "float16 is not supported"),
+    ],
+)
+def test_compare_turns_an_engine_exception_into_rows_not_a_crash(
+    exc: Exception, verdict: str, words: str
+) -> None:
+    rows = compare(Raising(exc), SIN_XY, PTS, dtype="float64")
+    assert rows["verdict"].tolist() == [verdict] * 6
+    assert rows["value"].isna().all()
+    assert words in rows.attrs["message"]
+
+
+def test_compare_rejects_points_that_do_not_fit_the_expression() -> None:
+    with pytest.raises(ValueError):
+        compare(TorchEngine("reverse"), SIN_XY, np.array([[0.5]]), dtype="float64")
+
+
+# ---- specs, points, commands ------------------------------------------------------------------
+
+
+def test_engine_spec_is_the_builtin_name_or_module_and_class(wrong: ModuleType) -> None:
+    assert engine_spec(TorchEngine("forward")) == "torch:forward"
+    assert engine_spec(wrong.WrongExp()) == f"{MODULE}:WrongExp"
+
+
+def test_format_point_writes_shortest_exact_reprs() -> None:
+    row = np.array([0.1, -2.5e-300, 3.0])
+    text = format_point(["x", "y", "z"], row)
+    assert text == "x=0.1,y=-2.5e-300,z=3.0"
+    assert [float(item.split("=")[1]) for item in text.split(",")] == row.tolist()
+
+
+@pytest.mark.parametrize(
+    "expr_text", ["x * (y - 1)", "-x ** 2", "log(x) / y", "x**(1/2) + 'odd' $HOME"]
+)
+def test_repro_command_round_trips_any_text_through_shlex(expr_text: str) -> None:
+    command = repro_command("pkg.mod:Engine", expr_text, "x=0.5,y=-1.0", "float32", 2)
+    assert shlex.split(command) == [
+        "diffharness", "check", "--engine", "pkg.mod:Engine", "--expr", expr_text,
+        "--at", "x=0.5,y=-1.0", "--dtype", "float32", "--order", "2",
+    ]
+
+
+def test_unit_trees_give_every_op_alone_and_pow_with_constant_exponents() -> None:
+    trees = unit_trees(("sin", "mul", "pow"))
+    assert trees[:2] == [Call("sin", (X,)), Call("mul", (X, Y))]
+    pows = trees[2:]
+    assert len(pows) >= 2
+    assert all(t.op == "pow" and t.args[0] == X and isinstance(t.args[1], Const) for t in pows)  # type: ignore[union-attr]
+    assert len({t.args[1] for t in pows}) == len(pows)  # type: ignore[union-attr]
+
+
+def test_check_engine_refuses_ops_the_engine_does_not_support() -> None:
+    class NoOps(Raising):
+        def supports(self, op: str) -> bool:
+            return False
+
+    with pytest.raises(ValueError, match="supports none of"):
+        check_engine(NoOps(RuntimeError()), ops=("sin",))
