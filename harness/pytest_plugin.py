@@ -74,9 +74,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RECORDER_KEY] = Recorder()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def diffharness_recorder(request: pytest.FixtureRequest) -> Recorder:
-    """The session's recorder: ``.add(frame)`` puts rows into the end-of-session report."""
+    """The session's recorder: ``.add(frame)`` puts rows into the end-of-session report.
+
+    Session-scoped, so Hypothesis tests (``@given``) can take it without a health-check
+    complaint about function-scoped fixtures."""
     return request.config.stash[_RECORDER_KEY]
 
 
