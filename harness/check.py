@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import shlex
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -157,11 +158,9 @@ def compare(
     except Exception as exc:  # noqa: BLE001 - an engine crash is a finding, not our crash
         verdict_override, message = "error", f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
-    t = truth.evaluate(expr, pts, dtype=dtype, order=order)
+    t, tol, oor, one_sided = _reference(truth, expr, pts, dtype, order)
     if verdict_override is not None:
         got = np.full(t.values.shape, np.nan)
-    tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
-    one_sided = truth.one_sided(expr, pts, dtype=dtype) if order == 1 and (t.status == "kink").any() else None
     j = judge(
         got,
         t.values,
@@ -208,6 +207,34 @@ def compare(
     if verdict_override is not None:
         frame.attrs["message"] = message
     return frame
+
+
+_REFERENCE_CACHE: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
+_REFERENCE_CACHE_SIZE = 32
+
+
+def _reference(
+    truth: SymbolicEngine, expr: Expr, pts: np.ndarray, dtype: str, order: int
+) -> tuple[Any, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Truth, tolerance, out-of-range mask and one-sided limits for one request.
+
+    They depend on the case, not on the engine, so several engines judged on the same
+    case (every mode of a campaign) share one computation through a small LRU cache.
+    """
+    key = (truth, expr, dtype, order, pts.shape, pts.tobytes())
+    hit = _REFERENCE_CACHE.get(key)
+    if hit is not None:
+        _REFERENCE_CACHE.move_to_end(key)
+        return hit  # type: ignore[return-value]
+    t = truth.evaluate(expr, pts, dtype=dtype, order=order)
+    tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
+    kinks = order == 1 and bool((t.status == "kink").any())
+    one_sided = truth.one_sided(expr, pts, dtype=dtype) if kinks else None
+    value = (t, tol, oor, one_sided)
+    _REFERENCE_CACHE[key] = value
+    if len(_REFERENCE_CACHE) > _REFERENCE_CACHE_SIZE:
+        _REFERENCE_CACHE.popitem(last=False)
+    return value
 
 
 FAILING_VERDICTS = frozenset(FAILING | {"error"})

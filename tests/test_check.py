@@ -241,14 +241,18 @@ def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
 
 
 def test_shrinking_reduces_a_chain_rule_bug_to_a_three_node_expression(wrong: ModuleType) -> None:
-    """tanh alone is right (it is seeded with 1), so only random trees find the bug; the
-    smallest tree that shows it has three nodes, such as -tanh(x) or exp(tanh(x))."""
+    """tanh alone is right (it is seeded with 1), so only random trees of up to 10 nodes find
+    the bug; the smallest tree that shows it has three nodes, such as -tanh(x).
+
+    Hypothesis's shrinker is local: over seeds 1-6 with these ops it reached three nodes
+    five times and stopped at tanh(x) + tanh(x) once; the seed here is fixed."""
     result = check_engine(
-        wrong.WrongTanh(), seed=2, dtypes=("float64",), orders=(1,),
-        ops=("add", "mul", "neg", "exp", "sin", "tanh"), unit_examples=1,
+        wrong.WrongTanh(), seed=5, dtypes=("float64",), orders=(1,),
+        ops=("add", "neg", "exp", "sin", "tanh"), unit_examples=1,
     )
     assert not result.ok
     f = result.failures[0]
+    assert f.examples > len(unit_trees(("add", "neg", "exp", "sin", "tanh")))  # not a unit tree
     assert "tanh" in f.expr
     assert size(parse(f.expr)) <= 3
     assert len(f.point.split(",")) == 1  # one point, one variable
