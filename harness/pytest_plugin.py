@@ -42,7 +42,10 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 for _name, _kwargs in PROFILES.items():
-    settings.register_profile(_name, **_kwargs)
+    # On top of Hypothesis's own defaults, not of whatever profile is loaded now: with CI
+    # set, Hypothesis loads its built-in derandomised "ci" profile at import, and a
+    # profile inheriting from it would silently be derandomised too.
+    settings.register_profile(_name, parent=settings.get_profile("default"), **_kwargs)
 
 
 class Recorder:
