@@ -64,6 +64,8 @@ __all__ = [
 ]
 
 SAFETY = 2.0
+HEADROOM = 16.0
+"""Out of range: a modelled magnitude within this factor of the dtype's largest number."""
 """Multiplier on the modelled error: association order and libm slack."""
 
 VERDICTS: tuple[str, ...] = (
@@ -184,6 +186,7 @@ class _Node:
     s: np.ndarray  # (n, m)
     h: np.ndarray | None = None  # (n, m, m)
     hr: np.ndarray | None = None  # (n, m, m)
+    reach: np.ndarray | None = None  # (n,) largest intermediate the derivative formulas imply
 
 
 def _values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
@@ -242,8 +245,10 @@ def rounding_tolerance(
             continue
         assert isinstance(node, Call)
         with np.errstate(all="ignore"):  # overflowing magnitudes are flagged below, not warned
-            nodes[node] = _step(node, vals, nodes, u, floor, order)
+            nodes[node] = _step(node, vals, nodes, u, floor, order, info.tiny)
         k = nodes[node]
+        if k.reach is not None:
+            biggest = np.fmax(biggest, k.reach)
         biggest = np.fmax(biggest, np.abs(v))
         biggest = np.fmax(biggest, np.abs(k.t).max(axis=1, initial=0.0))
         if k.h is not None:
@@ -256,7 +261,10 @@ def rounding_tolerance(
         value, radius = root.h, root.hr
     # the result itself is rounded to the dtype once more when stored
     radius = radius + 2 * u * np.abs(value) + floor
-    out_of_range = ~(biggest <= info.max)
+    # Formulas multiply and divide magnitudes near these, so a factor HEADROOM below the top
+    # of the range an intermediate may already overflow (atan'' = -2x/(1 + x**2)**2 at
+    # x = 63 in float16: (1 + x**2)**2 = 1.6e7 > 65504, so torch gets 0).
+    out_of_range = ~(biggest <= info.max / HEADROOM)
     return SAFETY * radius, out_of_range
 
 
@@ -267,6 +275,7 @@ def _step(
     u: float,
     floor: float,
     order: int,
+    tiny: float,
 ) -> _Node:
     row = OPS[node.op]
     args = [vals[a] for a in node.args]
@@ -280,8 +289,12 @@ def _step(
         noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in row.grad_noise(tuple(args), v, tuple(p))]
     else:
         noise = [LIBM * np.abs(pj) for pj in p]
+    # A partial below the smallest normal number is subnormal or flushed to 0 in the
+    # dtype: its relative accuracy is gone, so its whole size is error (erf'' at 4).
+    noise = [np.where(np.abs(p[j]) < tiny, np.fmax(noise[j], np.abs(p[j]) / u), noise[j]) for j in range(ar)]
     # forward value
     r = sum(_mul(np.abs(p[j]), kids[j].r) for j in range(ar)) + row.roundings * u * np.abs(v) + floor
+    r = np.where(np.abs(v) < tiny, np.fmax(r, np.abs(v)), r)
     # tangent
     t = sum(_mul(p[j][:, None], kids[j].t) for j in range(ar))
     dp_err = [sum(_mul(np.abs(q[j, k2]), kids[k2].r) for k2 in range(ar)) + u * noise[j] for j in range(ar)]
@@ -290,7 +303,13 @@ def _step(
         for j in range(ar)
     )
     s = s + ar * u * sum(np.abs(_mul(p[j][:, None], kids[j].t)) for j in range(ar)) + floor
-    out = _Node(v, r, np.asarray(t), np.asarray(s))
+    s = np.where(np.abs(t) < tiny, np.fmax(s, np.abs(t)), s)
+    partials = [np.abs(x) for x in p] + [np.abs(x) for x in q.values()]
+    reach = np.zeros(len(v))
+    for x in partials:
+        inverse = np.where((x > 0) & np.isfinite(x), 1.0 / np.where(x > 0, x, 1.0), 0.0)
+        reach = np.fmax(reach, np.fmax(np.where(np.isfinite(x), x, 0.0), inverse))
+    out = _Node(v, r, np.asarray(t), np.asarray(s), reach=reach)
     if order == 2:
         # A second derivative goes through the first derivative's formula, so it inherits
         # that formula's relative noise (tanh'' = -2 y (1 - y**2) cancels like tanh').
@@ -304,7 +323,10 @@ def _step(
         if row.grad2_noise is not None:
             for j, extra in enumerate(row.grad2_noise(tuple(args), v, tuple(p))):
                 noise2[j, j] = noise2[j, j] + np.abs(np.asarray(extra, dtype=np.float64))
+        for key, qv in q.items():
+            noise2[key] = np.where(np.abs(qv) < tiny, np.fmax(noise2[key], np.abs(qv) / u), noise2[key])
         out.h, out.hr = _hessian_step(node, args, kids, p, q, dp_err, noise2, u, floor)
+        out.hr = np.where(np.abs(out.h) < tiny, np.fmax(out.hr, np.abs(out.h)), out.hr)
     return out
 
 
