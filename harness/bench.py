@@ -140,6 +140,18 @@ def random_tree(n_nodes: int, seed: int, variables: Sequence[str] = ("x", "y")) 
     raise RuntimeError(f"no tree with a variable for n_nodes={n_nodes}, seed={seed}")
 
 
+def _every_op_tree() -> Any:
+    """x*y passed through every op random trees use: warms the per-op caches."""
+    from harness.expr import Call, Var
+
+    tree: Any = Call("mul", (Var("x"), Var("y")))
+    for name in _SAFE_UNARY:
+        tree = Call(name, (tree,))
+    for name in _SAFE_BINARY:
+        tree = Call(name, (tree, Var("x")))
+    return tree
+
+
 def full_check(expr: Any, pts: Any, *, truth: Any = None) -> int:
     """Everything a case costs in a campaign: certified truth, torch reverse and forward
     modes in float32 and float64 with verdicts, every finite-difference scheme over the
@@ -184,14 +196,16 @@ def bench_check(n_exprs: int = 10, n_points: int = 32, size: int = 10, seed: int
 
     from harness.dtypes import round_array
     from harness.engines.symbolic import SymbolicEngine
+    from harness.expr import variables
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     ours, theirs = [], []
+    warm = _every_op_tree()
+    full_check(warm, round_array(rng.uniform(-2, 2, (n_points, len(variables(warm)))), "float32"))
+    _gradcheck_per_point(warm, np.zeros((1, len(variables(warm)))))
     for i in range(n_exprs):
         expr = random_tree(size, seed + i)
-        from harness.expr import variables
-
         pts = round_array(rng.uniform(-2, 2, (n_points, len(variables(expr)))), "float32")
         truth = SymbolicEngine()  # a fresh cache: compile costs count
         start = time.perf_counter()
@@ -224,6 +238,9 @@ def bench_scaling(
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
+    # warm up imports, torch kernels and per-op caches so the first size does not pay them
+    warm = _every_op_tree()
+    full_check(warm, round_array(rng.uniform(-2, 2, (n_points, len(variables(warm)))), "float32"))
     rows = []
     for n in sizes:
         expr = random_tree(n, seed + n)
