@@ -450,19 +450,24 @@ def run_case(
 # ---- workers and files -------------------------------------------------------------
 
 _WORKER_CONFIG: CampaignConfig | None = None
+_WORKER_PARTS: Path | None = None
 
 
-def _init_worker(config: CampaignConfig) -> None:
-    global _WORKER_CONFIG
+def _init_worker(config: CampaignConfig, parts: Path) -> None:
+    global _WORKER_CONFIG, _WORKER_PARTS
+    _WORKER_PARTS = parts
     import torch
 
     torch.set_num_threads(1)
     _WORKER_CONFIG = config
 
 
-def _work(task: TaskCase) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
-    assert _WORKER_CONFIG is not None
-    return run_case(task, _WORKER_CONFIG)
+def _work(task: TaskCase) -> int:
+    """Run one case and write its part files here, in the worker: the parent only counts,
+    so writing CSV does not serialise the workers behind one process."""
+    assert _WORKER_CONFIG is not None and _WORKER_PARTS is not None
+    _save_part(_WORKER_PARTS, *run_case(task, _WORKER_CONFIG))
+    return task.index
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -579,21 +584,20 @@ def run_campaign(
     show = (sys.stderr.isatty() and not os.environ.get("CI")) if progress is None else progress
     bar = _Progress(len(todo), show)
     if workers <= 1 or len(todo) <= 1:
-        _init_worker(config)
+        _init_worker(config, parts)
         for task in todo:
-            _save_part(parts, *run_case(task, config))
+            _work(task)
             bar.step()
             if on_case:
                 on_case(task.index)
     else:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["harness.campaign"])
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-            for result in pool.imap_unordered(_work, todo, chunksize=1):
-                _save_part(parts, *result)
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(config, parts)) as pool:
+            for index in pool.imap_unordered(_work, todo, chunksize=1):
                 bar.step()
                 if on_case:
-                    on_case(result[0])
+                    on_case(index)
     n = len(tasks)
     _write_atomic(run_dir / "results.csv", _merge(parts, n, "", CSV_COLUMNS))
     _write_atomic(run_dir / "fd_diagnostics.csv", _merge(parts, n, ".fd", FD_COLUMNS))
