@@ -9,6 +9,16 @@ only away from 0, a first derivative right but its own derivative wrong, a relat
 of 1e-7, and a NaN at one point. The search runs with a fixed seed over the default ops
 plus the overridden one; the test asserts the verdict, what the shrunk case shows, and
 that it took no more examples than the budget. Run with ``-s`` to see the counts.
+
+Two searches use other ops, on purpose:
+
+* the chain-rule bug is invisible on the op alone (``tanh(x)`` is seeded with 1), so only
+  random trees find it; among the 23 default ops it is drawn too rarely to be found
+  within 200 examples for every seed (about 9 seeds in 13), so its search runs over a few
+  ops that compose with tanh;
+* the second-derivative bug must pass at order 1, so softplus is left out there: torch's
+  softplus returns x itself above 20, a real deviation (1e-14 relative at 32) that the
+  harness reports in float64 whatever the engine.
 """
 
 from __future__ import annotations
@@ -136,6 +146,10 @@ class Wrong:
     dtypes: tuple[str, ...] = ("float64",)
     modes: tuple[str, ...] = ("reverse",)
     point_check: Callable[[float], bool] = lambda x: True
+    ops: tuple[str, ...] = DEFAULT_OPS
+
+    def search_ops(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.ops, self.op)))
 
     def engine(self, mode: str) -> TorchEngine:
         return TorchEngine(mode, overrides={self.op: self.function.apply})
@@ -146,7 +160,7 @@ WRONG = (
           modes=("reverse", "forward", "functional")),
     Wrong("factor", "exp", unary_override("ExpTwice", torch.exp, lambda x: 2 * torch.exp(x)),
           modes=("reverse", "forward", "functional")),
-    Wrong("chain-rule", "tanh", TanhForgetsTheChainRule),
+    Wrong("chain-rule", "tanh", TanhForgetsTheChainRule, ops=("add", "mul", "neg", "exp", "sin")),
     # a real typo: x * |x| for x**2 agrees for x >= 0 only
     Wrong("negative-only", "atan",
           unary_override("AtanTypo", torch.atan, lambda x: 1 / (1 + x * x.abs())),
@@ -154,7 +168,8 @@ WRONG = (
     Wrong("away-from-zero", "cos", unary_override("CosNearZeroOnly", torch.cos, _wrong_away_from_zero),
           point_check=lambda x: abs(x) >= 1e-3),
     Wrong("second-only", "sin", unary_override("SinWrongSecond", torch.sin, CosWithWrongDerivative.apply),
-          orders=(1, 2), modes=("reverse", "functional")),
+          orders=(1, 2), modes=("reverse", "functional"),
+          ops=tuple(o for o in DEFAULT_OPS if o != "softplus")),
     Wrong("relative-1e-7", "exp",
           unary_override("ExpOff1e7", torch.exp, lambda x: torch.exp(x) * (1 + 1e-7))),
     Wrong("nan-at-1", "log", unary_override("LogNanAtOne", torch.log, _nan_at_one),
@@ -179,7 +194,7 @@ def _first_coordinate(point: str) -> float:
 
 @pytest.mark.parametrize(("wrong", "mode"), CASES)
 def test_every_wrong_engine_is_caught_within_the_default_budget(wrong: Wrong, mode: str) -> None:
-    ops = tuple(dict.fromkeys((*DEFAULT_OPS, wrong.op)))
+    ops = wrong.search_ops()
     result: CheckResult = check_engine(
         wrong.engine(mode), seed=SEED, ops=ops, dtypes=wrong.dtypes, orders=wrong.orders,
     )
