@@ -160,7 +160,8 @@ def generate_cases(config: CampaignConfig) -> list[tuple[Expr, np.ndarray]]:
     """The campaign's generated cases, drawn by Hypothesis from ``config.seed``.
 
     Deterministic: Hypothesis runs with a fixed seed, no example database and only the
-    generate phase. Points are exact in the narrowest dtype of the campaign.
+    generate phase. Points are drawn for the dtype with the fewest significand bits, then
+    made exact in every dtype of the campaign (see :func:`_exact_in_all`).
     """
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
@@ -193,7 +194,21 @@ def generate_cases(config: CampaignConfig) -> list[tuple[Expr, np.ndarray]]:
         out.append(case)
 
     collect()
-    return out[: config.n_cases]
+    return [(e, _exact_in_all(p, config.dtypes)) for e, p in out[: config.n_cases]]
+
+
+def _exact_in_all(pts: np.ndarray, dtypes: Sequence[str]) -> np.ndarray:
+    """Points exact in every dtype: float16 and bfloat16 each hold values the other cannot
+    (range against precision), so round through all of them until nothing moves."""
+    from harness.dtypes import round_array
+
+    for _ in range(4):
+        before = pts
+        for d in dtypes:
+            pts = round_array(pts, d)
+        if np.array_equal(pts, before, equal_nan=True):
+            break
+    return pts
 
 
 def _corpus_tasks(config: CampaignConfig, start: int) -> tuple[list[TaskCase], list[str]]:

@@ -147,12 +147,14 @@ def compare(
     names = variables(expr)
     text = to_text(expr)
     start = time.perf_counter()
-    verdict_override = None
+    verdict_override: str | None = None
+    message = ""
+    expected_shape = (len(pts),) + (len(names),) * order
     try:
         got = np.asarray(engine.derivatives(expr, pts, dtype=dtype, order=order), dtype=np.float64)
-        expected_shape = (len(pts),) + (len(names),) * order
-        if got.shape != expected_shape:
-            raise EngineError(f"engine returned shape {got.shape}, expected {expected_shape}")
+        if got.shape != expected_shape:  # a wrong answer, not an unsupported request
+            verdict_override = "error"
+            message = f"engine returned shape {got.shape}, expected {expected_shape}"
     except EngineError as exc:
         verdict_override, message = "skipped", str(exc)
     except Exception as exc:  # noqa: BLE001 - an engine crash is a finding, not our crash
@@ -319,9 +321,12 @@ def _case_strategy(
 
 
 def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Expr]:
-    """The simplest tree for each op: ``op(x)``, ``op(x, y)``, and ``pow`` with each of a
-    few constant exponents. Checked first, so a wrong rule for one op is found within a
-    few examples per op instead of waiting for random trees to use it."""
+    """The simplest tree for each op, then each wrapped in negations.
+
+    First ``op(x)``, ``op(x, y)`` (``pow`` with a few constant exponents): checked before
+    random trees, so a wrong rule for one op is found within a few examples per op. Then
+    ``neg(op(neg(x), ...))``: the incoming gradient (and tangent) is -1 there, not 1, so a
+    backward or jvp that forgets to multiply by it is caught as deterministically."""
     from harness.expr import Call, Const, Var
     from harness.ops import OPS
     from harness.strategies import EXPONENTS
@@ -338,7 +343,12 @@ def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Ex
                 out.append(Call(name, tuple(args)))
         else:
             out.append(Call(name, tuple(leaves[i % len(leaves)] for i in range(row.arity))))
-    return out
+    chained = [
+        Call("neg", (Call(t.op, tuple(Call("neg", (a,)) if isinstance(a, Var) else a for a in t.args)),))
+        for t in out
+        if isinstance(t, Call) and t.op != "neg"
+    ]
+    return out + chained
 
 
 def _search(
@@ -390,6 +400,8 @@ def check_engine(
     support (it raises ``EngineError``) is listed in ``skipped``.
     """
     dtypes, orders = tuple(dtypes), tuple(orders)
+    if n_examples < 1 or unit_examples < 0:
+        raise ValueError(f"n_examples={n_examples} must be >= 1 and unit_examples={unit_examples} >= 0")
     wanted = tuple(ops)
     ops = tuple(o for o in wanted if engine.supports(o))
     if not ops:
@@ -429,7 +441,7 @@ def check_engine(
 
             found = None
             try:
-                for unit in units:
+                for unit in units if unit_examples else ():
                     found = _search(
                         points(unit, n_points, dtype, kinks=kinks).map(partial(_pair, unit)),
                         fails,

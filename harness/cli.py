@@ -210,16 +210,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(rows.attrs["message"])
         bad = rows["verdict"].isin(["mismatch", "nan-mismatch", "kink-violation", "error"])
         return EXIT_MISMATCH if bad.any() else EXIT_OK
-    result = check_engine(
-        engine,
-        n_examples=args.n_examples,
-        seed=args.seed,
-        dtypes=args.dtypes,
-        orders=args.orders,
-        ops=args.ops,
-        spec=args.engine,
-        save_dir=args.save,
-    )
+    try:
+        result = check_engine(
+            engine,
+            n_examples=args.n_examples,
+            seed=args.seed,
+            dtypes=args.dtypes,
+            orders=args.orders,
+            ops=args.ops,
+            spec=args.engine,
+            save_dir=args.save,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     print(result.report())
     for key, n in result.examples.items():
         print(f"  {key}: {n} example(s)")

@@ -64,9 +64,10 @@ __all__ = [
 ]
 
 SAFETY = 2.0
+"""Multiplier on the modelled error: association order and libm slack."""
+
 HEADROOM = 16.0
 """Out of range: a modelled magnitude within this factor of the dtype's largest number."""
-"""Multiplier on the modelled error: association order and libm slack."""
 
 VERDICTS: tuple[str, ...] = (
     "ok",
@@ -107,6 +108,32 @@ def _partials(name: str, order: int) -> dict[tuple[int, ...], NumFn]:
     return out
 
 
+@functools.cache
+def _partials_mp(name: str, order: int) -> dict[tuple[int, ...], Callable[..., Any]]:
+    """The same partials as :func:`_partials`, lambdified for mpmath (no overflow)."""
+    row = OPS[name]
+    syms = sympy.symbols(f"a0:{row.arity}", real=True)
+    base = row.sympy_fn(*syms)
+    out: dict[tuple[int, ...], Callable[..., Any]] = {}
+    for key in itertools.combinations_with_replacement(range(row.arity), order):
+        d = sympy.diff(base, *(syms[i] for i in key))
+        d = d.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
+        d = d.replace(lambda e: isinstance(e, sympy.Derivative), lambda e: sympy.Integer(0))
+        out[key] = sympy.lambdify(syms, d, modules="mpmath")
+    return out
+
+
+def _mp_float(fn: Callable[..., Any], args: Sequence[float]) -> float:
+    import mpmath
+
+    try:
+        with mpmath.workdps(30):
+            value = fn(*(mpmath.mpf(float(a)) for a in args))
+            return float(mpmath.re(value)) if mpmath.im(value) == 0 else float("nan")
+    except (ArithmeticError, ValueError, TypeError):
+        return float("nan")
+
+
 def _broadcasting(fn: Callable[..., Any]) -> NumFn:
     def call(*args: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -137,6 +164,11 @@ def _partial(name: str, key: Sequence[int], args: Sequence[np.ndarray], certify:
     if bad.any():
         near = [np.abs(fn(*(a * (1 + s * 2.0**-30) + s * 2.0**-60 for a in args))) for s in (1.0, -1.0)]
         fallback = np.where(bad, np.fmax(near[0], near[1]), fallback)
+        still = bad & ~np.isfinite(fallback)
+        if still.any():  # inf/inf in float64 (softplus'' = e^x / (e^x + 1)**2 at x = 1e3)
+            exact = _partials_mp(name, order)[tuple(sorted(key))]
+            for i in np.flatnonzero(still):
+                fallback[i] = _mp_float(exact, [float(a[i]) if np.ndim(a) else float(a) for a in args])
     if out is None:
         return fallback
     return np.where(np.isfinite(out), out, fallback)

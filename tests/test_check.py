@@ -125,7 +125,11 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def found(wrong: ModuleType, saved: Path) -> CheckResult:
     """One search of the wrong-exp engine, shared by the tests that read its result."""
     return check_engine(
-        wrong.WrongExp(), seed=SEED, dtypes=("float64",), orders=(1,), ops=SMALL_OPS,
+        wrong.WrongExp(),
+        seed=SEED,
+        dtypes=("float64",),
+        orders=(1,),
+        ops=SMALL_OPS,
         save_dir=saved,
     )
 
@@ -171,8 +175,18 @@ def test_the_repro_command_round_trips_through_shlex_and_reproduces_the_failure(
     f = found.failures[0]
     argv = shlex.split(f.command)
     assert argv == [
-        "diffharness", "check", "--engine", f"{MODULE}:WrongExp", "--expr", f.expr,
-        "--at", f.point, "--dtype", "float64", "--order", "1",
+        "diffharness",
+        "check",
+        "--engine",
+        f"{MODULE}:WrongExp",
+        "--expr",
+        f.expr,
+        "--at",
+        f.point,
+        "--dtype",
+        "float64",
+        "--order",
+        "1",
     ]
     assert main(argv[1:]) == 1
     out = capsys.readouterr().out
@@ -202,9 +216,7 @@ def test_the_report_lists_each_failure_with_its_command_and_the_seed(found: Chec
     assert f"--seed {SEED}" in report
 
 
-def test_save_dir_writes_a_case_file_that_loads_and_fails_on_replay(
-    found: CheckResult, saved: Path
-) -> None:
+def test_save_dir_writes_a_case_file_that_loads_and_fails_on_replay(found: CheckResult, saved: Path) -> None:
     f = found.failures[0]
     files = sorted(saved.glob("*.toml"))
     assert len(files) == 1
@@ -232,8 +244,13 @@ def test_assert_engine_raises_engine_mismatch_carrying_the_report(wrong: ModuleT
 
 def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
     result = assert_engine(
-        TorchEngine("reverse"), seed=SEED, dtypes=("float64",), orders=(1,), ops=SMALL_OPS,
-        n_examples=5, unit_examples=1,
+        TorchEngine("reverse"),
+        seed=SEED,
+        dtypes=("float64",),
+        orders=(1,),
+        ops=SMALL_OPS,
+        n_examples=5,
+        unit_examples=1,
     )
     assert result.ok and result.failures == []
     assert result.examples == {"float64/order1": len(unit_trees(SMALL_OPS)) + 5}
@@ -241,19 +258,42 @@ def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
     assert "no mismatches" in result.report()
 
 
+def test_a_chain_rule_bug_is_found_by_the_negated_unit_trees(wrong: ModuleType) -> None:
+    """tanh alone is right (it is seeded with 1); the unit pass's neg(tanh(neg(x))) feeds
+    it an incoming gradient of -1, which the wrong backward drops, so the bug is found
+    before any random tree, as that very expression."""
+    ops = ("add", "neg", "exp", "sin", "tanh")
+    result = check_engine(
+        wrong.WrongTanh(),
+        seed=5,
+        dtypes=("float64",),
+        orders=(1,),
+        ops=ops,
+        unit_examples=1,
+    )
+    assert not result.ok
+    f = result.failures[0]
+    assert f.examples <= len(unit_trees(ops))  # found in the unit pass
+    assert parse(f.expr) == parse("-tanh(-x)")
+    assert len(f.point.split(",")) == 1  # one point, one variable
+
+
 def test_shrinking_reduces_a_chain_rule_bug_to_a_three_node_expression(wrong: ModuleType) -> None:
-    """tanh alone is right (it is seeded with 1), so only random trees of up to 10 nodes find
-    the bug; the smallest tree that shows it has three nodes, such as -tanh(x).
+    """Without the unit pass only random trees of up to 10 nodes find the bug; the smallest
+    tree that shows it has three nodes, such as -tanh(x).
 
     Hypothesis's shrinker is local: over seeds 1-6 with these ops it reached three nodes
     five times and stopped at tanh(x) + tanh(x) once; the seed here is fixed."""
     result = check_engine(
-        wrong.WrongTanh(), seed=5, dtypes=("float64",), orders=(1,),
-        ops=("add", "neg", "exp", "sin", "tanh"), unit_examples=1,
+        wrong.WrongTanh(),
+        seed=5,
+        dtypes=("float64",),
+        orders=(1,),
+        ops=("add", "neg", "exp", "sin", "tanh"),
+        unit_examples=0,
     )
     assert not result.ok
     f = result.failures[0]
-    assert f.examples > len(unit_trees(("add", "neg", "exp", "sin", "tanh")))  # not a unit tree
     assert "tanh" in f.expr
     assert size(parse(f.expr)) <= 3
     assert len(f.point.split(",")) == 1  # one point, one variable
@@ -405,21 +445,34 @@ def test_format_point_writes_shortest_exact_reprs() -> None:
     assert [float(item.split("=")[1]) for item in text.split(",")] == row.tolist()
 
 
-@pytest.mark.parametrize(
-    "expr_text", ["x * (y - 1)", "-x ** 2", "log(x) / y", "x**(1/2) + 'odd' $HOME"]
-)
+@pytest.mark.parametrize("expr_text", ["x * (y - 1)", "-x ** 2", "log(x) / y", "x**(1/2) + 'odd' $HOME"])
 def test_repro_command_round_trips_any_text_through_shlex(expr_text: str) -> None:
     command = repro_command("pkg.mod:Engine", expr_text, "x=0.5,y=-1.0", "float32", 2)
     assert shlex.split(command) == [
-        "diffharness", "check", "--engine", "pkg.mod:Engine", "--expr", expr_text,
-        "--at", "x=0.5,y=-1.0", "--dtype", "float32", "--order", "2",
+        "diffharness",
+        "check",
+        "--engine",
+        "pkg.mod:Engine",
+        "--expr",
+        expr_text,
+        "--at",
+        "x=0.5,y=-1.0",
+        "--dtype",
+        "float32",
+        "--order",
+        "2",
     ]
 
 
 def test_unit_trees_give_every_op_alone_and_pow_with_constant_exponents() -> None:
     trees = unit_trees(("sin", "mul", "pow"))
     assert trees[:2] == [Call("sin", (X,)), Call("mul", (X, Y))]
-    pows = trees[2:]
+    alone = [t for t in trees if t.op != "neg"]  # type: ignore[union-attr]
+    negated = [t for t in trees if t.op == "neg"]  # type: ignore[union-attr]
+    # then each again with an incoming gradient of -1: neg(op(neg(x), ...))
+    assert negated[0] == Call("neg", (Call("sin", (Call("neg", (X,)),)),))
+    assert len(negated) == len(alone)
+    pows = alone[2:]
     assert len(pows) >= 2
     assert all(t.op == "pow" and t.args[0] == X and isinstance(t.args[1], Const) for t in pows)  # type: ignore[union-attr]
     assert len({t.args[1] for t in pows}) == len(pows)  # type: ignore[union-attr]

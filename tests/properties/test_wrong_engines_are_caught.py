@@ -27,11 +27,13 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
-from harness.check import CheckResult, check_engine, unit_trees
+from harness.check import CheckResult, check_engine, compare, unit_trees
 from harness.engines.torch_ad import TorchEngine
+from harness.expr import Call, Var
 from harness.ops import DEFAULT_OPS
 from harness.oracle import FAILING
 
@@ -156,24 +158,49 @@ class Wrong:
 
 
 WRONG = (
-    Wrong("sign", "sin", unary_override("SinMinusCos", torch.sin, lambda x: -torch.cos(x)),
-          modes=("reverse", "forward", "functional")),
-    Wrong("factor", "exp", unary_override("ExpTwice", torch.exp, lambda x: 2 * torch.exp(x)),
-          modes=("reverse", "forward", "functional")),
+    Wrong(
+        "sign",
+        "sin",
+        unary_override("SinMinusCos", torch.sin, lambda x: -torch.cos(x)),
+        modes=("reverse", "forward", "functional"),
+    ),
+    Wrong(
+        "factor",
+        "exp",
+        unary_override("ExpTwice", torch.exp, lambda x: 2 * torch.exp(x)),
+        modes=("reverse", "forward", "functional"),
+    ),
     Wrong("chain-rule", "tanh", TanhForgetsTheChainRule, ops=("add", "mul", "neg", "exp", "sin")),
     # a real typo: x * |x| for x**2 agrees for x >= 0 only
-    Wrong("negative-only", "atan",
-          unary_override("AtanTypo", torch.atan, lambda x: 1 / (1 + x * x.abs())),
-          point_check=lambda x: x < 0),
-    Wrong("away-from-zero", "cos", unary_override("CosNearZeroOnly", torch.cos, _wrong_away_from_zero),
-          point_check=lambda x: abs(x) >= 1e-3),
-    Wrong("second-only", "sin", unary_override("SinWrongSecond", torch.sin, CosWithWrongDerivative.apply),
-          orders=(1, 2), modes=("reverse", "functional"),
-          ops=tuple(o for o in DEFAULT_OPS if o != "softplus")),
-    Wrong("relative-1e-7", "exp",
-          unary_override("ExpOff1e7", torch.exp, lambda x: torch.exp(x) * (1 + 1e-7))),
-    Wrong("nan-at-1", "log", unary_override("LogNanAtOne", torch.log, _nan_at_one),
-          point_check=lambda x: x == 1.0),
+    Wrong(
+        "negative-only",
+        "atan",
+        unary_override("AtanTypo", torch.atan, lambda x: 1 / (1 + x * x.abs())),
+        point_check=lambda x: x < 0,
+    ),
+    Wrong(
+        "away-from-zero",
+        "cos",
+        unary_override("CosNearZeroOnly", torch.cos, _wrong_away_from_zero),
+        point_check=lambda x: abs(x) >= 1e-3,
+    ),
+    Wrong(
+        "second-only",
+        "sin",
+        unary_override("SinWrongSecond", torch.sin, CosWithWrongDerivative.apply),
+        orders=(1, 2),
+        modes=("reverse", "functional"),
+        ops=tuple(o for o in DEFAULT_OPS if o != "softplus"),
+    ),
+    Wrong(
+        "relative-1e-7", "exp", unary_override("ExpOff1e7", torch.exp, lambda x: torch.exp(x) * (1 + 1e-7))
+    ),
+    Wrong(
+        "nan-at-1",
+        "log",
+        unary_override("LogNanAtOne", torch.log, _nan_at_one),
+        point_check=lambda x: x == 1.0,
+    ),
 )
 CASES = [pytest.param(w, mode, id=f"{w.id}-{mode}") for w in WRONG for mode in w.modes]
 
@@ -196,7 +223,11 @@ def _first_coordinate(point: str) -> float:
 def test_every_wrong_engine_is_caught_within_the_default_budget(wrong: Wrong, mode: str) -> None:
     ops = wrong.search_ops()
     result: CheckResult = check_engine(
-        wrong.engine(mode), seed=SEED, ops=ops, dtypes=wrong.dtypes, orders=wrong.orders,
+        wrong.engine(mode),
+        seed=SEED,
+        ops=ops,
+        dtypes=wrong.dtypes,
+        orders=wrong.orders,
     )
     print(f"\n{wrong.id} [{mode}]: examples {result.examples} (budget {budget(ops)})")
     for f in result.failures:
@@ -218,10 +249,10 @@ def test_every_wrong_engine_is_caught_within_the_default_budget(wrong: Wrong, mo
 
 
 def test_a_backward_that_forgets_grad_output_is_right_on_the_op_alone() -> None:
-    """Why the chain-rule bug needs random trees: tanh(x) alone is seeded with 1."""
+    """Why the unit pass also negates: tanh(x) alone is seeded with 1, so the bug hides
+    there; neg(tanh(neg(x))) seeds it with -1 and shows it."""
     engine = WRONG[2].engine("reverse")
-    result = check_engine(
-        engine, seed=SEED, ops=("tanh",), dtypes=("float64",), orders=(1,), n_examples=1,
-        max_size=2,
-    )
-    assert result.ok
+    alone = compare(engine, Call("tanh", (Var("x"),)), np.array([[0.5]]), dtype="float64")
+    assert (alone["verdict"] == "ok").all()
+    negated = Call("neg", (Call("tanh", (Call("neg", (Var("x"),)),)),))
+    assert (compare(engine, negated, np.array([[0.5]]), dtype="float64")["verdict"] == "mismatch").all()
