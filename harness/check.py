@@ -124,6 +124,15 @@ def _entries(names: Sequence[str], order: int) -> list[tuple[tuple[int, ...], st
     return [((i, j), f"{a},{b}") for i, a in enumerate(names) for j, b in enumerate(names)]
 
 
+def _as_array(result: Any) -> np.ndarray:
+    """An engine's result as a float64 array; tensors that require grad are detached."""
+    if hasattr(result, "detach"):
+        result = result.detach()
+    if hasattr(result, "cpu"):
+        result = result.cpu()
+    return np.asarray(result, dtype=np.float64)
+
+
 def compare(
     engine: Engine,
     expr: Expr,
@@ -137,10 +146,11 @@ def compare(
 ) -> pd.DataFrame:
     """Judge one engine on one expression at a batch of points: one row per entry.
 
-    Never raises for what the engine does: an exception inside the engine becomes rows
-    with verdict ``error`` (``EngineError``, meaning "not supported", gives ``skipped``),
-    so one bad case never takes a run down. Bad *arguments* (points that do not fit the
-    expression or dtype) raise ``ValueError`` as usual.
+    Never raises for what the engine does: an exception inside the engine, or a result of
+    the wrong shape, becomes rows with verdict ``error`` (``EngineError``, meaning "not
+    supported", gives ``skipped``), so one bad case never takes a run down. A result may
+    be anything numpy reads, or a torch/JAX array (detached and moved to the CPU). Bad
+    *arguments* (points that do not fit the expression or dtype) raise ``ValueError``.
     """
     pts = check_request(expr, pts, dtype, order)
     truth = truth or _TRUTH
@@ -151,7 +161,8 @@ def compare(
     message = ""
     expected_shape = (len(pts),) + (len(names),) * order
     try:
-        got = np.asarray(engine.derivatives(expr, pts, dtype=dtype, order=order), dtype=np.float64)
+        # a copy: an engine that writes into its input must not move the truth's points
+        got = _as_array(engine.derivatives(expr, pts.copy(), dtype=dtype, order=order))
         if got.shape != expected_shape:  # a wrong answer, not an unsupported request
             verdict_override = "error"
             message = f"engine returned shape {got.shape}, expected {expected_shape}"
