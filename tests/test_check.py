@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -485,3 +486,22 @@ def test_check_engine_refuses_ops_the_engine_does_not_support() -> None:
 
     with pytest.raises(ValueError, match="supports none of"):
         check_engine(NoOps(RuntimeError()), ops=("sin",))
+
+
+def test_an_engine_that_writes_into_its_points_does_not_move_the_truth() -> None:
+    class Scribbler:
+        name = "scribbler"
+
+        def supports(self, op: str) -> bool:
+            return True
+
+        def derivatives(self, expr: Expr, pts: np.ndarray, *, dtype: str, order: int = 1) -> Any:
+            answer = np.cos(pts.copy())  # right for sin(x)
+            pts[:] = 99.0
+            return torch.tensor(answer, requires_grad=True)  # a tensor that requires grad
+
+    given = np.array([[0.5]])
+    rows = compare(Scribbler(), parse("sin(x)"), given, dtype="float64")
+    assert given[0, 0] == 0.5
+    assert rows["point"].tolist() == ["x=0.5"]
+    assert rows["verdict"].tolist() == ["ok"]
