@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from harness.check import RESULT_COLUMNS, compare, format_point
-from harness.dtypes import dtype_info
+from harness.dtypes import dtype_info, round_array, ulp
 from harness.engines import engine_from_spec
 from harness.engines.base import EngineError
 from harness.engines.finite_diff import (
@@ -200,8 +200,6 @@ def generate_cases(config: CampaignConfig) -> list[tuple[Expr, np.ndarray]]:
 def _exact_in_all(pts: np.ndarray, dtypes: Sequence[str]) -> np.ndarray:
     """Points exact in every dtype: float16 and bfloat16 each hold values the other cannot
     (range against precision), so round through all of them until nothing moves."""
-    from harness.dtypes import round_array
-
     for _ in range(4):
         before = pts
         for d in dtypes:
@@ -363,7 +361,7 @@ def _fd_rows(
         grids = np.meshgrid(np.arange(n_h), np.arange(n), np.arange(len(names)), indexing="ij")
         hh, pp, vv = (g.ravel() for g in grids)
         with np.errstate(all="ignore"):
-            ulp_err = abs_err[hh, pp, vv] / _ulp64(t.values[pp, vv], dtype)
+            ulp_err = abs_err[hh, pp, vv] / ulp(t.values[pp, vv], dtype)
         frames.append(
             pd.DataFrame(
                 {
@@ -394,12 +392,6 @@ def _fd_rows(
             )
         )
     return frames, diags, theory
-
-
-def _ulp64(values: np.ndarray, dtype: str) -> np.ndarray:
-    from harness.dtypes import ulp
-
-    return ulp(values, dtype)
 
 
 def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
