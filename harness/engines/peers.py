@@ -86,6 +86,17 @@ def _supported(engine: Any) -> set[str]:
     return {name for name in OPS if engine.supports(name)}
 
 
+def _prepare(
+    engine: Any, expr: Expr, points: np.ndarray, dtype: str, order: int
+) -> tuple[np.ndarray, ArrayFn | None]:
+    """The checks both peers make on a request, and the float64 function to differentiate
+    (``None`` when there are no points or no variables: nothing to compute)."""
+    pts = check_request(expr, points, dtype, order)
+    _require_float64(engine.name, dtype)
+    _require_ops(engine, expr)
+    return pts, (None if 0 in pts.shape else _numpy_function(expr))
+
+
 def _empty(shape: tuple[int, ...], order: int) -> np.ndarray:
     """The (all-zero, usually empty) answer when there are no points or no variables."""
     n_points, n_vars = shape
@@ -133,12 +144,9 @@ class ScipyDerivativeEngine:
         self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
     ) -> np.ndarray:
         """Gradient (order 1) or Hessian (order 2) at each point, as float64; see the class."""
-        pts = check_request(expr, points, dtype, order)
-        _require_float64(self.name, dtype)
-        _require_ops(self, expr)
-        if 0 in pts.shape:
+        pts, f = _prepare(self, expr, points, dtype, order)
+        if f is None:
             return _empty(pts.shape, order)
-        f = _numpy_function(expr)
         if order == 1:
             return self._gradient(f, pts)
         return self._hessian(f, pts)
@@ -210,12 +218,9 @@ class NumdifftoolsEngine:
         self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
     ) -> np.ndarray:
         """Gradient (order 1) or Hessian (order 2) at each point, as float64; see the class."""
-        pts = check_request(expr, points, dtype, order)
-        _require_float64(self.name, dtype)
-        _require_ops(self, expr)
-        if 0 in pts.shape:
+        pts, f = _prepare(self, expr, points, dtype, order)
+        if f is None:
             return _empty(pts.shape, order)
-        f = _numpy_function(expr)
         # numdifftools' extrapolation divides and subtracts NaN/inf freely; those values
         # are answers here (NaN where the peer gives NaN), not reasons to warn.
         with np.errstate(all="ignore"), warnings.catch_warnings():
