@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
+from random import Random
 from typing import Any
 
 import mpmath
@@ -42,8 +43,27 @@ DOMAIN: dict[str, Callable[..., bool]] = {
     "pow": lambda a, b: a > 0 or (b == mpmath.floor(b) and (a != 0 or b >= 0)),
 }
 EVERYWHERE = {
-    "add", "sub", "mul", "neg", "exp", "sin", "cos", "tanh", "sigmoid", "atan", "sinh",
-    "cosh", "expm1", "erf", "softplus", "abs", "relu", "max", "min", "floor", "sign",
+    "add",
+    "sub",
+    "mul",
+    "neg",
+    "exp",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "atan",
+    "sinh",
+    "cosh",
+    "expm1",
+    "erf",
+    "softplus",
+    "abs",
+    "relu",
+    "max",
+    "min",
+    "floor",
+    "sign",
 }
 # Where each kink or jump op is not smooth.
 SMOOTH: dict[str, Callable[..., bool]] = {
@@ -79,9 +99,7 @@ def _exact_values(expr: Expr, pts: np.ndarray) -> tuple[list[Expr], list[list[An
     names = variables(expr)
     symbols = {n: sympy.Symbol(n, real=True) for n in names}
     nodes = list(walk(expr))
-    fn = sympy.lambdify(
-        [symbols[n] for n in names], [to_sympy(s, symbols) for s in nodes], "mpmath"
-    )
+    fn = sympy.lambdify([symbols[n] for n in names], [to_sympy(s, symbols) for s in nodes], "mpmath")
     values = []
     with mpmath.workdps(50):
         for row in pts:
@@ -138,9 +156,7 @@ def test_points_with_kinks_included_are_still_inside_every_domain() -> None:
 def test_generated_trees_respect_max_size_ops_and_variables(data: st.DataObject) -> None:
     max_size = data.draw(st.integers(1, 15), label="max_size")
     ops = data.draw(st.lists(st.sampled_from(ALL_OPS), unique=True, max_size=6), label="ops")
-    names = data.draw(
-        st.lists(st.sampled_from(["x", "y", "z", "w"]), unique=True, min_size=1), label="vars"
-    )
+    names = data.draw(st.lists(st.sampled_from(["x", "y", "z", "w"]), unique=True, min_size=1), label="vars")
     expr = data.draw(expressions(ops, max_size=max_size, variables=names))
     assert size(expr) <= max_size
     assert set(variables(expr)) <= set(names)
@@ -161,8 +177,13 @@ def _contains(op: str) -> Callable[[Expr], bool]:
     return lambda e: any(isinstance(n, Call) and n.op == op for n in walk(e))
 
 
+# A fixed search: with 23 ops a tree holding sin is not certain among a profile's few
+# examples, so the search gets a seed and enough examples to find one every time.
+SEARCH = settings(database=None, max_examples=1000)
+
+
 def test_a_tree_of_three_nodes_shrinks_to_a_minimal_one_over_x() -> None:
-    found = find(expressions(), lambda e: size(e) >= 3, settings=settings(database=None))
+    found = find(expressions(), lambda e: size(e) >= 3, settings=SEARCH, random=Random(0))
     assert size(found) == 3
     assert variables(found) == ("x",)
     assert found in {
@@ -174,11 +195,11 @@ def test_a_tree_of_three_nodes_shrinks_to_a_minimal_one_over_x() -> None:
 
 
 def test_a_tree_containing_sin_shrinks_to_sin_of_x() -> None:
-    found = find(expressions(), _contains("sin"), settings=settings(database=None))
+    found = find(expressions(), _contains("sin"), settings=SEARCH, random=Random(0))
     assert found == Call("sin", (Var("x"),))
 
 
 def test_a_tree_using_both_variables_shrinks_to_a_sum() -> None:
-    found = find(expressions(), lambda e: len(variables(e)) == 2, settings=settings(database=None))
+    found = find(expressions(), lambda e: len(variables(e)) == 2, settings=SEARCH, random=Random(0))
     assert size(found) == 3
     assert found in {Call("add", (Var("x"), Var("y"))), Call("add", (Var("y"), Var("x")))}
