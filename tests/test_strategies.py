@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from fractions import Fraction
+from random import Random
 from typing import Any
 
 import numpy as np
@@ -166,15 +167,15 @@ def test_kink_and_jump_ops_appear_when_passed() -> None:
         return lambda e: any(isinstance(n, Call) and n.op == op for n in walk(e))
 
     enough = settings(database=None, max_examples=2000)
-    found = find(expressions(ALL_OPS), has("relu"), settings=enough)
+    found = find(expressions(ALL_OPS), has("relu"), settings=enough, random=Random(0))
     assert found == call("relu", x)
-    found = find(expressions(ALL_OPS), has("floor"), settings=enough)
+    found = find(expressions(ALL_OPS), has("floor"), settings=enough, random=Random(0))
     assert found == call("floor", x)
 
 
 def test_unary_ops_shrink_in_table_order_whatever_order_they_are_passed_in() -> None:
     found = find(expressions(("cos", "sin")), lambda e: isinstance(e, Call),
-                 settings=settings(database=None))
+                 settings=settings(database=None), random=Random(0))
     assert found == call("sin", x)
 
 
@@ -183,7 +184,7 @@ def test_constants_shrink_toward_the_first_listed() -> None:
         return any(isinstance(n, Const) for n in walk(e))
 
     strategy = expressions(("add",), constants=(Fraction(3, 8), 1))
-    found = find(strategy, has_constant, settings=settings(database=None))
+    found = find(strategy, has_constant, settings=settings(database=None), random=Random(0))
     assert found == c(3, 8)
 
 
