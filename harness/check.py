@@ -81,6 +81,21 @@ def format_point(names: Sequence[str], row: np.ndarray) -> str:
     return ",".join(f"{n}={float(v)!r}" for n, v in zip(names, row, strict=False))
 
 
+_POINT_TEXTS: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+
+
+def _point_texts(names: Sequence[str], pts: np.ndarray) -> list[str]:
+    """:func:`format_point` of every row, cached: every engine of a case shares them."""
+    key = (tuple(names), pts.shape, pts.tobytes())
+    hit = _POINT_TEXTS.get(key)
+    if hit is None:
+        hit = [format_point(names, row) for row in pts.tolist()]
+        _POINT_TEXTS[key] = hit
+        if len(_POINT_TEXTS) > 8:
+            _POINT_TEXTS.popitem(last=False)
+    return hit
+
+
 def engine_spec(engine: Engine) -> str:
     """The text ``--engine`` takes to rebuild ``engine``: a built-in name, else module:class."""
     from harness.engines import BUILTIN_ENGINES
@@ -184,39 +199,43 @@ def compare(
         out_of_range=oor,
         one_sided=one_sided,
     )
-    rows: list[dict[str, Any]] = []
-    for p in range(len(pts)):
-        point = format_point(names, pts[p])
-        for idx, var in _entries(names, order):
-            at = (p, *idx)
-            rows.append(
-                {
-                    "case_id": case_id,
-                    "source": source,
-                    "expr": text,
-                    "variables": ",".join(names),
-                    "point": point,
-                    "point_index": p,
-                    "var": var,
-                    "engine": engine.name,
-                    "mode": _mode(engine),
-                    "dtype": dtype,
-                    "order": order,
-                    "scheme": "",
-                    "h": np.nan,
-                    "value": got[at],
-                    "truth": t.values[at],
-                    "truth_bound": t.bounds[at],
-                    "truth_status": t.status[at],
-                    "abs_error": j.abs_error[at],
-                    "rel_error": j.rel_error[at],
-                    "ulp_error": j.ulp_error[at],
-                    "tolerance": j.tolerance[at],
-                    "verdict": verdict_override or j.verdict[at],
-                    "seconds": seconds / max(1, len(pts)),
-                }
-            )
-    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    entries = _entries(names, order)
+    per_point = len(entries)
+    n_rows = len(pts) * per_point
+    value = got.reshape(n_rows)
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a).reshape(n_rows)
+
+    def const(v: Any) -> list[Any]:
+        return [v] * n_rows
+
+    columns: dict[str, Any] = {
+        "case_id": const(case_id),
+        "source": const(source),
+        "expr": const(text),
+        "variables": const(",".join(names)),
+        "point": np.repeat(np.asarray(_point_texts(names, pts), dtype=object), per_point),
+        "point_index": np.repeat(np.arange(len(pts)), per_point),
+        "var": [var for _ in range(len(pts)) for _, var in entries],
+        "engine": const(engine.name),
+        "mode": const(_mode(engine)),
+        "dtype": const(dtype),
+        "order": const(order),
+        "scheme": const(""),
+        "h": np.full(n_rows, np.nan),
+        "value": value,
+        "truth": flat(t.values),
+        "truth_bound": flat(t.bounds),
+        "truth_status": flat(t.status),
+        "abs_error": flat(j.abs_error),
+        "rel_error": flat(j.rel_error),
+        "ulp_error": flat(j.ulp_error),
+        "tolerance": flat(j.tolerance),
+        "verdict": const(verdict_override) if verdict_override else flat(j.verdict),
+        "seconds": np.full(n_rows, seconds / max(1, len(pts))),
+    }
+    frame = pd.DataFrame(columns, columns=list(RESULT_COLUMNS))
     if verdict_override is not None:
         frame.attrs["message"] = message
     return frame

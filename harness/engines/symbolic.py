@@ -42,6 +42,7 @@ import sympy
 from flint import arb, ctx, fmpq
 
 from harness.dtypes import round_fraction
+from harness.engines import intervals as iv
 from harness.engines.base import EngineError, check_request
 from harness.expr import Call, Const, Expr, Var, fold, variables, walk
 from harness.ops import OPS
@@ -306,65 +307,78 @@ class _Rule:
     pairwise over all arguments when ``fold`` is set); ``guarded`` fns report events."""
 
     fn: Callable[..., Any]
+    interval: Callable[..., iv.Result] | None  # the same over long double intervals
     guarded: bool = False
     fold: bool = False
     zero: int = _NO_ZERO  # _ANY_ZERO / _ALL_ZERO: how strong zeros flow through it
 
 
 _COMMON_RULES: Mapping[type, _Rule] = {
-    sympy.Add: _Rule(operator.add, fold=True, zero=_ALL_ZERO),
-    sympy.Mul: _Rule(operator.mul, fold=True, zero=_ANY_ZERO),
-    sympy.Max: _Rule(_max, fold=True),
-    sympy.Min: _Rule(_min, fold=True),
-    sympy.exp: _Rule(arb.exp),
-    sympy.log: _Rule(_log, guarded=True),
-    sympy.sin: _Rule(arb.sin),
-    sympy.cos: _Rule(arb.cos),
-    sympy.tan: _Rule(arb.tan),
-    sympy.sec: _Rule(arb.sec),
-    sympy.sinh: _Rule(arb.sinh),
-    sympy.cosh: _Rule(arb.cosh),
-    sympy.tanh: _Rule(arb.tanh),
-    sympy.asin: _Rule(_arcsine_like("asin"), guarded=True),
-    sympy.acos: _Rule(_arcsine_like("acos"), guarded=True),
-    sympy.atan: _Rule(arb.atan),
-    sympy.asinh: _Rule(arb.asinh),
-    sympy.acosh: _Rule(_guarded_on(arb.acosh, lambda u: u >= 1, lambda u: u < 1), True),
-    sympy.atanh: _Rule(_guarded_on(arb.atanh, lambda u: abs(u) < 1, lambda u: abs(u) >= 1), True),
-    sympy.cot: _Rule(_guarded_on(arb.cot, lambda u: not u.contains(0), arb.is_zero), True),
-    sympy.csc: _Rule(_guarded_on(arb.csc, lambda u: not u.contains(0), arb.is_zero), True),
-    sympy.coth: _Rule(_guarded_on(arb.coth, lambda u: not u.contains(0), arb.is_zero), True),
-    sympy.csch: _Rule(_guarded_on(arb.csch, lambda u: not u.contains(0), arb.is_zero), True),
-    sympy.sech: _Rule(arb.sech),
-    sympy.erf: _Rule(arb.erf),
-    sympy.erfc: _Rule(arb.erfc),
-    sympy.Abs: _Rule(abs),
-    _RealAbs: _Rule(abs),
-    sympy.Heaviside: _Rule(_step(0, 1), guarded=True),
-    sympy.DiracDelta: _Rule(_spike, guarded=True),
-    _FloorSpike: _Rule(_floor_spike, guarded=True),
+    sympy.Add: _Rule(operator.add, iv.add, fold=True, zero=_ALL_ZERO),
+    sympy.Mul: _Rule(operator.mul, iv.mul, fold=True, zero=_ANY_ZERO),
+    sympy.Max: _Rule(_max, iv.maximum, fold=True),
+    sympy.Min: _Rule(_min, iv.minimum, fold=True),
+    sympy.exp: _Rule(arb.exp, iv.exp),
+    sympy.log: _Rule(_log, iv.log, guarded=True),
+    sympy.sin: _Rule(arb.sin, iv.sin),
+    sympy.cos: _Rule(arb.cos, iv.cos),
+    sympy.tan: _Rule(arb.tan, iv.tan),
+    sympy.sec: _Rule(arb.sec, iv.sec),
+    sympy.sinh: _Rule(arb.sinh, iv.sinh),
+    sympy.cosh: _Rule(arb.cosh, iv.cosh),
+    sympy.tanh: _Rule(arb.tanh, iv.tanh),
+    sympy.asin: _Rule(_arcsine_like("asin"), iv.asin, guarded=True),
+    sympy.acos: _Rule(_arcsine_like("acos"), iv.acos, guarded=True),
+    sympy.atan: _Rule(arb.atan, iv.atan),
+    sympy.asinh: _Rule(arb.asinh, iv.asinh),
+    sympy.acosh: _Rule(
+        _guarded_on(arb.acosh, lambda u: u >= 1, lambda u: u < 1), iv.acosh, guarded=True
+    ),
+    sympy.atanh: _Rule(
+        _guarded_on(arb.atanh, lambda u: abs(u) < 1, lambda u: abs(u) >= 1), iv.atanh, guarded=True
+    ),
+    sympy.cot: _Rule(
+        _guarded_on(arb.cot, lambda u: not u.contains(0), arb.is_zero), iv.cot, guarded=True
+    ),
+    sympy.csc: _Rule(
+        _guarded_on(arb.csc, lambda u: not u.contains(0), arb.is_zero), iv.csc, guarded=True
+    ),
+    sympy.coth: _Rule(
+        _guarded_on(arb.coth, lambda u: not u.contains(0), arb.is_zero), iv.coth, guarded=True
+    ),
+    sympy.csch: _Rule(
+        _guarded_on(arb.csch, lambda u: not u.contains(0), arb.is_zero), iv.csch, guarded=True
+    ),
+    sympy.sech: _Rule(arb.sech, iv.sech),
+    sympy.erf: _Rule(arb.erf, iv.erf),
+    sympy.erfc: _Rule(arb.erfc, iv.erfc),
+    sympy.Abs: _Rule(abs, iv.absolute),
+    _RealAbs: _Rule(abs, iv.absolute),
+    sympy.Heaviside: _Rule(_step(0, 1), iv.step(0, 1), guarded=True),
+    sympy.DiracDelta: _Rule(_spike, iv.spike, guarded=True),
+    _FloorSpike: _Rule(_floor_spike, iv.floor_spike, guarded=True),
 }
 
 # Inside a derivative a jump is at its break: take the hull of both sides (kink).
 _DERIVATIVE_RULES: Mapping[type, _Rule] = {
     **_COMMON_RULES,
-    sympy.sign: _Rule(_step(-1, 1), guarded=True),
-    _RealSign: _Rule(_step(-1, 1), guarded=True),
-    _Floor: _Rule(_floor_hull, guarded=True),
-    sympy.floor: _Rule(_floor_hull, guarded=True),
-    sympy.ceiling: _Rule(_ceiling_hull, guarded=True),
+    sympy.sign: _Rule(_step(-1, 1), iv.step(-1, 1), guarded=True),
+    _RealSign: _Rule(_step(-1, 1), iv.step(-1, 1), guarded=True),
+    _Floor: _Rule(_floor_hull, iv.floor_hull, guarded=True),
+    sympy.floor: _Rule(_floor_hull, iv.floor_hull, guarded=True),
+    sympy.ceiling: _Rule(_ceiling_hull, iv.ceiling_hull, guarded=True),
 }
 # The function's own value at a jump is well defined: sign(0) = 0, floor(2) = 2.
 _VALUE_RULES: Mapping[type, _Rule] = {
     **_COMMON_RULES,
-    sympy.sign: _Rule(_sign_value, guarded=True),
-    _RealSign: _Rule(_sign_value, guarded=True),
-    _Floor: _Rule(_floor_value, guarded=True),
-    sympy.floor: _Rule(_floor_value, guarded=True),
-    sympy.ceiling: _Rule(_ceiling_value, guarded=True),
+    sympy.sign: _Rule(_sign_value, iv.sign_value, guarded=True),
+    _RealSign: _Rule(_sign_value, iv.sign_value, guarded=True),
+    _Floor: _Rule(_floor_value, iv.floor_value, guarded=True),
+    sympy.floor: _Rule(_floor_value, iv.floor_value, guarded=True),
+    sympy.ceiling: _Rule(_ceiling_value, iv.ceiling_value, guarded=True),
 }
 
-_RUNTIME_POW = _Rule(_runtime_pow, guarded=True)
+_RUNTIME_POW = _Rule(_runtime_pow, iv.runtime_pow, guarded=True)
 
 _NUMBER_SYMBOLS: Mapping[type, Callable[[], Any]] = {
     type(sympy.pi): arb.pi,
@@ -407,8 +421,10 @@ class _Program:
         self.constants: list[tuple[int, Callable[[], Any]]] = []
         self.undefined_constants: list[int] = []  # non-real or infinite constants
         self.code: list[Instruction] = []
+        self.intervals: list[Callable[..., iv.Result] | None] = []  # per instruction
         self.outputs: list[int] = []
         self._frames: dict[int, list[Any]] = {}
+        self._interval_constants: list[tuple[int, Any, Any]] | None = None
 
     def new_slot(self) -> int:
         self.n_slots += 1
@@ -469,6 +485,52 @@ class _Program:
             vals[dst], flags[dst] = r, f
         return [vals[s] for s in self.outputs], [flags[s] for s in self.outputs]
 
+    def run_intervals(self, pts: np.ndarray) -> tuple[list[Any], list[Any], list[Any]]:
+        """All points at once over long double intervals (see :mod:`.intervals`).
+
+        Returns per output the lower ends, upper ends and an "unsure" mask (points where
+        some primitive could not vouch for its result, or None). Strong zeros flow as in
+        :meth:`_run_careful`, so an unsure factor times a strong zero is a sure 0.
+        """
+        n = len(pts)
+        lo: list[Any] = [None] * self.n_slots
+        hi: list[Any] = [None] * self.n_slots
+        unsure: list[Any] = [None] * self.n_slots
+        strong: list[Any] = [None] * self.n_slots
+        not_finite = ~np.isfinite(pts).all(axis=1) if pts.size else np.zeros(n, dtype=bool)
+        for k in range(self.n_inputs):
+            lo[k] = hi[k] = np.where(np.isfinite(pts[:, k]), pts[:, k], 0.0).astype(np.longdouble)
+            unsure[k] = not_finite if not_finite.any() else None
+        if self._interval_constants is None:
+            with ctx.workprec(START_BITS):
+                self._interval_constants = [(s, *iv.from_arb(make())) for s, make in self.constants]
+        for slot, a, b in self._interval_constants:
+            lo[slot], hi[slot] = np.full(n, a), np.full(n, b)
+        for slot in self.undefined_constants:
+            unsure[slot] = np.ones(n, dtype=bool)
+        with np.errstate(all="ignore"):
+            for (dst, _fn, i, j, _guarded, zero), fn in zip(self.code, self.intervals, strict=True):
+                if fn is None:
+                    return lo, hi, [np.ones(n, dtype=bool)] * self.n_slots
+                if j < 0:
+                    a, b, u, z = fn(lo[i], hi[i])
+                    u = iv.either(u, unsure[i])
+                else:
+                    a, b, u, z = fn(lo[i], hi[i], lo[j], hi[j])
+                    u = iv.either(u, iv.either(unsure[i], unsure[j]))
+                if zero == _ANY_ZERO:
+                    z = iv.either(strong[i], strong[j] if j >= 0 else None)
+                elif zero == _ALL_ZERO:
+                    z = None if strong[i] is None or strong[j] is None else strong[i] & strong[j]
+                if z is not None:
+                    if not z.any():
+                        z = None
+                    else:
+                        a, b = np.where(z, 0, a), np.where(z, 0, b)
+                        u = None if u is None else u & ~z
+                lo[dst], hi[dst], unsure[dst], strong[dst] = a, b, u, z
+        return [lo[s] for s in self.outputs], [hi[s] for s in self.outputs], [unsure[s] for s in self.outputs]
+
 
 def _pow_rule(exponent: Any) -> _Rule | None:
     """A unary rule for ``base**exponent`` when the exponent is a rational number."""
@@ -476,10 +538,17 @@ def _pow_rule(exponent: Any) -> _Rule | None:
         return None
     q = Fraction(int(exponent.p), int(exponent.q))
     if q.denominator == 1 and q >= 0:
-        return _Rule(_nonneg_int_pow(q.numerator), zero=_ANY_ZERO if q else _NO_ZERO)
+        return _Rule(
+            _nonneg_int_pow(q.numerator),
+            iv.nonneg_int_pow(q.numerator),
+            zero=_ANY_ZERO if q else _NO_ZERO,
+        )
     if q.denominator == 1:
-        return _Rule(_neg_int_pow(q.numerator), guarded=True)
-    return _Rule(_real_pow(q), guarded=True)
+        return _Rule(_neg_int_pow(q.numerator), iv.neg_int_pow(q.numerator), guarded=True)
+    interval = {Fraction(1, 2): iv.sqrt, Fraction(-1, 2): iv.rsqrt}.get(q)
+    if interval is None:
+        interval = iv.real_pow(q.numerator, q.denominator)
+    return _Rule(_real_pow(q), interval, guarded=True)
 
 
 class _Compiler:
@@ -510,6 +579,7 @@ class _Compiler:
     def emit(self, rule: _Rule, i: int, j: int = -1) -> int:
         dst = self.program.new_slot()
         self.program.code.append((dst, rule.fn, i, j, rule.guarded, rule.zero))
+        self.program.intervals.append(rule.interval)
         return dst
 
     def operands(self, node: Any) -> tuple[_Rule, tuple[Any, ...]]:
@@ -814,22 +884,54 @@ def _unique_rows(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _evaluate_rows(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(values, bounds, status, bits), each (n_points, n_entries), for every entry."""
-    uniq, inverse = _unique_rows(pts)
-    m = program.n_entries
-    fields = [np.full((len(uniq), m), np.nan), np.full((len(uniq), m), np.nan)]
-    codes = np.zeros((len(uniq), m), dtype=np.int8)
-    bits = np.zeros((len(uniq), m), dtype=np.int32)
-    if m:
-        for p, row in enumerate(uniq):
-            for o, e in enumerate(_certify(program, _exact_inputs(row), range(m))):
-                fields[0][p, o], fields[1][p, o], codes[p, o], bits[p, o] = (
+    """(values, bounds, status, bits), each (n_points, n_entries), for every entry.
+
+    The interval filter takes every point in one vectorised pass; arb then evaluates the
+    entries it left, once per distinct point.
+    """
+    n, m = len(pts), program.n_entries
+    values, bounds = np.full((n, m), np.nan), np.full((n, m), np.nan)
+    codes = np.zeros((n, m), dtype=np.int8)
+    bits = np.zeros((n, m), dtype=np.int32)
+    settled = np.zeros((n, m), dtype=bool)
+    if m and n and iv.AVAILABLE:
+        settled = _filter(program, pts, [values, bounds], bits)
+    left = np.flatnonzero(~settled.all(axis=1)) if m else np.zeros(0, dtype=np.intp)
+    if len(left):
+        uniq, inverse = _unique_rows(pts[left])
+        for u, row in enumerate(uniq):
+            rows = left[inverse == u]
+            wanted = np.flatnonzero(~settled[rows[0]]).tolist()
+            for o, e in zip(wanted, _certify(program, _exact_inputs(row), wanted), strict=True):
+                values[rows, o], bounds[rows, o], codes[rows, o], bits[rows, o] = (
                     e.value,
                     e.bound,
                     e.status,
                     e.bits,
                 )
-    return fields[0][inverse], fields[1][inverse], codes[inverse], bits[inverse]
+    return values, bounds, codes, bits
+
+
+def _filter(program: _Program, uniq: np.ndarray, fields: list[np.ndarray], bits: np.ndarray) -> np.ndarray:
+    """Settle what the long double interval pass can (see :mod:`.intervals`): fills
+    ``fields`` (values, bounds) and ``bits`` there and returns the settled mask. An entry
+    settles when its interval rounds to one float64 and every node of the literal tree
+    is surely defined at the point; status codes stay ``_OK`` (0)."""
+    los, his, unsure = program.run_intervals(uniq)
+    m = program.n_entries
+    defined = np.ones(len(uniq), dtype=bool)
+    for d in range(m, len(los)):
+        defined &= np.isfinite(los[d]) & np.isfinite(his[d])
+        if unsure[d] is not None:
+            defined &= ~unsure[d]
+    settled = np.zeros((len(uniq), m), dtype=bool)
+    for o in range(m):
+        value, bound, ok = iv.settle(los[o], his[o])
+        ok &= defined if unsure[o] is None else defined & ~unsure[o]
+        settled[:, o] = ok
+        fields[0][ok, o], fields[1][ok, o] = value[ok], bound[ok]
+    bits[settled] = iv.PRECISION_BITS
+    return settled
 
 
 def _status_names(codes: np.ndarray) -> np.ndarray:
