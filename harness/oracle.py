@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -255,7 +256,7 @@ def rounding_tolerance(
     floor = info.smallest_subnormal
     pts = np.asarray(points, dtype=np.float64)
     n, m = pts.shape[0], len(variables(expr))
-    vals = _values(expr, pts)
+    vals, partials = _local_partials(expr, pts, order)
     names = variables(expr)
     nodes: dict[Expr, _Node] = {}
     biggest = np.zeros(n)
@@ -277,7 +278,7 @@ def rounding_tolerance(
             continue
         assert isinstance(node, Call)
         with np.errstate(all="ignore"):  # overflowing magnitudes are flagged below, not warned
-            nodes[node] = _step(node, vals, nodes, u, floor, order, info.tiny)
+            nodes[node] = _step(node, vals, partials, nodes, u, floor, order, info.tiny)
         k = nodes[node]
         if k.reach is not None:
             biggest = np.fmax(biggest, k.reach)
@@ -300,9 +301,46 @@ def rounding_tolerance(
     return SAFETY * radius, out_of_range
 
 
+def _local_partials(
+    expr: Expr, points: np.ndarray, order: int
+) -> tuple[dict[Expr, np.ndarray], dict[Expr, tuple[list[np.ndarray], dict[tuple[int, int], np.ndarray]]]]:
+    """Every node's float64 value and its op's first and second partials there.
+
+    They do not depend on the dtype judged (the points are the same), so they are cached:
+    a case judged in float32 and float64 computes them once.
+    """
+    key = (expr, points.shape, points.tobytes(), order)
+    hit = _LOCAL_CACHE.get(key)
+    if hit is not None:
+        _LOCAL_CACHE.move_to_end(key)
+        return hit
+    vals = _values(expr, points)
+    partials = {}
+    for node in walk(expr):
+        if isinstance(node, Call):
+            args = [vals[a] for a in node.args]
+            ar = OPS[node.op].arity
+            p = [_partial(node.op, (j,), args) for j in range(ar)]
+            # second partials only scale small error terms at order 1: float64 formulas will do
+            q = {
+                (j, k2): _partial(node.op, (j, k2), args, certify=order == 2)
+                for j in range(ar)
+                for k2 in range(ar)
+            }
+            partials[node] = (p, q)
+    _LOCAL_CACHE[key] = (vals, partials)
+    if len(_LOCAL_CACHE) > 8:
+        _LOCAL_CACHE.popitem(last=False)
+    return vals, partials
+
+
+_LOCAL_CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+
 def _step(
     node: Call,
     vals: dict[Expr, np.ndarray],
+    partials: dict[Expr, Any],
     nodes: dict[Expr, _Node],
     u: float,
     floor: float,
@@ -314,9 +352,7 @@ def _step(
     kids = [nodes[a] for a in node.args]
     ar = row.arity
     v = vals[node]
-    p = [_partial(node.op, (j,), args) for j in range(ar)]
-    # second partials only scale small error terms at order 1: float64 formulas will do
-    q = {(j, k2): _partial(node.op, (j, k2), args, certify=order == 2) for j in range(ar) for k2 in range(ar)}
+    p, q = partials[node]
     if row.grad_noise is not None:
         noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in row.grad_noise(tuple(args), v, tuple(p))]
     else:
