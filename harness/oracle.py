@@ -256,7 +256,7 @@ def rounding_tolerance(
     floor = info.smallest_subnormal
     pts = np.asarray(points, dtype=np.float64)
     n, m = pts.shape[0], len(variables(expr))
-    vals, partials = _local_partials(expr, pts, order)
+    vals, local = _local_partials(expr, pts, order)
     names = variables(expr)
     nodes: dict[Expr, _Node] = {}
     biggest = np.zeros(n)
@@ -278,7 +278,7 @@ def rounding_tolerance(
             continue
         assert isinstance(node, Call)
         with np.errstate(all="ignore"):  # overflowing magnitudes are flagged below, not warned
-            nodes[node] = _step(node, vals, partials, nodes, u, floor, order, info.tiny)
+            nodes[node] = _step(node, vals, local, nodes, u, floor, order, info.tiny)
         k = nodes[node]
         if k.reach is not None:
             biggest = np.fmax(biggest, k.reach)
@@ -301,9 +301,12 @@ def rounding_tolerance(
     return SAFETY * radius, out_of_range
 
 
+_Partials = tuple[list[np.ndarray], dict[tuple[int, int], np.ndarray]]
+
+
 def _local_partials(
     expr: Expr, points: np.ndarray, order: int
-) -> tuple[dict[Expr, np.ndarray], dict[Expr, tuple[list[np.ndarray], dict[tuple[int, int], np.ndarray]]]]:
+) -> tuple[dict[Expr, np.ndarray], dict[Expr, _Partials]]:
     """Every node's float64 value and its op's first and second partials there.
 
     They do not depend on the dtype judged (the points are the same), so they are cached:
@@ -315,7 +318,7 @@ def _local_partials(
         _LOCAL_CACHE.move_to_end(key)
         return hit
     vals = _values(expr, points)
-    partials = {}
+    partials: dict[Expr, _Partials] = {}
     for node in walk(expr):
         if isinstance(node, Call):
             args = [vals[a] for a in node.args]
@@ -340,7 +343,7 @@ _LOCAL_CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 def _step(
     node: Call,
     vals: dict[Expr, np.ndarray],
-    partials: dict[Expr, Any],
+    local: dict[Expr, Any],
     nodes: dict[Expr, _Node],
     u: float,
     floor: float,
@@ -352,7 +355,7 @@ def _step(
     kids = [nodes[a] for a in node.args]
     ar = row.arity
     v = vals[node]
-    p, q = partials[node]
+    p, q = local[node]
     if row.grad_noise is not None:
         noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in row.grad_noise(tuple(args), v, tuple(p))]
     else:
