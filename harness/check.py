@@ -30,7 +30,7 @@ from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import FAILING, judge, rounding_tolerance
-from harness.strategies import expressions, points
+from harness.strategies import expressions, points, reproducible_generation
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -42,6 +42,7 @@ __all__ = [
     "compare",
     "engine_spec",
     "format_point",
+    "point_texts",
     "repro_command",
     "unit_trees",
 ]
@@ -84,8 +85,9 @@ def format_point(names: Sequence[str], row: np.ndarray) -> str:
 _POINT_TEXTS: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
 
 
-def _point_texts(names: Sequence[str], pts: np.ndarray) -> list[str]:
-    """:func:`format_point` of every row, cached: every engine of a case shares them."""
+def point_texts(names: Sequence[str], pts: np.ndarray) -> list[str]:
+    """:func:`format_point` of every row of ``pts``; cached, as every engine and scheme
+    judged on one case labels its rows with the same points."""
     key = (tuple(names), pts.shape, pts.tobytes())
     hit = _POINT_TEXTS.get(key)
     if hit is None:
@@ -215,7 +217,7 @@ def compare(
         "source": const(source),
         "expr": const(text),
         "variables": const(",".join(names)),
-        "point": np.repeat(np.asarray(_point_texts(names, pts), dtype=object), per_point),
+        "point": np.repeat(np.asarray(point_texts(names, pts), dtype=object), per_point),
         "point_index": np.repeat(np.arange(len(pts)), per_point),
         "var": [var for _ in range(len(pts)) for _, var in entries],
         "engine": const(engine.name),
@@ -391,7 +393,10 @@ def _search(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
     try:
-        found: tuple[Expr, np.ndarray] = find(strategy, fails, settings=conf, random=random.Random(seed))
+        with reproducible_generation():
+            found: tuple[Expr, np.ndarray] = find(
+                strategy, fails, settings=conf, random=random.Random(seed)
+            )
     except (NoSuchExample, Unsatisfiable):
         return None
     return found

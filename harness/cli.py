@@ -1,6 +1,6 @@
 """Command line: thin argparse wiring over the library.
 
-``diffharness run | check | explain | replay | cases | bench``; ``--help`` on each says
+``diffharness run | merge | check | explain | replay | cases | bench``; ``--help`` on each says
 everything it takes. Bad options and bad expressions get one clear line on stderr and
 exit status 2, never a traceback; a found mismatch exits 1.
 """
@@ -98,6 +98,19 @@ def _parse_at(text: str, names: Sequence[str]) -> Any:
     return np.array([[values[n] for n in names]], dtype=np.float64)
 
 
+def _shard(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    try:
+        shard = (int(k), int(n)) if sep else None
+    except ValueError:
+        shard = None
+    if shard is None or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(
+            f"--shard {text!r}: expected K/N with 0 <= K < N, e.g. 0/4 for the first of four machines"
+        )
+    return shard
+
+
 def _expr(text: str) -> Any:
     from harness.parse import ParseError, parse
 
@@ -125,7 +138,6 @@ def _dtypes(text: str) -> tuple[str, ...]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.campaign import CampaignConfig, run_campaign
     from harness.engines import engine_from_spec
-    from harness.report import write_report
 
     for spec in args.engines or ():
         try:
@@ -153,11 +165,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_dir = Path(args.out) / name
     start = time.perf_counter()
     try:
-        result = run_campaign(config, run_dir, workers=args.workers, resume=bool(args.resume))
-    except (FileExistsError, FileNotFoundError) as exc:
+        result = run_campaign(
+            config, run_dir, workers=args.workers, resume=bool(args.resume), shard=args.shard
+        )
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    return _report(result, run_dir, Path(args.out if not args.resume else run_dir.parent), start, args.strict)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from harness.campaign import merge_campaigns
+
+    start = time.perf_counter()
+    run_dir = Path(args.out) / (args.name or time.strftime("%Y%m%d-%H%M%S") + "-merged")
+    try:
+        result = merge_campaigns(run_dir, [Path(s) for s in args.shards])
+    except (FileExistsError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    missing = result.metadata.get("missing_cases", [])
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        print(
+            f"diffharness merge: {len(missing)} case(s) no shard finished ({shown}); run them "
+            f"with: diffharness run --resume {run_dir}",
+            file=sys.stderr,
+        )
+    return _report(result, run_dir, Path(args.out), start, args.strict)
+
+
+def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -> int:
+    """Write the report, point ``out/latest`` at it and print the summary lines."""
+    from harness.report import write_report
+
     html = write_report(run_dir, result.results, result.fd_diagnostics, result.theory, result.metadata)
-    latest = Path(args.out if not args.resume else run_dir.parent) / "latest"
+    latest = out / "latest"
     try:
         if latest.is_symlink() or latest.exists():
             latest.unlink()
@@ -169,15 +210,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         verdicts.reindex(["mismatch", "nan-mismatch", "kink-violation", "error", "timeout"]).fillna(0).sum()
     )
     n_cases = result.metadata.get("cases", 0)
+    shard = result.metadata.get("shard")
     print(
-        f"diffharness run: {n_cases} cases in {time.perf_counter() - start:.1f} s; verdicts: "
+        f"diffharness {'merge' if 'merged_from' in result.metadata else 'run'}: "
+        + (
+            f"{result.results['case_id'].nunique()} of {n_cases} cases (shard {shard[0]}/{shard[1]})"
+            if shard
+            else f"{n_cases} cases"
+        )
+        + f" in {time.perf_counter() - start:.1f} s; verdicts: "
         + ", ".join(f"{k} {v}" for k, v in verdicts.items())
     )
     for problem in result.metadata.get("corpus_problems", []):
         print(f"  corpus problem: {problem}", file=sys.stderr)
     print(f"report: {html}")
     print(f"results: {run_dir / 'results.csv'}")
-    return EXIT_MISMATCH if (failing and args.strict) else EXIT_OK
+    return EXIT_MISMATCH if (failing and strict) else EXIT_OK
 
 
 # ---- check ----------------------------------------------------------------------------
@@ -333,7 +381,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="run folder name (default: timestamp and seed)")
     run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run in RUN_DIR")
     run.add_argument("--strict", action="store_true", help="exit 1 when any failing verdict is found")
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        help="K/N: run only the cases whose index is K modulo N (one of N machines running one "
+        "campaign with the same options; join the folders with diffharness merge)",
+    )
     run.set_defaults(func=_cmd_run)
+
+    mrg = sub.add_parser(
+        "merge",
+        help="join the shard folders of one campaign into one run and report",
+        description="Join run folders made by 'diffharness run --shard K/N' with the same "
+        "options (on one machine or many) into one run folder, results.csv and report, "
+        "identical to a one-machine run when every shard finished.",
+    )
+    mrg.add_argument("shards", nargs="+", help="the shards' run folders")
+    mrg.add_argument("--out", default="reports", help="folder for runs (default reports/)")
+    mrg.add_argument(
+        "--name", default=None, help="name of the merged run folder (default: timestamp and 'merged')"
+    )
+    mrg.add_argument("--strict", action="store_true", help="exit 1 when any failing verdict is found")
+    mrg.set_defaults(func=_cmd_merge)
 
     chk = sub.add_parser(
         "check",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -229,3 +230,98 @@ def test_an_invalid_corpus_file_is_reported_in_metadata_and_the_rest_runs(tmp_pa
     assert f"{root / 'bad.toml'}:3" in problems[0] and "expr" in problems[0]
     assert set(result.results["case_id"]) == {"good:square", "good:sine"}
     assert (result.results["verdict"] == "ok").all()
+
+
+# ---- shards: many machines, one campaign ---------------------------------------------
+
+
+def run_shards(tmp_path: Path, count: int, config: CampaignConfig = SMALL) -> list[Path]:
+    dirs = []
+    for k in range(count):
+        run_campaign(config, tmp_path / f"shard{k}", shard=(k, count), progress=False)
+        dirs.append(tmp_path / f"shard{k}")
+    return dirs
+
+
+def test_each_shard_runs_only_the_cases_whose_index_it_owns(tmp_path: Path) -> None:
+    dirs = run_shards(tmp_path, 3)
+    for k, d in enumerate(dirs):
+        owned = [f"{i:05d}.csv" for i in range(SMALL.n_cases) if i % 3 == k]
+        assert result_parts(d) == owned
+
+
+def test_merged_shards_give_the_one_machine_results_byte_for_byte(
+    clean_run: Path, tmp_path: Path
+) -> None:
+    dirs = run_shards(tmp_path, 3)
+    merged = campaign.merge_campaigns(tmp_path / "merged", dirs)
+    for name in ("results.csv", "fd_diagnostics.csv"):
+        assert (tmp_path / "merged" / name).read_bytes() == (clean_run / name).read_bytes()
+    assert merged.metadata["missing_cases"] == []
+
+
+def test_a_missing_shard_is_listed_and_resume_finishes_the_merged_run(
+    clean_run: Path, tmp_path: Path
+) -> None:
+    dirs = run_shards(tmp_path, 3)
+    merged = campaign.merge_campaigns(tmp_path / "merged", dirs[:2])
+    assert merged.metadata["missing_cases"] == [i for i in range(SMALL.n_cases) if i % 3 == 2]
+    rerun: list[int] = []
+    run_campaign(SMALL, tmp_path / "merged", resume=True, progress=False, on_case=rerun.append)
+    assert sorted(rerun) == merged.metadata["missing_cases"]
+    assert (tmp_path / "merged" / "results.csv").read_bytes() == (clean_run / "results.csv").read_bytes()
+
+
+def test_shards_of_different_campaigns_are_refused_naming_the_difference(tmp_path: Path) -> None:
+    run_campaign(SMALL, tmp_path / "a", shard=(0, 2), progress=False)
+    run_campaign(replace(SMALL, seed=4), tmp_path / "b", shard=(1, 2), progress=False)
+    with pytest.raises(ValueError, match="differ in seed"):
+        campaign.merge_campaigns(tmp_path / "merged", [tmp_path / "a", tmp_path / "b"])
+
+
+def test_shards_that_drew_different_case_lists_are_refused(tmp_path: Path) -> None:
+    dirs = run_shards(tmp_path, 2)
+    tasks = dirs[1] / "tasks.json"
+    tasks.write_text(tasks.read_text().replace('"fingerprint": "', '"fingerprint": "0'))
+    with pytest.raises(ValueError, match="different case lists"):
+        campaign.merge_campaigns(tmp_path / "merged", dirs)
+
+
+@pytest.mark.parametrize("shard", [(2, 2), (-1, 3), (0, 0)])
+def test_a_shard_outside_its_count_is_refused(shard: tuple[int, int], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="0 <= k < n"):
+        run_campaign(SMALL, tmp_path / "run", shard=shard, progress=False)
+
+
+def test_the_case_list_does_not_depend_on_which_local_modules_are_loaded(tmp_path: Path) -> None:
+    # Hypothesis mixes literals of "local" modules into its draws; a campaign must not
+    # change because one more such module (here with odd constants) was imported first.
+    before = campaign.generate_cases(replace(SMALL, n_cases=40))
+    module = tmp_path / "odd_constants_module.py"
+    literals = [str(i) for i in range(-60, 61)] + [repr(i / 8 + 0.001) for i in range(-40, 40)]
+    module.write_text(f"A = ({', '.join(literals)})\n")
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("odd_constants_module", module)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules["odd_constants_module"] = loaded
+    try:
+        spec.loader.exec_module(loaded)
+        after = campaign.generate_cases(replace(SMALL, n_cases=40))
+    finally:
+        del sys.modules["odd_constants_module"]
+    assert [(str(e), p.tolist()) for e, p in before] == [(str(e), p.tolist()) for e, p in after]
+
+
+def test_row_medians_match_numpys_nanmedian_nans_and_infinities_included() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        a = rng.standard_normal((5, int(rng.integers(1, 12)))) * 10.0 ** rng.integers(-300, 300)
+        a[rng.random(a.shape) < 0.3] = np.nan
+        a[rng.random(a.shape) < 0.05] = np.inf
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows warn
+            expected = np.nanmedian(a, axis=1)
+        assert np.array_equal(campaign._row_nanmedian(a), expected, equal_nan=True)

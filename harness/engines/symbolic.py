@@ -31,6 +31,7 @@ break) is exactly 0 whatever its other factors (see :meth:`_Program._run_careful
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,10 +40,11 @@ from typing import Any
 
 import numpy as np
 import sympy
-from flint import arb, ctx, fmpq
+from flint import arb, arb_series, ctx, fmpq
 
 from harness.dtypes import round_fraction
 from harness.engines import intervals as iv
+from harness.engines import series as sr
 from harness.engines.base import EngineError, check_request
 from harness.expr import Call, Const, Expr, Var, fold, variables, walk
 from harness.ops import OPS
@@ -380,6 +382,77 @@ _VALUE_RULES: Mapping[type, _Rule] = {
 
 _RUNTIME_POW = _Rule(_runtime_pow, iv.runtime_pow, guarded=True)
 
+
+def _sign_of(h: Any) -> Any:
+    return arb(1) if h > 0 else arb(-1) if h < 0 else None
+
+
+def _step_of(h: Any) -> Any:
+    return arb(1) if h > 0 else arb(0) if h < 0 else None
+
+
+def _floor_of(h: Any) -> Any:
+    return h.floor() if not h.contains_integer() else None
+
+
+def _ceiling_of(h: Any) -> Any:
+    return h.ceil() if not h.contains_integer() else None
+
+
+# Power-series versions of the value rules (see harness/engines/series.py), for Taylor
+# coefficients: jumps are constant away from the jump and have no series at it.
+_SERIES_RULES: Mapping[type, sr.SeriesFn] = {
+    sympy.Add: sr.add,
+    sympy.Mul: sr.mul,
+    sympy.Max: sr.maximum,
+    sympy.Min: sr.minimum,
+    sympy.exp: sr.exp,
+    sympy.log: sr.log,
+    sympy.sin: sr.sin,
+    sympy.cos: sr.cos,
+    sympy.tan: sr.tan,
+    sympy.sec: sr.sec,
+    sympy.csc: sr.csc,
+    sympy.cot: sr.cot,
+    sympy.sinh: sr.sinh,
+    sympy.cosh: sr.cosh,
+    sympy.tanh: sr.tanh,
+    sympy.sech: sr.sech,
+    sympy.csch: sr.csch,
+    sympy.coth: sr.coth,
+    sympy.asin: sr.asin,
+    sympy.acos: sr.acos,
+    sympy.atan: sr.atan,
+    sympy.asinh: sr.asinh,
+    sympy.acosh: sr.acosh,
+    sympy.atanh: sr.atanh,
+    sympy.erf: sr.erf,
+    sympy.erfc: sr.erfc,
+    sympy.Abs: sr.absolute,
+    _RealAbs: sr.absolute,
+    sympy.Heaviside: sr.piecewise_constant(_step_of),
+    sympy.sign: sr.piecewise_constant(_sign_of),
+    _RealSign: sr.piecewise_constant(_sign_of),
+    _Floor: sr.piecewise_constant(_floor_of),
+    sympy.floor: sr.piecewise_constant(_floor_of),
+    sympy.ceiling: sr.piecewise_constant(_ceiling_of),
+}
+
+
+def _series_rule(node: Any, values: bool) -> sr.SeriesFn | None:
+    """The series version of ``node``'s instruction (value programs only; None if none)."""
+    if not values:
+        return None
+    if isinstance(node, sympy.Pow):
+        if isinstance(node.exp, sympy.Rational):
+            return sr.rational_pow(Fraction(int(node.exp.p), int(node.exp.q)))
+        return sr.runtime_pow
+    for cls in type(node).__mro__:
+        fn = _SERIES_RULES.get(cls)
+        if fn is not None:
+            return fn
+    return None
+
 _NUMBER_SYMBOLS: Mapping[type, Callable[[], Any]] = {
     type(sympy.pi): arb.pi,
     type(sympy.E): arb.const_e,
@@ -422,6 +495,7 @@ class _Program:
         self.undefined_constants: list[int] = []  # non-real or infinite constants
         self.code: list[Instruction] = []
         self.intervals: list[Callable[..., iv.Result] | None] = []  # per instruction
+        self.series: list[sr.SeriesFn | None] = []  # per instruction
         self.outputs: list[int] = []
         self._frames: dict[int, list[Any]] = {}
         self._interval_constants: list[tuple[int, Any, Any]] | None = None
@@ -576,10 +650,11 @@ class _Compiler:
             )
         return slot
 
-    def emit(self, rule: _Rule, i: int, j: int = -1) -> int:
+    def emit(self, rule: _Rule, i: int, j: int = -1, series: sr.SeriesFn | None = None) -> int:
         dst = self.program.new_slot()
         self.program.code.append((dst, rule.fn, i, j, rule.guarded, rule.zero))
         self.program.intervals.append(rule.interval)
+        self.program.series.append(series)
         return dst
 
     def operands(self, node: Any) -> tuple[_Rule, tuple[Any, ...]]:
@@ -599,11 +674,12 @@ class _Compiler:
             return self.constant(node)
         rule, operands = self.operands(node)
         args = [self.slots[a] for a in operands]
+        series = _series_rule(node, self.rules is _VALUE_RULES)
         if not rule.fold:
-            return self.emit(rule, *args)
+            return self.emit(rule, args[0], args[1] if len(args) > 1 else -1, series=series)
         acc = args[0]
         for a in args[1:]:
-            acc = self.emit(rule, acc, a)
+            acc = self.emit(rule, acc, a, series=series)
         return acc
 
     def compile(self, root: Any) -> int:
@@ -934,6 +1010,70 @@ def _filter(program: _Program, uniq: np.ndarray, fields: list[np.ndarray], bits:
     return settled
 
 
+def _series_taylor(program: _Program, pts: np.ndarray, max_order: int) -> np.ndarray:
+    """d^k f / dx_i^k for k = 1..max_order, shape (n, max_order, n_vars), from f's value
+    program run on power series (see :mod:`.series`). NaN wherever the series cannot be
+    formed or a coefficient is not tight at :data:`START_BITS`."""
+    n, k = pts.shape
+    out = np.full((n, max_order, k), np.nan)
+    if any(fn is None for fn in program.series) or program.undefined_constants:
+        return out
+    factorials = [math.factorial(j) for j in range(max_order + 1)]
+    saved_cap = ctx.cap
+    try:
+        ctx.cap = max_order + 1
+        with ctx.workprec(START_BITS):
+            frame = program._frame(START_BITS)
+            base: list[Any] = [None] * program.n_slots
+            for slot, _ in program.constants:
+                base[slot] = sr.constant(frame[slot])
+            uniq, inverse = _unique_rows(pts)
+            for p, row in enumerate(uniq):
+                if not np.isfinite(row).all():
+                    continue
+                for axis in range(k):
+                    derivs = _series_point(program, base, row, axis, max_order, factorials)
+                    if derivs is not None:
+                        out[inverse == p, :, axis] = derivs
+    finally:
+        ctx.cap = saved_cap
+    return out
+
+
+def _series_point(
+    program: _Program,
+    base: list[Any],
+    row: np.ndarray,
+    axis: int,
+    max_order: int,
+    factorials: list[int],
+) -> list[float] | None:
+    """One point's pure partials along ``axis``, or None where the series cannot say."""
+    vals = list(base)
+    for j, x in enumerate(row.tolist()):
+        vals[j] = arb_series([arb(x), 1]) if j == axis else sr.constant(arb(x))
+    for (dst, _fn, i, j, _guarded, _zero), fn in zip(program.code, program.series, strict=True):
+        assert fn is not None
+        r = fn(vals[i]) if j < 0 else fn(vals[i], vals[j])
+        if r is None:
+            return None
+        vals[dst] = r
+    if not all(sr.head(vals[o]).is_finite() for o in program.outputs[1:]):
+        return None  # some node of the literal tree is not finite here
+    coeffs = vals[program.outputs[0]].coeffs()
+    derivs = []
+    for order in range(1, max_order + 1):
+        c = coeffs[order] if order < len(coeffs) else arb(0)
+        d = c * factorials[order]
+        if not _tight(d):
+            return None
+        value = float(d.mid()) + 0.0
+        if not np.isfinite(value):
+            return None
+        derivs.append(value)
+    return derivs
+
+
 def _status_names(codes: np.ndarray) -> np.ndarray:
     return np.asarray(STATUSES)[codes]
 
@@ -1001,9 +1141,14 @@ class SymbolicEngine:
         out = np.empty((max_order + 1, n, k))
         out[0] = self.values(expr, pts, dtype=dtype)[:, None]
         if max_order and k:
-            program = _program(expr, _dtype_key(expr, dtype), ("taylor", max_order))
-            rows = _evaluate_rows(program, pts)[0]
-            out[1:] = rows.reshape(n, max_order, k).transpose(1, 0, 2)
+            key = _dtype_key(expr, dtype)
+            rows = _series_taylor(_program(expr, key, ("values", 0)), pts, max_order)
+            # where the series cannot say (a kink, a domain edge), the symbolic program does
+            left = np.flatnonzero(np.isnan(rows).any(axis=(1, 2)))
+            if len(left):
+                program = _program(expr, key, ("taylor", max_order))
+                rows[left] = _evaluate_rows(program, pts[left])[0].reshape(len(left), max_order, k)
+            out[1:] = rows.transpose(1, 0, 2)
         return out
 
     def one_sided(

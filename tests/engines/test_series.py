@@ -1,0 +1,67 @@
+"""Taylor coefficients by power series: the same numbers as differentiating symbolically."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from harness.engines import symbolic
+from harness.engines.symbolic import SymbolicEngine
+from harness.parse import parse
+from harness.strategies import cases
+
+ENGINE = SymbolicEngine()
+
+
+def symbolic_taylor(expr: Any, pts: np.ndarray, max_order: int) -> np.ndarray:
+    """The pure partials through the differentiated sympy program, as before series."""
+    n, k = pts.shape
+    program = symbolic._program(expr, symbolic._dtype_key(expr, "float64"), ("taylor", max_order))
+    rows = symbolic._evaluate_rows(program, pts)[0]
+    return rows.reshape(n, max_order, k).transpose(1, 0, 2)
+
+
+@settings(
+    max_examples=80, deadline=None, database=None, phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+@given(case=cases(n_points=6, dtype="float32", kinks="include"), max_order=st.integers(1, 5))
+def test_series_taylor_equals_the_symbolic_derivatives_everywhere(case: Any, max_order: int) -> None:
+    expr, pts = case[0], np.asarray(case[1])
+    if pts.shape[1] == 0:
+        return
+    got = ENGINE.taylor(expr, pts, dtype="float64", max_order=max_order)[1:]
+    assert np.array_equal(got, symbolic_taylor(expr, pts, max_order), equal_nan=True)
+
+
+def test_the_fifth_derivative_of_exp_of_2x_is_32_exp_2x() -> None:
+    pts = np.array([[0.5], [-1.25]])
+    got = ENGINE.taylor(parse("exp(2*x)"), pts, dtype="float64", max_order=5)
+    for k in range(6):
+        for p, x in enumerate(pts[:, 0]):
+            assert got[k, p, 0] == float(mpmath.mpf(2) ** k * mpmath.exp(2 * mpmath.mpf(x)))
+
+
+@pytest.mark.parametrize(
+    ("text", "x"),
+    [("abs(x)", 0.0), ("sqrt(x)", 0.0), ("floor(x)", 2.0), ("log(x)", -1.0), ("acos(x)", 1.0)],
+)
+def test_where_the_series_cannot_exist_the_symbolic_program_decides(text: str, x: float) -> None:
+    expr = parse(text)
+    pts = np.array([[x], [0.75]])
+    series = symbolic._series_taylor(symbolic._program(expr, "float64", ("values", 0)), pts, 3)
+    assert np.isnan(series[0]).all() and not np.isnan(series[1]).any()
+    got = ENGINE.taylor(expr, pts, dtype="float64", max_order=3)[1:]
+    assert np.array_equal(got, symbolic_taylor(expr, pts, 3), equal_nan=True)
+
+
+def test_series_coefficients_of_a_polynomial_are_exact() -> None:
+    got = ENGINE.taylor(parse("x**4 + 3*x**3"), np.array([[1.0]]), dtype="float64", max_order=5)
+    assert got[1:, 0, 0].tolist() == [13.0, 30.0, 42.0, 24.0, 0.0]
+    assert math.isclose(got[0, 0, 0], 4.0)
