@@ -22,6 +22,7 @@ __all__ = [
     "bench_check",
     "bench_generation",
     "bench_scaling",
+    "format_check",
     "format_generation",
     "full_check",
     "main",
@@ -152,22 +153,48 @@ def _every_op_tree() -> Any:
     return tree
 
 
-def full_check(expr: Any, pts: Any, *, truth: Any = None) -> int:
+def full_check(expr: Any, pts: Any, *, truth: Any = None, stages: dict[str, float] | None = None) -> int:
     """Everything a case costs in a campaign: certified truth, torch reverse and forward
     modes in float32 and float64 with verdicts, every finite-difference scheme over the
-    default h grid in both dtypes. Returns the number of derivative entries judged."""
-    from harness.check import compare
+    default h grid in both dtypes. Returns the number of derivative entries judged.
+
+    With ``stages``, adds the seconds spent in each stage to it: ``truth`` (compiling and
+    evaluating the exact derivative), ``tolerance`` (the rounding model), ``torch`` (the
+    engine under test), ``verdicts`` (judging and building the rows), ``finite
+    differences`` (every scheme over the h grid)."""
+    from harness.check import _reference, compare
     from harness.engines.base import EngineError
     from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine
+    from harness.engines.symbolic import SymbolicEngine
     from harness.engines.torch_ad import TorchEngine
+    from harness.oracle import rounding_tolerance
 
+    def timed(stage: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if stages is not None:
+                stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - start
+
+    truth = truth or SymbolicEngine()
     entries = 0
     for dtype in ("float64", "float32"):
+        if stages is not None:  # the work compare() starts with, each stage timed apart
+            timed("truth", truth.evaluate, expr, pts, dtype=dtype)
+            timed("tolerance", rounding_tolerance, expr, pts, dtype=dtype)
+            _reference(truth, expr, pts, dtype, 1)  # cached now for compare(), untimed
         for mode in ("reverse", "forward"):
-            entries += len(compare(TorchEngine(mode), expr, pts, dtype=dtype, truth=truth))
+            frame = timed("verdicts", compare, TorchEngine(mode), expr, pts, dtype=dtype, truth=truth)
+            entries += len(frame)
+            if stages is not None and len(frame):  # compare() times the engine's own call
+                engine_seconds = float(frame["seconds"].iloc[0]) * len(pts)
+                stages["torch"] = stages.get("torch", 0.0) + engine_seconds
+                stages["verdicts"] -= engine_seconds
         for scheme in SCHEMES:
             try:
-                entries += FiniteDiffEngine(scheme).sweep(expr, pts, dtype=dtype).values.size
+                sweep = timed("finite differences", FiniteDiffEngine(scheme).sweep, expr, pts, dtype=dtype)
+                entries += sweep.values.size
             except EngineError:
                 pass
     return entries
@@ -188,40 +215,91 @@ def _gradcheck_per_point(expr: Any, pts: Any) -> float:
     return (time.perf_counter() - start) / len(pts)
 
 
-def bench_check(n_exprs: int = 10, n_points: int = 32, size: int = 10, seed: int = 0) -> dict[str, Any]:
-    """Per checked point: the full check (first call per expression, compile included)
-    against gradcheck on the same expressions and points, in this process."""
+def bench_check(
+    n_exprs: int = 10,
+    n_points: int | Sequence[int] = (32, 256, 1024),
+    size: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per checked point: the full check against ``torch.autograd.gradcheck`` on the same
+    expressions and points, in this process, for each batch size in ``n_points``.
+
+    The full check of an expression includes compiling its exact derivative (sympy), so
+    its cost per point falls as more points share one expression; gradcheck's does not.
+    Each row gives the median over ``n_exprs`` random trees of ``size`` nodes, the ratio
+    gradcheck / full check, and where the full check's time went (``stages_ms``, summed
+    over the expressions, per point).
+    """
     import numpy as np
     import torch
+    from sympy.core.cache import clear_cache
 
     from harness.dtypes import round_array
-    from harness.engines.symbolic import SymbolicEngine
+    from harness.engines.symbolic import SymbolicEngine, _program
     from harness.expr import variables
 
+    def fresh() -> None:
+        _program.cache_clear()
+        clear_cache()  # sympy's own memo of derivatives
+
+    counts = (n_points,) if isinstance(n_points, int) else tuple(n_points)
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
-    ours, theirs = [], []
     warm = _every_op_tree()
-    full_check(warm, round_array(rng.uniform(-2, 2, (n_points, len(variables(warm)))), "float32"))
+    full_check(warm, round_array(rng.uniform(-2, 2, (32, len(variables(warm)))), "float32"))
     _gradcheck_per_point(warm, np.zeros((1, len(variables(warm)))))
-    for i in range(n_exprs):
-        expr = random_tree(size, seed + i)
-        pts = round_array(rng.uniform(-2, 2, (n_points, len(variables(expr)))), "float32")
-        truth = SymbolicEngine()  # a fresh cache: compile costs count
-        start = time.perf_counter()
-        full_check(expr, pts, truth=truth)
-        ours.append((time.perf_counter() - start) / n_points)
-        theirs.append(_gradcheck_per_point(expr, pts))
-    ours_ms, theirs_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
+    rows = []
+    for n in counts:
+        ours, theirs = [], []
+        stages: dict[str, float] = {}
+        for i in range(n_exprs):
+            expr = random_tree(size, seed + i)
+            pts = round_array(rng.uniform(-2, 2, (n, len(variables(expr)))), "float32")
+            fresh()  # every expression compiles afresh: compile costs count
+            start = time.perf_counter()
+            full_check(expr, pts, truth=SymbolicEngine())
+            ours.append((time.perf_counter() - start) / n)
+            fresh()
+            full_check(expr, pts, truth=SymbolicEngine(), stages=stages)
+            theirs.append(_gradcheck_per_point(expr, pts[: min(n, 64)]))
+        ours_ms, theirs_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
+        rows.append(
+            {
+                "n_points": n,
+                "full_check_ms_per_point": ours_ms,
+                "gradcheck_ms_per_point": theirs_ms,
+                "gradcheck_over_full_check": theirs_ms / ours_ms,
+                "stages_ms_per_point": {k: 1e3 * v / (n * n_exprs) for k, v in sorted(stages.items())},
+            }
+        )
     return {
         "benchmark": "check-vs-gradcheck",
         "n_exprs": n_exprs,
-        "n_points": n_points,
         "size": size,
-        "full_check_ms_per_point": ours_ms,
-        "gradcheck_ms_per_point": theirs_ms,
-        "gradcheck_over_full_check": theirs_ms / ours_ms,
+        "seed": seed,
+        "rows": rows,
+        "torch_threads": 1,
+        "note": "gradcheck: one call per point (float64, default eps/atol/rtol), at most 64 "
+        "points per expression; full check: certified truth, torch reverse and forward in "
+        "float32 and float64 with verdicts, six FD schemes over 16 steps h in both dtypes",
     }
+
+
+def format_check(result: dict[str, Any]) -> str:
+    """A table for people: cost per point and ratio for each batch size, and the stages."""
+    lines = [
+        f"full check vs torch.autograd.gradcheck, {result['n_exprs']} trees of {result['size']} "
+        "nodes, 1 torch thread (median ms per checked point):",
+        f"  {'points':>7} {'full check':>11} {'gradcheck':>10} {'ratio':>7}   "
+        "where the full check's time goes",
+    ]
+    for row in result["rows"]:
+        stages = ", ".join(f"{k} {v:.3f}" for k, v in row["stages_ms_per_point"].items())
+        lines.append(
+            f"  {row['n_points']:>7} {row['full_check_ms_per_point']:>11.3f} "
+            f"{row['gradcheck_ms_per_point']:>10.3f} {row['gradcheck_over_full_check']:>7.2f}   {stages}"
+        )
+    return "\n".join(lines)
 
 
 def bench_scaling(
@@ -293,7 +371,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--kinks", choices=("avoid", "include"), default="avoid")
     chk = sub.add_parser("check", help="full check vs torch.autograd.gradcheck, per point")
     chk.add_argument("--exprs", type=int, default=10, help="expressions (10)")
-    chk.add_argument("--points", type=int, default=32, help="points per expression (32)")
+    chk.add_argument(
+        "--points", default="32,256,1024", help="points per expression, one or more (32,256,1024)"
+    )
     chk.add_argument("--size", type=int, default=10, help="nodes per expression (10)")
     chk.add_argument("--seed", type=int, default=0)
     sca = sub.add_parser("scaling", help="full-check cost against tree size, growth exponent")
@@ -314,12 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_generation(result))
         print(json.dumps(result, sort_keys=True))
     elif args.benchmark == "check":
-        result = bench_check(args.exprs, args.points, args.size, args.seed)
-        print(
-            f"full check: {result['full_check_ms_per_point']:.3f} ms per point; gradcheck: "
-            f"{result['gradcheck_ms_per_point']:.3f} ms per point; gradcheck / full check = "
-            f"{result['gradcheck_over_full_check']:.2f}"
-        )
+        result = bench_check(args.exprs, tuple(int(v) for v in args.points.split(",")), args.size, args.seed)
+        print(format_check(result))
         print(json.dumps(result, sort_keys=True))
     elif args.benchmark == "scaling":
         result = bench_scaling(tuple(int(v) for v in args.sizes.split(",")), args.points)

@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -512,6 +513,42 @@ def _work(task: TaskCase) -> int:
     return task.index
 
 
+# Imported once in the fork server, so that no worker pays for them: the campaign and
+# everything it imports, and torch._dynamo, which torch.func loads on its first use.
+_PRELOAD = ["harness.campaign", "torch._dynamo"]
+
+
+class _PoolStarter:
+    """Starts a forkserver pool in a thread; :meth:`get` waits for it."""
+
+    def __init__(self, workers: int, config: CampaignConfig, parts: Path) -> None:
+        self._pool: Any = None
+        self._error: BaseException | None = None
+
+        def start() -> None:
+            try:
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(_PRELOAD)
+                self._pool = ctx.Pool(workers, initializer=_init_worker, initargs=(config, parts))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in get()
+                self._error = exc
+
+        self._thread = threading.Thread(target=start, name="diffharness-pool", daemon=True)
+        self._thread.start()
+
+    def get(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._pool
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -631,7 +668,14 @@ def run_campaign(
     if shard is not None:
         _write_atomic(run_dir / "shard.json", json.dumps(list(shard)))
     started = time.time()
-    tasks, problems = build_tasks(config)
+    # Worker processes start (imports, about two seconds) while the cases are drawn here.
+    pool = _PoolStarter(workers, config, parts) if workers > 1 else None
+    try:
+        tasks, problems = build_tasks(config)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
     _write_atomic(
         run_dir / "tasks.json",
         json.dumps({"cases": len(tasks), "corpus_problems": problems, "fingerprint": _fingerprint(tasks)}),
@@ -641,7 +685,9 @@ def run_campaign(
         todo = [t for t in todo if t.index % shard[1] == shard[0]]
     show = (sys.stderr.isatty() and not os.environ.get("CI")) if progress is None else progress
     bar = _Progress(len(todo), show)
-    if workers <= 1 or len(todo) <= 1:
+    if pool is None or len(todo) <= 1:
+        if pool is not None:
+            pool.close()
         _init_worker(config, parts)
         for task in todo:
             _work(task)
@@ -649,10 +695,8 @@ def run_campaign(
             if on_case:
                 on_case(task.index)
     else:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["harness.campaign"])
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(config, parts)) as pool:
-            for index in pool.imap_unordered(_work, todo, chunksize=1):
+        with pool.get() as running:
+            for index in running.imap_unordered(_work, todo, chunksize=1):
                 bar.step()
                 if on_case:
                     on_case(index)

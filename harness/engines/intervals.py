@@ -60,6 +60,7 @@ _REL_ERF = _L(ERF_ULPS * 2.0**-52)
 _NEG_INF, _POS_INF = _L(-np.inf), _L(np.inf)
 _ZERO, _ONE = _L(0), _L(1)
 _SMALLEST_NORMAL_F64 = 2.0**-1022
+_SMALLEST_NORMAL_L = np.finfo(_L).smallest_normal
 
 Interval = tuple[np.ndarray, np.ndarray]
 """Lower and upper ends, longdouble arrays of one shape."""
@@ -106,21 +107,29 @@ def _widen(a: np.ndarray, b: np.ndarray, rel: Any) -> Interval:
     return _down(lo - (np.abs(lo) * rel + _TINY)), _up(hi + (np.abs(hi) * rel + _TINY))
 
 
-def _monotone(fn: Callable[[np.ndarray], np.ndarray], rel: Any = _REL_LIBM) -> Callable[..., Result]:
-    """An interval version of a function monotone on every interval it is given."""
+def _monotone(
+    fn: Callable[[np.ndarray], np.ndarray], rel: Any = _REL_LIBM, odd: bool = False
+) -> Callable[..., Result]:
+    """An interval version of a function monotone on every interval it is given. For an
+    ``odd`` function (f(0) = 0, which C's libm returns exactly) the point 0 maps to 0."""
 
     def run(lo: np.ndarray, hi: np.ndarray) -> Result:
         a, b = _widen(fn(lo), fn(hi), rel)
+        if odd:
+            zero = (lo == 0) & (hi == 0)
+            a, b = np.where(zero, _ZERO, a), np.where(zero, _ZERO, b)
         return a, b, None, None
 
     return run
 
 
 def _guarded(
-    fn: Callable[[np.ndarray], np.ndarray], safe: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    fn: Callable[[np.ndarray], np.ndarray],
+    safe: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    odd: bool = False,
 ) -> Callable[..., Result]:
     """``fn`` (monotone where ``safe``), unsure wherever ``safe(lo, hi)`` does not hold."""
-    inner = _monotone(fn)
+    inner = _monotone(fn, odd=odd)
 
     def run(lo: np.ndarray, hi: np.ndarray) -> Result:
         a, b, _, _ = inner(lo, hi)
@@ -176,7 +185,17 @@ def mul(alo: np.ndarray, ahi: np.ndarray, blo: np.ndarray, bhi: np.ndarray) -> R
     p, q, r, s = alo * blo, alo * bhi, ahi * blo, ahi * bhi
     lo = np.minimum(np.minimum(p, q), np.minimum(r, s))
     hi = np.maximum(np.maximum(p, q), np.maximum(r, s))
-    return _down(lo), _up(hi), None, None
+    # exact where one factor is the point 0 or a power of two (negation, halving) and the
+    # product stays normal: no need to move outward
+    exact = _exact_scale(alo, ahi) | _exact_scale(blo, bhi)
+    exact &= (lo == 0) | (np.abs(lo) >= _SMALLEST_NORMAL_L)
+    exact &= (hi == 0) | (np.abs(hi) >= _SMALLEST_NORMAL_L)
+    return np.where(exact, lo, _down(lo)), np.where(exact, hi, _up(hi)), None, None
+
+
+def _exact_scale(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Where [lo, hi] is the single number 0 or +-2**k."""
+    return (lo == hi) & ((lo == 0) | (np.abs(np.frexp(lo)[0]) == 0.5))
 
 
 def maximum(alo: np.ndarray, ahi: np.ndarray, blo: np.ndarray, bhi: np.ndarray) -> Result:
@@ -299,22 +318,22 @@ def runtime_pow(blo: np.ndarray, bhi: np.ndarray, elo: np.ndarray, ehi: np.ndarr
 
 # ---- elementary functions -----------------------------------------------------------------
 
-sin = _guarded(np.sin, _away_from_zeros_of(np.cos))
+sin = _guarded(np.sin, _away_from_zeros_of(np.cos), odd=True)
 cos = _guarded(np.cos, _away_from_zeros_of(np.sin))
-tan = _guarded(np.tan, _away_from_zeros_of(np.cos))
+tan = _guarded(np.tan, _away_from_zeros_of(np.cos), odd=True)
 sec = _reciprocal_of(_guarded(np.cos, _both(_away_from_zeros_of(np.sin), _away_from_zeros_of(np.cos))))
 csc = _reciprocal_of(_guarded(np.sin, _both(_away_from_zeros_of(np.sin), _away_from_zeros_of(np.cos))))
 cot = _reciprocal_of(_guarded(np.tan, _both(_away_from_zeros_of(np.sin), _away_from_zeros_of(np.cos))))
-sinh = _monotone(np.sinh)
-tanh = _monotone(np.tanh)
-atan = _monotone(np.arctan)
-asinh = _monotone(np.arcsinh)
+sinh = _monotone(np.sinh, odd=True)
+tanh = _monotone(np.tanh, odd=True)
+atan = _monotone(np.arctan, odd=True)
+asinh = _monotone(np.arcsinh, odd=True)
 coth = _reciprocal_of(_guarded(np.tanh, _no_zero))
 csch = _reciprocal_of(_guarded(np.sinh, _no_zero))
-asin = _guarded(np.arcsin, lambda lo, hi: (lo > -1) & (hi < 1))
+asin = _guarded(np.arcsin, lambda lo, hi: (lo > -1) & (hi < 1), odd=True)
 acos = _guarded(np.arccos, lambda lo, hi: (lo > -1) & (hi < 1))
 acosh = _guarded(np.arccosh, lambda lo, hi: lo > 1)
-atanh = _guarded(np.arctanh, lambda lo, hi: (lo > -1) & (hi < 1))
+atanh = _guarded(np.arctanh, lambda lo, hi: (lo > -1) & (hi < 1), odd=True)
 
 
 def cosh(lo: np.ndarray, hi: np.ndarray) -> Result:
