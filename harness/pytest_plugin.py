@@ -19,6 +19,7 @@ conftest files load after plugins.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RECORDER_KEY] = Recorder()
+    target = config.getoption("--diffharness-report", default=None)
+    if target and not hasattr(config, "workerinput"):  # not an xdist worker: start afresh
+        shutil.rmtree(Path(target) / _WORKER_ROWS, ignore_errors=True)
+
+
+# Under pytest-xdist (``pytest -n auto``) each worker leaves its rows here and the
+# controller, whose session ends last, writes the one report from all of them.
+_WORKER_ROWS = ".diffharness-workers"
 
 
 @pytest.fixture(scope="session")
@@ -111,9 +120,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from harness.check import RESULT_COLUMNS
     from harness.report import write_report
 
-    frames = recorder.frames if recorder else []
-    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    frames = list(recorder.frames) if recorder else []
     run_dir = Path(target)
+    rows_dir = run_dir / _WORKER_ROWS
+    workerinput = getattr(session.config, "workerinput", None)
+    if workerinput is not None:
+        rows_dir.mkdir(parents=True, exist_ok=True)
+        if frames:
+            pd.concat(frames, ignore_index=True).to_pickle(rows_dir / f"{workerinput['workerid']}.pkl")
+        return
+    for part in sorted(rows_dir.glob("*.pkl")):
+        frames.append(pd.read_pickle(part))
+    shutil.rmtree(rows_dir, ignore_errors=True)
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
     run_dir.mkdir(parents=True, exist_ok=True)
     results.drop(columns=["seconds"], errors="ignore").to_csv(run_dir / "results.csv", index=False)
     metadata = {

@@ -118,3 +118,18 @@ def test_profile_is_loaded():
     # in a subprocess: loading a profile changes Hypothesis's global settings
     result = pytester.runpytest_subprocess("--hypothesis-profile", profile)
     result.assert_outcomes(passed=1)
+
+
+def test_under_xdist_the_report_holds_the_rows_of_every_worker(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_engine=CORRECT_TEST + WRONG_TEST[len(ENGINES):])
+    report_dir = pytester.path / "dh-report"
+    (report_dir / ".diffharness-workers").mkdir(parents=True)
+    stale = pd.DataFrame({"engine": ["stale"], "verdict": ["ok"]})
+    stale.to_pickle(report_dir / ".diffharness-workers" / "gw9.pkl")  # from an older run
+    # two worker processes; each test lands on one of them
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "--diffharness-report", str(report_dir))
+    result.assert_outcomes(passed=1, failed=1)
+    rows = pd.read_csv(report_dir / "results.csv")
+    assert set(rows["engine"]) == {"torch:reverse", "doubling"}
+    assert not (report_dir / ".diffharness-workers").exists()
