@@ -153,7 +153,14 @@ def _every_op_tree() -> Any:
     return tree
 
 
-def full_check(expr: Any, pts: Any, *, truth: Any = None, stages: dict[str, float] | None = None) -> int:
+def full_check(
+    expr: Any,
+    pts: Any,
+    *,
+    truth: Any = None,
+    stages: dict[str, float] | None = None,
+    finite_differences: bool = True,
+) -> int:
     """Everything a case costs in a campaign: certified truth, torch reverse and forward
     modes in float32 and float64 with verdicts, every finite-difference scheme over the
     default h grid in both dtypes. Returns the number of derivative entries judged.
@@ -161,7 +168,8 @@ def full_check(expr: Any, pts: Any, *, truth: Any = None, stages: dict[str, floa
     With ``stages``, adds the seconds spent in each stage to it: ``truth`` (compiling and
     evaluating the exact derivative), ``tolerance`` (the rounding model), ``torch`` (the
     engine under test), ``verdicts`` (judging and building the rows), ``finite
-    differences`` (every scheme over the h grid)."""
+    differences`` (every scheme over the h grid). ``finite_differences=False`` leaves the
+    sweeps out: the cost of the AD verdicts alone."""
     from harness.check import _reference, compare
     from harness.engines.base import EngineError
     from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine
@@ -191,7 +199,7 @@ def full_check(expr: Any, pts: Any, *, truth: Any = None, stages: dict[str, floa
                 engine_seconds = float(frame["seconds"].iloc[0]) * len(pts)
                 stages["torch"] = stages.get("torch", 0.0) + engine_seconds
                 stages["verdicts"] -= engine_seconds
-        for scheme in SCHEMES:
+        for scheme in SCHEMES if finite_differences else ():
             try:
                 sweep = timed("finite differences", FiniteDiffEngine(scheme).sweep, expr, pts, dtype=dtype)
                 entries += sweep.values.size
@@ -220,6 +228,7 @@ def bench_check(
     n_points: int | Sequence[int] = (32, 256, 1024),
     size: int = 10,
     seed: int = 0,
+    finite_differences: bool = True,
 ) -> dict[str, Any]:
     """Per checked point: the full check against ``torch.autograd.gradcheck`` on the same
     expressions and points, in this process, for each batch size in ``n_points``.
@@ -257,10 +266,12 @@ def bench_check(
             pts = round_array(rng.uniform(-2, 2, (n, len(variables(expr)))), "float32")
             fresh()  # every expression compiles afresh: compile costs count
             start = time.perf_counter()
-            full_check(expr, pts, truth=SymbolicEngine())
+            full_check(expr, pts, truth=SymbolicEngine(), finite_differences=finite_differences)
             ours.append((time.perf_counter() - start) / n)
             fresh()
-            full_check(expr, pts, truth=SymbolicEngine(), stages=stages)
+            full_check(
+                expr, pts, truth=SymbolicEngine(), stages=stages, finite_differences=finite_differences
+            )
             theirs.append(_gradcheck_per_point(expr, pts[: min(n, 64)]))
         ours_ms, theirs_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
         rows.append(
@@ -279,6 +290,7 @@ def bench_check(
         "seed": seed,
         "rows": rows,
         "torch_threads": 1,
+        "finite_differences": finite_differences,
         "note": "gradcheck: one call per point (float64, default eps/atol/rtol), at most 64 "
         "points per expression; full check: certified truth, torch reverse and forward in "
         "float32 and float64 with verdicts, six FD schemes over 16 steps h in both dtypes",
@@ -288,7 +300,8 @@ def bench_check(
 def format_check(result: dict[str, Any]) -> str:
     """A table for people: cost per point and ratio for each batch size, and the stages."""
     lines = [
-        f"full check vs torch.autograd.gradcheck, {result['n_exprs']} trees of {result['size']} "
+        f"full check{'' if result.get('finite_differences', True) else ' without FD sweeps'} vs "
+        f"torch.autograd.gradcheck, {result['n_exprs']} trees of {result['size']} "
         "nodes, 1 torch thread (median ms per checked point):",
         f"  {'points':>7} {'full check':>11} {'gradcheck':>10} {'ratio':>7}   "
         "where the full check's time goes",
@@ -376,6 +389,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--size", type=int, default=10, help="nodes per expression (10)")
     chk.add_argument("--seed", type=int, default=0)
+    chk.add_argument(
+        "--no-fd", action="store_true", help="leave the finite-difference sweeps out (AD verdicts only)"
+    )
     sca = sub.add_parser("scaling", help="full-check cost against tree size, growth exponent")
     sca.add_argument("--sizes", default="10,30,100,300,1000", help="tree sizes")
     sca.add_argument("--points", type=int, default=32)
@@ -394,7 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_generation(result))
         print(json.dumps(result, sort_keys=True))
     elif args.benchmark == "check":
-        result = bench_check(args.exprs, tuple(int(v) for v in args.points.split(",")), args.size, args.seed)
+        result = bench_check(
+            args.exprs,
+            tuple(int(v) for v in args.points.split(",")),
+            args.size,
+            args.seed,
+            finite_differences=not args.no_fd,
+        )
         print(format_check(result))
         print(json.dumps(result, sort_keys=True))
     elif args.benchmark == "scaling":

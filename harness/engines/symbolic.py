@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -988,6 +989,25 @@ def _evaluate_rows(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ...]
     return values, bounds, codes, bits
 
 
+_ROWS_CACHE: OrderedDict[tuple[Any, ...], tuple[np.ndarray, ...]] = OrderedDict()
+
+
+def _evaluate_cached(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`_evaluate_rows`, remembered for the last few (program, points): a case
+    judged in float64 and float32 at the same points (constants exact in both) evaluates
+    its truth once. Returns copies, so callers may write to them."""
+    key = (program, pts.shape, pts.tobytes(), iv.AVAILABLE)
+    hit = _ROWS_CACHE.get(key)
+    if hit is None:
+        hit = _evaluate_rows(program, pts)
+        _ROWS_CACHE[key] = hit
+        if len(_ROWS_CACHE) > 16:
+            _ROWS_CACHE.popitem(last=False)
+    else:
+        _ROWS_CACHE.move_to_end(key)
+    return tuple(a.copy() for a in hit)
+
+
 def _filter(program: _Program, uniq: np.ndarray, fields: list[np.ndarray], bits: np.ndarray) -> np.ndarray:
     """Settle what the long double interval pass can (see :mod:`.intervals`): fills
     ``fields`` (values, bounds) and ``bits`` there and returns the settled mask. An entry
@@ -1107,7 +1127,7 @@ class SymbolicEngine:
         n, k = pts.shape
         kind = ("gradient", 1) if order == 1 else ("hessian", 2)
         program = _program(expr, _dtype_key(expr, dtype), kind)
-        values, bounds, codes, bits = _evaluate_rows(program, pts)
+        values, bounds, codes, bits = _evaluate_cached(program, pts)
         if order == 2:
             iu, ju = np.triu_indices(k)
             parts = []
@@ -1126,7 +1146,7 @@ class SymbolicEngine:
         """
         pts = check_request(expr, points, dtype, 1)
         program = _program(expr, _dtype_key(expr, dtype), ("values", 0))
-        return _evaluate_rows(program, pts)[0][:, 0]
+        return _evaluate_cached(program, pts)[0][:, 0]
 
     def taylor(self, expr: Expr, points: np.ndarray, *, dtype: str, max_order: int) -> np.ndarray:
         """Pure partials d^k f / dx_i^k for k = 0..max_order: shape (max_order + 1, n, n_vars).
