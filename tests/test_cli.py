@@ -197,6 +197,9 @@ BAD_ARGS = {
     "explain order 3": ("explain", "sin(x)", "--at", "x=1", "--order", "3"),
     "unknown command": ("frobnicate",),
     "cases unknown action": ("cases", "delete"),
+    "shard past its count": ("run", "--shard", "2/2"),
+    "shard not K/N": ("run", "--shard", "half"),
+    "merge of a folder that is no campaign": ("merge", "no-such-run"),
 }
 
 
@@ -345,3 +348,23 @@ def test_replay_of_a_wrong_expectation_exits_1(
     code, out, _ = invoke(capsys, "replay", str(case))
     assert code == 1
     assert out.startswith("FAIL")
+
+
+def test_merge_joins_shards_into_the_report_of_a_one_machine_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    common = ("--cases", "3", "--no-corpus", "--workers", "1", "--schemes", "central",
+              "--engines", "torch:reverse", "--dtypes", "float64", "--out", str(tmp_path))
+    for k in range(2):
+        code, out, _ = invoke(capsys, "run", *common, "--shard", f"{k}/2", "--name", f"s{k}")
+        assert code == 0 and f"(shard {k}/2)" in out
+    code, out, _ = invoke(capsys, "run", *common, "--name", "one")
+    assert code == 0
+    code, out, err = invoke(capsys, "merge", str(tmp_path / "s0"), str(tmp_path / "s1"),
+                            "--out", str(tmp_path), "--name", "merged")
+    assert code == 0 and "diffharness merge: 3 cases" in out and err == ""
+    one, merged = tmp_path / "one" / "results.csv", tmp_path / "merged" / "results.csv"
+    assert merged.read_bytes() == one.read_bytes()
+    assert (tmp_path / "merged" / "report.html").is_file()
+    code, _, err = invoke(capsys, "merge", str(tmp_path / "s0"), "--out", str(tmp_path), "--name", "half")
+    assert code == 0 and "--resume" in err  # the cases of shard 1 are missing, and it says how to finish
