@@ -3,13 +3,18 @@
 The tree becomes a sympy expression (constants rounded to the tested dtype, so the truth is
 that of the function the engine under test actually computes), sympy differentiates it, and
 each list of derivative expressions is compiled ONCE, through ``sympy.cse``, into a flat
-program over python-flint ``arb`` balls (one dict from sympy classes to arb functions). The
+program over python-flint ``arb`` balls (one dict from sympy classes to arb functions, with
+the same operation over long double intervals and over power series beside each). The
 program runs at the exact point (float64 inputs convert to ``arb`` exactly) at 128 bits, and
 reruns at doubled precision until every ball is tight: radius <= 2**-62 * |mid| (about 1e-3
-ulp of float64) or <= 2**-1100 (an exact zero). Each entry gets a status:
+ulp of float64) or <= 2**-1100 (an exact zero). Before that, one vectorised pass over all
+points in long double interval arithmetic (:mod:`harness.engines.intervals`) settles every
+entry whose interval rounds to a single float64, the correctly rounded exact value, as arb
+would give; only the other entries run point by point in arb (``precision_bits`` says which:
+64 for the interval pass). Each entry gets a status:
 
 * ``"ok"``: certified; ``bounds`` is a proven bound on |exact - mid| (before rounding mid
-  to float64 for ``values``).
+  to float64 for ``values``; mid is the ball's or the interval's midpoint).
 * ``"uncertified"``: still too wide at :data:`MAX_BITS`; ``values`` is the ball's midpoint.
 * ``"kink"``: a non-smooth function sits exactly at its break (relu, abs, max/min ties,
   floor at an integer, sign at 0), so the two-sided derivative may not exist. ``one_sided``
