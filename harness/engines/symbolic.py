@@ -1158,6 +1158,9 @@ class SymbolicEngine:
 
         Row k = 0 is f itself, repeated per column. NaN where an entry is not certified
         ok/uncertified. Finite-difference error models read f'', f''' and f^(5) from here.
+        The rows come from f's own program run on power series (:mod:`.series`); the
+        k-times differentiated sympy program decides only where a series does not exist
+        (a kink, a domain edge), so it is rarely compiled.
         """
         if isinstance(max_order, bool) or not isinstance(max_order, int) or max_order < 0:
             raise ValueError(f"max_order={max_order!r} must be an int >= 0")
