@@ -77,7 +77,12 @@ def _int_to_ld(man: int, exp: int, up: bool) -> Any:
     if excess > 0:  # keep 64 bits, rounding toward the requested side
         man = -((-man) >> excess) if up else man >> excess
         exp += excess
-    return np.ldexp(_L(man), exp)
+    value = np.ldexp(_L(man), exp)  # exact unless it leaves long double's range
+    if value == 0 and man != 0:  # underflow: step off 0 toward the requested side
+        return np.nextafter(value, _POS_INF if up else _NEG_INF) if (man > 0) == up else value
+    if np.isinf(value) and (value > 0) != up:  # overflow on the side that must stay finite
+        return np.nextafter(value, -value)
+    return value
 
 
 def from_arb(value: Any) -> tuple[Any, Any]:
@@ -87,7 +92,8 @@ def from_arb(value: Any) -> tuple[Any, Any]:
             return _L(np.nan), _L(np.nan)
         lo_m, lo_e = value.lower().man_exp()
         hi_m, hi_e = value.upper().man_exp()
-    return _int_to_ld(int(lo_m), int(lo_e), up=False), _int_to_ld(int(hi_m), int(hi_e), up=True)
+    with np.errstate(all="ignore"):  # beyond long double's range: +-inf, which never settles
+        return _int_to_ld(int(lo_m), int(lo_e), up=False), _int_to_ld(int(hi_m), int(hi_e), up=True)
 
 
 # ---- outward rounding ---------------------------------------------------------------------

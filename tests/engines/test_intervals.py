@@ -190,3 +190,20 @@ def test_DIFFHARNESS_TRUTH_arb_turns_the_filter_off() -> None:
         env=env, capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [arb(1) / 3, arb.pi(), -arb.pi(), arb(2) ** 20000, -(arb(2) ** 20000), arb(2) ** -20000,
+     -(arb(2) ** -20000), arb(0), arb(7) / 2 ** 70],
+    ids=["1/3", "pi", "-pi", "2**20000", "-2**20000", "2**-20000", "-2**-20000", "0", "7/2**70"],
+)
+def test_constants_convert_to_an_interval_that_holds_them_even_beyond_long_doubles_range(
+    value: Any,
+) -> None:
+    with ctx.workprec(300):
+        lo, hi = iv.from_arb(value)
+        assert lo <= hi
+        assert np.isinf(lo) or to_arb(lo) <= value.lower()
+        assert np.isinf(hi) or value.upper() <= to_arb(hi)
+        assert not (np.isinf(lo) and lo > 0) and not (np.isinf(hi) and hi < 0)
