@@ -37,6 +37,7 @@ __all__ = [
     "Result",
     "PRECISION_BITS",
     "either",
+    "extreme",
     "from_arb",
     "settle",
 ]
@@ -61,6 +62,8 @@ _NEG_INF, _POS_INF = _L(-np.inf), _L(np.inf)
 _ZERO, _ONE = _L(0), _L(1)
 _SMALLEST_NORMAL_F64 = 2.0**-1022
 _SMALLEST_NORMAL_L = np.finfo(_L).smallest_normal
+_LARGEST_L = np.finfo(_L).max
+_BIG, _SMALL = np.ldexp(_L(1), 1100), np.ldexp(_L(1), -1100)
 
 Interval = tuple[np.ndarray, np.ndarray]
 """Lower and upper ends, longdouble arrays of one shape."""
@@ -77,9 +80,9 @@ def _int_to_ld(man: int, exp: int, up: bool) -> Any:
     if excess > 0:  # keep 64 bits, rounding toward the requested side
         man = -((-man) >> excess) if up else man >> excess
         exp += excess
-    value = np.ldexp(_L(man), exp)  # exact unless it leaves long double's range
-    if value == 0 and man != 0:  # underflow: step off 0 toward the requested side
-        return np.nextafter(value, _POS_INF if up else _NEG_INF) if (man > 0) == up else value
+    value = np.ldexp(_L(man), exp)  # exact unless it leaves long double's normal range
+    if abs(value) < _SMALLEST_NORMAL_L and man != 0:  # rounded to nearest there: step outward
+        return np.nextafter(value, _POS_INF if up else _NEG_INF)
     if np.isinf(value) and (value > 0) != up:  # overflow on the side that must stay finite
         return np.nextafter(value, -value)
     return value
@@ -191,12 +194,30 @@ def mul(alo: np.ndarray, ahi: np.ndarray, blo: np.ndarray, bhi: np.ndarray) -> R
     p, q, r, s = alo * blo, alo * bhi, ahi * blo, ahi * bhi
     lo = np.minimum(np.minimum(p, q), np.minimum(r, s))
     hi = np.maximum(np.maximum(p, q), np.maximum(r, s))
-    # exact where one factor is the point 0 or a power of two (negation, halving) and the
-    # product stays normal: no need to move outward
-    exact = _exact_scale(alo, ahi) | _exact_scale(blo, bhi)
-    exact &= (lo == 0) | (np.abs(lo) >= _SMALLEST_NORMAL_L)
-    exact &= (hi == 0) | (np.abs(hi) >= _SMALLEST_NORMAL_L)
+    # exact where one factor is the point 0, or a power of two (negation, halving) and
+    # every product is 0 from a 0 factor or a finite normal number (not an underflow)
+    exact = _is_point(alo, ahi, 0) | _is_point(blo, bhi, 0)
+    scaled = _exact_scale(alo, ahi) | _exact_scale(blo, bhi)
+    for prod, x, y in ((p, alo, blo), (q, alo, bhi), (r, ahi, blo), (s, ahi, bhi)):
+        scaled &= ((prod == 0) & ((x == 0) | (y == 0))) | (
+            (np.abs(prod) >= _SMALLEST_NORMAL_L) & (np.abs(prod) <= _LARGEST_L)
+        )
+    exact |= scaled
     return np.where(exact, lo, _down(lo)), np.where(exact, hi, _up(hi)), None, None
+
+
+def _is_point(lo: np.ndarray, hi: np.ndarray, value: float) -> np.ndarray:
+    return (lo == value) & (hi == value)
+
+
+def extreme(lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+    """Where an interval is not finite, reaches beyond 2**1100 in magnitude or comes
+    nearer to 0 than 2**-1100 without being 0. Past float64's range on either side long
+    double's own over- and underflow come nearer, and so do results that arb at 4096 bits
+    cannot settle (tanh(sinh(5678))): arb decides there, so both agree. None where nowhere."""
+    alo, ahi = np.abs(lo), np.abs(hi)
+    out = ~(np.maximum(alo, ahi) <= _BIG) | ((alo < _SMALL) & (lo != 0)) | ((ahi < _SMALL) & (hi != 0))
+    return out if out.any() else None
 
 
 def _exact_scale(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -468,7 +489,7 @@ def settle(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     with np.errstate(all="ignore"):  # beyond float64's range: inf, not settled
         a, b = lo.astype(np.float64) + 0.0, hi.astype(np.float64) + 0.0  # + 0.0: no -0.0
         settled = (a == b) & np.isfinite(a) & ((a == 0) | (np.abs(a) >= _SMALLEST_NORMAL_F64))
-        half = (hi - lo) / 2
+        half = _up(hi - lo) / 2  # the width rounded up; halving is exact
         bound = half.astype(np.float64)
         bound = np.where(bound.astype(_L) < half, np.nextafter(bound, np.inf), bound)
     return a, bound, settled

@@ -204,7 +204,20 @@ def _guarded_on(
 
 
 def _nonneg_int_pow(n: int) -> Callable[[Any], Any]:
-    return lambda b: b**n
+    """b**n for an integer n >= 0. python-flint's ``**`` returns NaN for a ball that holds
+    0 without being 0 (``arb(0, 1e-38)**2``), so such a ball is multiplied out instead."""
+
+    def power(b: Any) -> Any:
+        if n == 0 or not b.contains(0) or b.is_zero():
+            return b**n
+        result, base, k = arb(1), b, n
+        while k:
+            if k & 1:
+                result = result * base
+            base, k = base * base, k >> 1
+        return result
+
+    return power
 
 
 def _neg_int_pow(n: int) -> Callable[[Any], Guarded]:
@@ -570,7 +583,8 @@ class _Program:
 
         Returns per output the lower ends, upper ends and an "unsure" mask (points where
         some primitive could not vouch for its result, or None). Strong zeros flow as in
-        :meth:`_run_careful`, so an unsure factor times a strong zero is a sure 0.
+        :meth:`_run_careful` and make values exactly 0, but an unsure factor leaves the
+        point unsure: arb's careful pass decides what a strong zero overrules.
         """
         n = len(pts)
         lo: list[Any] = [None] * self.n_slots
@@ -590,24 +604,30 @@ class _Program:
             unsure[slot] = np.ones(n, dtype=bool)
         with np.errstate(all="ignore"):
             for (dst, _fn, i, j, _guarded, zero), fn in zip(self.code, self.intervals, strict=True):
-                if fn is None:
-                    return lo, hi, [np.ones(n, dtype=bool)] * self.n_slots
+                if fn is None:  # no interval version: arb decides every point
+                    everywhere = np.ones(n, dtype=bool)
+                    return [lo[0]] * len(self.outputs), [hi[0]] * len(self.outputs), [everywhere] * len(
+                        self.outputs
+                    )
                 if j < 0:
                     a, b, u, z = fn(lo[i], hi[i])
-                    u = iv.either(u, unsure[i])
+                    given = unsure[i]
                 else:
                     a, b, u, z = fn(lo[i], hi[i], lo[j], hi[j])
-                    u = iv.either(u, iv.either(unsure[i], unsure[j]))
+                    given = iv.either(unsure[i], unsure[j])
                 if zero == _ANY_ZERO:
                     z = iv.either(strong[i], strong[j] if j >= 0 else None)
                 elif zero == _ALL_ZERO:
                     z = None if strong[i] is None or strong[j] is None else strong[i] & strong[j]
+                elif z is not None and given is not None:
+                    z = z & ~given  # a jump is a strong zero only where its argument is sure
+                # near the ends of long double's range arb decides (over- and underflow)
+                u = iv.either(iv.either(u, given), iv.extreme(a, b))
                 if z is not None:
                     if not z.any():
                         z = None
-                    else:
+                    else:  # an unsure factor still sends the point to arb
                         a, b = np.where(z, 0, a), np.where(z, 0, b)
-                        u = None if u is None else u & ~z
                 lo[dst], hi[dst], unsure[dst], strong[dst] = a, b, u, z
         return [lo[s] for s in self.outputs], [hi[s] for s in self.outputs], [unsure[s] for s in self.outputs]
 

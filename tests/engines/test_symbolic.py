@@ -405,3 +405,13 @@ def test_requests_are_validated() -> None:
         ENGINE.derivatives(c("sin", x), column(0.5), dtype="float64", order=3)
     with pytest.raises(ValueError, match="max_order"):
         ENGINE.taylor(c("sin", x), column(0.5), dtype="float64", max_order=-1)
+
+
+def test_an_integer_power_of_a_ball_around_zero_stays_defined(monkeypatch: pytest.MonkeyPatch) -> None:
+    # sigmoid(min(y, x)) - sigmoid(y) is 0 where y < x, but arb only knows it to +-1e-38:
+    # tanh' = 1 - tanh(u)**2 then squares a ball holding 0, where python-flint's ** gives NaN
+    monkeypatch.setattr(intervals, "AVAILABLE", False)  # the arb path itself
+    expr = c("tanh", c("sub", c("sigmoid", c("min", y, x)), c("sigmoid", y)))
+    truth = ENGINE.evaluate(expr, np.array([[2.0**52, 710.0]]), dtype="float64")
+    assert truth.status.tolist() == [["ok", "ok"]]
+    assert truth.values.tolist() == [[0.0, 0.0]]
