@@ -735,6 +735,28 @@ def _not_real(constant: Any) -> bool:
     return value.is_number and value.is_extended_real is False
 
 
+@functools.cache
+def _real_builder(op: str) -> Callable[..., Any]:
+    """The op table's sympy builder, made safe for arguments sympy cannot prove real.
+
+    sympy.Abs of such an argument rewrites itself (abs(exp(acos(x))) becomes
+    exp(re(acos(x)))), which neither arb nor the derivative can use. Where the built
+    expression gains a ``re`` or ``im``, it is built again from a template whose Abs,
+    sign and floor are the real stand-ins already. Everywhere else the builder's own
+    result stands (abs(x*x) stays x**2, differentiable at 0)."""
+    build = OPS[op].sympy_fn
+    dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(OPS[op].arity)]
+    real = _realify(build(*dummies))
+
+    def safe(*args: Any) -> Any:
+        value = build(*args)
+        if value.has(sympy.re, sympy.im) and not any(a.has(sympy.re, sympy.im) for a in args):
+            return real.xreplace(dict(zip(dummies, args, strict=True)))
+        return value
+
+    return safe
+
+
 def _subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, Any]:
     """Sympy form of every distinct subtree (the fold ``harness.expr.to_sympy`` performs),
     with constants rounded to ``dtype``."""
@@ -756,7 +778,7 @@ def _subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, 
             out[node] = sympy.nan  # undefined at every point; sympy may hang on it (Min)
             return out[node]
         try:
-            value = OPS[node.op].sympy_fn(*args)
+            value = _real_builder(node.op)(*args)
         except (TypeError, ValueError):  # Max/Min refuse constants that are not real
             value = sympy.nan
         # zoo * max(x, 0) from max(x, 0) / 0: undefined everywhere, and sympy cannot
@@ -771,9 +793,11 @@ def _subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, 
 def _entries(f: Any, symbols: Sequence[Any], kind: tuple[str, int]) -> list[Any]:
     """The sympy expressions a program of ``kind`` computes, in output order."""
     name, order = kind
+    # real stand-ins for Abs, sign and floor also for values: sympy's Abs of a cse symbol
+    # (not known to be real) rewrites abs(exp(u)) into exp(re(u)), which arb cannot run
+    f = _realify(f)
     if name == "values":
         return [f]
-    f = _realify(f)
     if name == "gradient":
         return [f.diff(s) for s in symbols]
     if name == "hessian":

@@ -415,3 +415,20 @@ def test_an_integer_power_of_a_ball_around_zero_stays_defined(monkeypatch: pytes
     truth = ENGINE.evaluate(expr, np.array([[2.0**52, 710.0]]), dtype="float64")
     assert truth.status.tolist() == [["ok", "ok"]]
     assert truth.values.tolist() == [[0.0, 0.0]]
+
+
+def test_abs_of_an_argument_sympy_cannot_prove_real_is_still_differentiated() -> None:
+    # sympy rewrites Abs(exp(u)) as exp(re(u)) when u = acos(x) might be complex
+    expr = c("abs", c("exp", c("tanh", c("acos", x))))
+    truth = ENGINE.evaluate(expr, column(0.5, 2.0), dtype="float64")
+    assert truth.status[:, 0].tolist() == ["ok", "undefined"]
+    with mpmath.workdps(50):
+        t = mpmath.mpf(0.5)
+        a = mpmath.acos(t)
+        exact = mpmath.exp(mpmath.tanh(a)) * mpmath.sech(a) ** 2 * (-1 / mpmath.sqrt(1 - t * t))
+    assert truth.values[0, 0] == float(exact)
+
+
+def test_abs_of_a_square_stays_differentiable_at_zero() -> None:
+    truth = ENGINE.evaluate(c("abs", c("mul", x, x)), column(0.0), dtype="float64")
+    assert truth.status[0, 0] == "ok" and truth.values[0, 0] == 0.0
