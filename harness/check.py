@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import shlex
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,6 +27,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from harness.engines.base import Engine, EngineError, check_request
 from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
+from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import FAILING, judge, rounding_tolerance
 from harness.strategies import expressions, points, reproducible_generation
@@ -82,20 +82,16 @@ def format_point(names: Sequence[str], row: np.ndarray) -> str:
     return ",".join(f"{n}={float(v)!r}" for n, v in zip(names, row, strict=False))
 
 
-_POINT_TEXTS: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+_POINT_TEXTS: Memo[list[str]] = Memo(8)
 
 
 def point_texts(names: Sequence[str], pts: np.ndarray) -> list[str]:
     """:func:`format_point` of every row of ``pts``; cached, as every engine and scheme
     judged on one case labels its rows with the same points."""
-    key = (tuple(names), pts.shape, pts.tobytes())
-    hit = _POINT_TEXTS.get(key)
-    if hit is None:
-        hit = [format_point(names, row) for row in pts.tolist()]
-        _POINT_TEXTS[key] = hit
-        if len(_POINT_TEXTS) > 8:
-            _POINT_TEXTS.popitem(last=False)
-    return hit
+    return _POINT_TEXTS.get(
+        (tuple(names), pts.shape, pts.tobytes()),
+        lambda: [format_point(names, row) for row in pts.tolist()],
+    )
 
 
 def engine_spec(engine: Engine) -> str:
@@ -243,8 +239,8 @@ def compare(
     return frame
 
 
-_REFERENCE_CACHE: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
-_REFERENCE_CACHE_SIZE = 32
+_Reference = tuple[Any, np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None"]
+_REFERENCE_CACHE: Memo[_Reference] = Memo(32)
 
 
 def _reference(
@@ -255,20 +251,15 @@ def _reference(
     They depend on the case, not on the engine, so several engines judged on the same
     case (every mode of a campaign) share one computation through a small LRU cache.
     """
-    key = (truth, expr, dtype, order, pts.shape, pts.tobytes())
-    hit = _REFERENCE_CACHE.get(key)
-    if hit is not None:
-        _REFERENCE_CACHE.move_to_end(key)
-        return hit  # type: ignore[return-value]
-    t = truth.evaluate(expr, pts, dtype=dtype, order=order)
-    tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
-    kinks = order == 1 and bool((t.status == "kink").any())
-    one_sided = truth.one_sided(expr, pts, dtype=dtype) if kinks else None
-    value = (t, tol, oor, one_sided)
-    _REFERENCE_CACHE[key] = value
-    if len(_REFERENCE_CACHE) > _REFERENCE_CACHE_SIZE:
-        _REFERENCE_CACHE.popitem(last=False)
-    return value
+
+    def compute() -> _Reference:
+        t = truth.evaluate(expr, pts, dtype=dtype, order=order)
+        tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
+        kinks = order == 1 and bool((t.status == "kink").any())
+        one_sided = truth.one_sided(expr, pts, dtype=dtype) if kinks else None
+        return t, tol, oor, one_sided
+
+    return _REFERENCE_CACHE.get((truth, expr, dtype, order, pts.shape, pts.tobytes()), compute)
 
 
 FAILING_VERDICTS = frozenset(FAILING | {"error"})

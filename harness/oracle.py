@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +51,7 @@ import torch
 
 from harness.dtypes import dtype_info, ulp
 from harness.expr import Call, Const, Expr, Var, variables, walk
+from harness.memo import Memo
 from harness.ops import LIBM, OPS
 
 __all__ = [
@@ -312,11 +312,14 @@ def _local_partials(
     They do not depend on the dtype judged (the points are the same), so they are cached:
     a case judged in float32 and float64 computes them once.
     """
-    key = (expr, points.shape, points.tobytes(), order)
-    hit = _LOCAL_CACHE.get(key)
-    if hit is not None:
-        _LOCAL_CACHE.move_to_end(key)
-        return hit
+    return _LOCAL_CACHE.get(
+        (expr, points.shape, points.tobytes(), order), lambda: _compute_local(expr, points, order)
+    )
+
+
+def _compute_local(
+    expr: Expr, points: np.ndarray, order: int
+) -> tuple[dict[Expr, np.ndarray], dict[Expr, _Partials]]:
     vals = _values(expr, points)
     partials: dict[Expr, _Partials] = {}
     for node in walk(expr):
@@ -331,13 +334,10 @@ def _local_partials(
                 for k2 in range(ar)
             }
             partials[node] = (p, q)
-    _LOCAL_CACHE[key] = (vals, partials)
-    if len(_LOCAL_CACHE) > 8:
-        _LOCAL_CACHE.popitem(last=False)
     return vals, partials
 
 
-_LOCAL_CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_LOCAL_CACHE: Memo[tuple[dict[Expr, np.ndarray], dict[Expr, _Partials]]] = Memo(8)
 
 
 def _step(

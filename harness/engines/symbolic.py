@@ -38,7 +38,6 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -53,6 +52,7 @@ from harness.engines import intervals as iv
 from harness.engines import series as sr
 from harness.engines.base import EngineError, check_request
 from harness.expr import Call, Const, Expr, Var, fold, variables, walk
+from harness.memo import Memo
 from harness.ops import OPS
 
 __all__ = ["MAX_BITS", "START_BITS", "STATUSES", "SymbolicEngine", "Truth"]
@@ -1038,7 +1038,7 @@ def _evaluate_rows(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ...]
     return values, bounds, codes, bits
 
 
-_ROWS_CACHE: OrderedDict[tuple[Any, ...], tuple[np.ndarray, ...]] = OrderedDict()
+_ROWS_CACHE: Memo[tuple[np.ndarray, ...]] = Memo(16)
 
 
 def _evaluate_cached(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -1046,14 +1046,7 @@ def _evaluate_cached(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ..
     judged in float64 and float32 at the same points (constants exact in both) evaluates
     its truth once. Returns copies, so callers may write to them."""
     key = (program, pts.shape, pts.tobytes(), iv.AVAILABLE)
-    hit = _ROWS_CACHE.get(key)
-    if hit is None:
-        hit = _evaluate_rows(program, pts)
-        _ROWS_CACHE[key] = hit
-        if len(_ROWS_CACHE) > 16:
-            _ROWS_CACHE.popitem(last=False)
-    else:
-        _ROWS_CACHE.move_to_end(key)
+    hit = _ROWS_CACHE.get(key, lambda: _evaluate_rows(program, pts))
     return tuple(a.copy() for a in hit)
 
 
