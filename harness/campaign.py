@@ -49,6 +49,7 @@ from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import fd_diagnostics
+from harness.parse import parse
 
 __all__ = [
     "CampaignConfig",
@@ -57,8 +58,10 @@ __all__ = [
     "THEORY_COLUMNS",
     "TaskCase",
     "generate_cases",
+    "load_cases_file",
     "merge_campaigns",
     "run_campaign",
+    "save_cases_file",
 ]
 
 FD_COLUMNS: tuple[str, ...] = (
@@ -243,14 +246,58 @@ def _corpus_tasks(config: CampaignConfig, start: int) -> tuple[list[TaskCase], l
     return tasks, problems
 
 
-def build_tasks(config: CampaignConfig) -> tuple[list[TaskCase], list[str]]:
-    """Generated cases first, then the corpus; returns the tasks and corpus problems."""
+def build_tasks(
+    config: CampaignConfig, generated: Sequence[tuple[Expr, np.ndarray]] | None = None
+) -> tuple[list[TaskCase], list[str]]:
+    """Generated cases first, then the corpus; returns the tasks and corpus problems.
+
+    ``generated`` replaces drawing the generated cases (see :func:`load_cases_file`)."""
+    drawn = generate_cases(config) if generated is None else generated
     tasks = [
         TaskCase(i, f"g{i:05d}", "generated", e, p, config.dtypes, config.orders, config.engines)
-        for i, (e, p) in enumerate(generate_cases(config))
+        for i, (e, p) in enumerate(drawn)
     ]
     corpus, problems = _corpus_tasks(config, len(tasks))
     return tasks + corpus, problems
+
+
+CASES_FILE = "cases.json"
+"""The generated cases of a run, as drawn: resume and other shards reuse them."""
+
+
+def save_cases_file(run_dir: Path, tasks: Sequence[TaskCase]) -> None:
+    """Write the generated cases (expression text and points) to ``run_dir/cases.json``.
+
+    Hypothesis does not always draw the same cases for one seed in two processes, so a
+    resumed run and the other shards of a campaign read the list from here instead of
+    drawing it again. Not written when some expression would not read back identically.
+    """
+    generated = [t for t in tasks if t.source == "generated"]
+    if any(parse(to_text(t.expr)) != t.expr for t in generated):
+        return
+    data = {"generated": [{"expr": to_text(t.expr), "points": t.points.tolist()} for t in generated]}
+    _write_atomic(run_dir / CASES_FILE, json.dumps(data))
+
+
+def load_cases_file(path: Path, config: CampaignConfig) -> list[tuple[Expr, np.ndarray]]:
+    """The generated cases saved by :func:`save_cases_file` (``path`` is the file)."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))["generated"]
+        cases = []
+        for item in items:
+            expr = parse(item["expr"])
+            pts = np.asarray(item["points"], dtype=np.float64).reshape(len(item["points"]), -1)
+            cases.append((expr, pts))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: not a readable case list ({exc}); expected the cases.json of a run"
+        ) from exc
+    if len(cases) != config.n_cases:
+        raise ValueError(
+            f"{path} holds {len(cases)} generated cases, but the campaign asks for "
+            f"n_cases={config.n_cases}; use the same --cases as the run that wrote it"
+        )
+    return cases
 
 
 # ---- one case -----------------------------------------------------------------------
@@ -641,6 +688,7 @@ def run_campaign(
     progress: bool | None = None,
     on_case: Callable[[int], None] | None = None,
     shard: tuple[int, int] | None = None,
+    cases_from: str | Path | None = None,
 ) -> CampaignResult:
     """Run (or resume) a campaign into ``run_dir`` and return its tables.
 
@@ -649,6 +697,9 @@ def run_campaign(
     only the missing cases. ``shard=(k, n)`` runs only the cases whose index is ``k``
     modulo ``n``: n machines with the same config and shards 0..n-1 cover the campaign,
     and :func:`merge_campaigns` joins their folders into the results one machine gives.
+    ``cases_from`` (a run folder of the same config) takes the generated cases from its
+    ``cases.json`` instead of drawing them, so that every shard runs the same list; a
+    resumed run reads its own.
     """
     run_dir = Path(run_dir)
     parts = run_dir / "parts"
@@ -663,6 +714,7 @@ def run_campaign(
         raise FileExistsError(f"{run_dir} already holds a campaign; pass --resume or choose another folder")
     else:
         shard = _check_shard(shard) if shard is not None else None
+    source = _cases_source(run_dir, config, resume, cases_from)  # checked before any file is made
     parts.mkdir(parents=True, exist_ok=True)
     _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
     if shard is not None:
@@ -671,11 +723,13 @@ def run_campaign(
     # Worker processes start (imports, about two seconds) while the cases are drawn here.
     pool = _PoolStarter(workers, config, parts) if workers > 1 else None
     try:
-        tasks, problems = build_tasks(config)
+        tasks, problems = build_tasks(config, load_cases_file(source, config) if source else None)
     except BaseException:
         if pool is not None:
             pool.close()
         raise
+    if source is None or Path(source).resolve() != (run_dir / CASES_FILE).resolve():
+        save_cases_file(run_dir, tasks)
     _write_atomic(
         run_dir / "tasks.json",
         json.dumps({"cases": len(tasks), "corpus_problems": problems, "fingerprint": _fingerprint(tasks)}),
@@ -701,6 +755,33 @@ def run_campaign(
                 if on_case:
                     on_case(index)
     return _finish(run_dir, config, len(tasks), problems, started, {"workers": workers, "shard": shard})
+
+
+def _cases_source(
+    run_dir: Path, config: CampaignConfig, resume: bool, cases_from: str | Path | None
+) -> Path | None:
+    """Where the generated cases come from: ``cases_from``'s list (checked to be of the same
+    config), the run's own list when resuming, or None (draw them)."""
+    if cases_from is not None:
+        src = Path(cases_from)
+        cfg_path = src / "config.json"
+        if not (src / CASES_FILE).exists() or not cfg_path.exists():
+            raise ValueError(
+                f"--cases-from {src}: no {CASES_FILE} and config.json there; expected the "
+                "folder of a run (a shard) of this campaign"
+            )
+        theirs, ours = json.loads(cfg_path.read_text()), config.to_json()
+        ours = json.loads(json.dumps(ours))  # tuples as lists, as in the file
+        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        if differ:
+            raise ValueError(
+                f"--cases-from {src}: that run's options differ in {', '.join(differ)}; "
+                "run with the same options"
+            )
+        return src / CASES_FILE
+    if resume and (run_dir / CASES_FILE).exists():
+        return run_dir / CASES_FILE
+    return None
 
 
 def _fingerprint(tasks: Sequence[TaskCase]) -> str:

@@ -166,7 +166,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         result = run_campaign(
-            config, run_dir, workers=args.workers, resume=bool(args.resume), shard=args.shard
+            config,
+            run_dir,
+            workers=args.workers,
+            resume=bool(args.resume),
+            shard=args.shard,
+            cases_from=args.cases_from,
         )
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -386,6 +391,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_shard,
         help="K/N: run only the cases whose index is K modulo N (one of N machines running one "
         "campaign with the same options; join the folders with diffharness merge)",
+    )
+    run.add_argument(
+        "--cases-from",
+        metavar="RUN_DIR",
+        help="take the generated cases from RUN_DIR/cases.json (a shard of this campaign run "
+        "with the same options) instead of drawing them: every shard then runs one list",
     )
     run.set_defaults(func=_cmd_run)
 

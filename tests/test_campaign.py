@@ -325,3 +325,42 @@ def test_row_medians_match_numpys_nanmedian_nans_and_infinities_included() -> No
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows warn
             expected = np.nanmedian(a, axis=1)
         assert np.array_equal(campaign._row_nanmedian(a), expected, equal_nan=True)
+
+
+def test_every_run_saves_its_generated_cases_and_they_read_back_as_drawn(clean_run: Path) -> None:
+    loaded = campaign.load_cases_file(clean_run / "cases.json", SMALL)
+    drawn = campaign.generate_cases(SMALL)
+    assert [str(e) for e, _ in loaded] == [str(e) for e, _ in drawn]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(loaded, drawn, strict=True))
+
+
+def test_shards_that_take_the_cases_from_one_shard_merge_to_the_one_machine_results(
+    clean_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_campaign(SMALL, tmp_path / "s0", shard=(0, 2), progress=False)
+
+    def no_drawing(config: CampaignConfig) -> list[Any]:
+        raise AssertionError("the cases must come from the first shard's cases.json")
+
+    monkeypatch.setattr(campaign, "generate_cases", no_drawing)
+    run_campaign(SMALL, tmp_path / "s1", shard=(1, 2), progress=False, cases_from=tmp_path / "s0")
+    campaign.merge_campaigns(tmp_path / "merged", [tmp_path / "s0", tmp_path / "s1"])
+    assert (tmp_path / "merged" / "results.csv").read_bytes() == (clean_run / "results.csv").read_bytes()
+
+
+def test_a_resumed_run_reads_its_own_cases_instead_of_drawing_again(
+    clean_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(clean_run, run_dir)
+    (run_dir / "parts" / "00002.csv").unlink()
+    monkeypatch.setattr(campaign, "generate_cases", lambda config: pytest.fail("drew cases again"))
+    run_campaign(SMALL, run_dir, resume=True, progress=False)
+    assert (run_dir / "results.csv").read_bytes() == (clean_run / "results.csv").read_bytes()
+
+
+def test_cases_from_a_run_of_other_options_is_refused_naming_them(clean_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="differ in seed"):
+        run_campaign(replace(SMALL, seed=9), tmp_path / "run", cases_from=clean_run, progress=False)
+    with pytest.raises(ValueError, match="no cases.json"):
+        run_campaign(SMALL, tmp_path / "run2", cases_from=tmp_path, progress=False)

@@ -200,6 +200,7 @@ BAD_ARGS = {
     "shard past its count": ("run", "--shard", "2/2"),
     "shard not K/N": ("run", "--shard", "half"),
     "merge of a folder that is no campaign": ("merge", "no-such-run"),
+    "cases from a folder that is no run": ("run", "--cases-from", "no-such-run"),
 }
 
 
