@@ -770,9 +770,8 @@ def _cases_source(
                 f"--cases-from {src}: no {CASES_FILE} and config.json there; expected the "
                 "folder of a run (a shard) of this campaign"
             )
-        theirs, ours = json.loads(cfg_path.read_text()), config.to_json()
-        ours = json.loads(json.dumps(ours))  # tuples as lists, as in the file
-        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        ours = json.loads(json.dumps(config.to_json()))  # tuples as lists, as in the file
+        differ = _differing_options(json.loads(cfg_path.read_text()), ours)
         if differ:
             raise ValueError(
                 f"--cases-from {src}: that run's options differ in {', '.join(differ)}; "
@@ -782,6 +781,11 @@ def _cases_source(
     if resume and (run_dir / CASES_FILE).exists():
         return run_dir / CASES_FILE
     return None
+
+
+def _differing_options(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The names of the options two ``config.json`` contents disagree on, sorted."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def _fingerprint(tasks: Sequence[TaskCase]) -> str:
@@ -823,7 +827,7 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
         configs.append((src, json.loads(cfg.read_text())))
     first_src, first = configs[0]
     for src, cfg in configs[1:]:
-        differ = sorted(k for k in set(first) | set(cfg) if first.get(k) != cfg.get(k))
+        differ = _differing_options(first, cfg)
         if differ:
             raise ValueError(
                 f"{src} and {first_src} are not shards of one campaign: their config.json "

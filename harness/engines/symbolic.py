@@ -1050,19 +1050,19 @@ def _evaluate_cached(program: _Program, pts: np.ndarray) -> tuple[np.ndarray, ..
     return tuple(a.copy() for a in hit)
 
 
-def _filter(program: _Program, uniq: np.ndarray, fields: list[np.ndarray], bits: np.ndarray) -> np.ndarray:
+def _filter(program: _Program, pts: np.ndarray, fields: list[np.ndarray], bits: np.ndarray) -> np.ndarray:
     """Settle what the long double interval pass can (see :mod:`.intervals`): fills
     ``fields`` (values, bounds) and ``bits`` there and returns the settled mask. An entry
     settles when its interval rounds to one float64 and every node of the literal tree
     is surely defined at the point; status codes stay ``_OK`` (0)."""
-    los, his, unsure = program.run_intervals(uniq)
+    los, his, unsure = program.run_intervals(pts)
     m = program.n_entries
-    defined = np.ones(len(uniq), dtype=bool)
+    defined = np.ones(len(pts), dtype=bool)
     for d in range(m, len(los)):
         defined &= np.isfinite(los[d]) & np.isfinite(his[d])
         if unsure[d] is not None:
             defined &= ~unsure[d]
-    settled = np.zeros((len(uniq), m), dtype=bool)
+    settled = np.zeros((len(pts), m), dtype=bool)
     for o in range(m):
         value, bound, ok = iv.settle(los[o], his[o])
         ok &= defined if unsure[o] is None else defined & ~unsure[o]
