@@ -246,10 +246,12 @@ def bench_check(
     from harness.dtypes import round_array
     from harness.engines.symbolic import SymbolicEngine, _program
     from harness.expr import variables
+    from harness.memo import clear_all
 
     def fresh() -> None:
         _program.cache_clear()
         clear_cache()  # sympy's own memo of derivatives
+        clear_all()  # per-case memos: truth rows, stencil values, ...
 
     counts = (n_points,) if isinstance(n_points, int) else tuple(n_points)
     torch.set_num_threads(1)

@@ -8,11 +8,12 @@ module keeps a :class:`Memo` of the last few such results, keyed by what decides
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Memo"]
+__all__ = ["Memo", "clear_all"]
 
 V = TypeVar("V")
 
@@ -25,6 +26,7 @@ class Memo(Generic[V]):
             raise ValueError(f"size={size!r} must be >= 1")
         self.size = size
         self._table: OrderedDict[Hashable, V] = OrderedDict()
+        _ALL.add(self)
 
     def get(self, key: Hashable, compute: Callable[[], V]) -> V:
         """The result remembered for ``key``, or ``compute()``'s, remembered from now on."""
@@ -43,3 +45,12 @@ class Memo(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._table)
+
+
+_ALL: weakref.WeakSet[Memo[Any]] = weakref.WeakSet()
+
+
+def clear_all() -> None:
+    """Forget every memo's results: for timing cold work (benchmarks) and for tests."""
+    for memo in list(_ALL):
+        memo.clear()

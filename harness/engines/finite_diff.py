@@ -20,15 +20,18 @@ rounded to the working dtype. Its Hessian is the hybrid
 the complex-step gradient, with the exact real step as h (so it needs a moderate h).
 
 The tree is evaluated by :func:`harness.engines.torch_ad.torch_function` in the working
-dtype, the whole grid of h x levels x stencil points x points x variables in one call
-(split along h only when the batch is very large). Stencil sums and divisions are done in
-float64 on the function values.
+dtype, the whole grid of h x levels x stencil points x points in one batch, cut into
+contiguous cache-sized pieces that torch's vectorised kernels take whole (see
+:data:`_PIECE`): a point's value depends on that point alone, never on the rest of the
+batch. Stencil inputs are remembered per case, so schemes that share one (x, x + h, ...)
+evaluate it once. Stencil sums, in a fixed order, and divisions are done in float64 on
+the function values.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
@@ -42,6 +45,7 @@ from harness.dtypes import dtype_info, round_array
 from harness.engines.base import EngineError, check_request
 from harness.engines.torch_ad import torch_function
 from harness.expr import Call, Expr, variables, walk
+from harness.memo import Memo
 from harness.ops import OPS
 
 __all__ = [
@@ -70,9 +74,6 @@ DEFAULT_H_GRID: tuple[float, ...] = tuple(float(f"1e-{k}") for k in range(1, 17)
 
 RICHARDSON_LEVELS = 4
 """Central differences at h, h/2, h/4, h/8 are extrapolated to h = 0 (order 8)."""
-
-# Larger batches are split along the h axis so that intermediates stay near 32 MB each.
-_MAX_BATCH_ELEMENTS = 1 << 22
 
 _COMPLEX_DTYPES: Mapping[str, torch.dtype] = MappingProxyType(
     {"float64": torch.complex128, "float32": torch.complex64}
@@ -355,14 +356,14 @@ def _plan(scheme: str, order: int, m: int) -> tuple[_Group, ...]:
 
 
 def _extrapolate(values: Tensor, abscissa: Tensor) -> tuple[Tensor, Tensor]:
-    """Neville's algorithm along axis 1: the polynomial in ``abscissa`` (h^2) through the
+    """Neville's algorithm along axis 0: the polynomial in ``abscissa`` (h^2) through the
     levels, at 0, and Ridders' error estimate (the larger change of the last step).
 
     Abscissas that do not strictly decrease (two levels with the same h_eff) give NaN.
     """
-    levels = values.shape[1]
-    a = [abscissa[:, k] for k in range(levels)]
-    tableau = [[values[:, k]] for k in range(levels)]
+    levels = values.shape[0]
+    a = [abscissa[k] for k in range(levels)]
+    tableau = [[values[k]] for k in range(levels)]
     for j in range(1, levels):
         for k in range(j, levels):
             here, below = tableau[k][j - 1], tableau[k - 1][j - 1]
@@ -375,6 +376,18 @@ def _extrapolate(values: Tensor, abscissa: Tensor) -> tuple[Tensor, Tensor]:
         (best - tableau[last][last - 1]).abs(), (best - tableau[last - 1][last - 1]).abs()
     )
     return best, estimate
+
+
+def _weighted_sum(block: Tensor, numerators: np.ndarray) -> Tensor:
+    """``sum_k numerators[k] * block[..., k, :]`` as (..., n, p), added in the order of k.
+
+    Elementwise, in a fixed order: a library reduction (einsum) may sum in an order that
+    depends on the batch's shape, which made a point's estimate depend on the other points.
+    """
+    total = block[..., 0, :] * float(numerators[0])
+    for k in range(1, len(numerators)):
+        total = total + block[..., k, :] * float(numerators[k])
+    return total.transpose(-1, -2)
 
 
 # ---- the engine ---------------------------------------------------------------------------
@@ -500,17 +513,12 @@ class FiniteDiffEngine:
             )
         return _COMPLEX_DTYPES[dtype]
 
-    def _steps(self, pts: np.ndarray, grid: np.ndarray, real: torch.dtype, order: int) -> Tensor:
-        """Steps in the working real dtype, (n_h, levels, n, m); 0, inf or NaN if unusable."""
-        nominal = grid[:, None] / 2.0 ** np.arange(self.facts.levels)
-        scale = np.fmax(1.0, np.abs(pts)) if self.relative else np.ones_like(pts)
-        step = torch.as_tensor(nominal[:, :, None, None] * scale).to(real)
-        if self.scheme == "complex-step" and order == 1:
-            return step  # the imaginary part holds the rounded step exactly
-        if not self.exact_h:
-            return step  # as hand-written code does: x + h rounds, yet we divide by h
-        x = torch.as_tensor(pts).to(real)
-        return (x + step) - x
+    def _step_kind(self, order: int) -> str:
+        """How a step is made: ``"exact"``, ``(x + h) - x``, or ``"rounded"``, h rounded to
+        the dtype (the complex step's imaginary part, and ``exact_h=False`` as hand-written
+        code does: x + h rounds, yet it divides by h); ``":relative"`` scales by max(1, |x|)."""
+        exact = self.exact_h and not (self.scheme == "complex-step" and order == 1)
+        return ("exact" if exact else "rounded") + (":relative" if self.relative else "")
 
     def _evaluate(
         self, expr: Expr, pts: np.ndarray, grid: np.ndarray, work: torch.dtype, order: int,
@@ -521,63 +529,161 @@ class FiniteDiffEngine:
         if m == 0:  # a constant: no variables, nothing to differentiate
             empty = np.zeros((n_h, *slots))
             return np.zeros((n_h, n, 0)), empty, np.full_like(empty, np.nan)
-        real = torch.empty((), dtype=work).real.dtype
-        raw = self._steps(pts, grid, real, order)
-        valid = torch.isfinite(raw) & (raw > 0)
-        h_work = torch.where(valid, raw, torch.zeros((), dtype=real))
-        h64 = torch.where(valid, raw.to(torch.float64), torch.nan)
+        table = _stencil_values(expr, pts, work)
+        # level-major throughout: (levels, n_h, ...) keeps each level's slice contiguous
+        nominal = (grid[None, :] / 2.0 ** np.arange(levels)[:, None]).ravel()
+        kind = self._step_kind(order)
+        raw, h_work, h64 = table.steps(kind, nominal)  # (levels * n_h, n, m) each
 
         groups = _plan(self.scheme, order, m)
-        disp_real = torch.as_tensor(np.concatenate([g.real.reshape(-1, m) for g in groups]))
-        disp_imag = torch.as_tensor(np.concatenate([g.imag.reshape(-1, m) for g in groups]))
-        f = self._function_values(expr, pts, h_work, disp_real.to(real), disp_imag.to(real), work)
+        disp_real = np.concatenate([g.real.reshape(-1, m) for g in groups])
+        disp_imag = np.concatenate([g.imag.reshape(-1, m) for g in groups])
+        f = table.values_at(kind, nominal, h_work, disp_real, disp_imag)  # (L * n_h, Q, n)
+        f = f.reshape(levels, n_h, -1, n)
+        h64 = h64.reshape(levels, n_h, n, m)
 
-        out = torch.full((n_h, levels, *slots), torch.nan, dtype=torch.float64)
         start = 0
-        for g in groups:
-            p, k = g.real.shape[0], g.real.shape[1]
-            block = f[:, :, start:start + p * k].reshape(n_h, levels, p, k, n)
-            start += p * k
-            sums = torch.einsum("glpkn,k->glnp", block, torch.as_tensor(g.numerators))
-            rows, cols = torch.as_tensor(g.rows), torch.as_tensor(g.cols)
-            denom = g.denominator * h64[..., rows]
-            if order == 1:
-                out[..., rows] = sums / denom
-            else:
-                value = sums / (denom * h64[..., cols])
+        if order == 1:  # one axis group: every slot filled, no scatter needed
+            (g,) = groups
+            sums = _weighted_sum(f.reshape(levels, n_h, m, -1, n), g.numerators)
+            out = sums / (g.denominator * h64)
+        else:
+            out = torch.full((levels, n_h, *slots), torch.nan, dtype=torch.float64)
+            for g in groups:
+                p, k = g.real.shape[0], g.real.shape[1]
+                block = f[:, :, start:start + p * k].reshape(levels, n_h, p, k, n)
+                start += p * k
+                sums = _weighted_sum(block, g.numerators)
+                rows, cols = torch.as_tensor(g.rows), torch.as_tensor(g.cols)
+                value = sums / (g.denominator * h64[..., rows] * h64[..., cols])
                 out[..., rows, cols] = value
                 out[..., cols, rows] = value
 
-        h_eff = raw[:, 0].to(torch.float64).numpy()
+        h_eff = raw[:n_h].to(torch.float64).numpy()
         if levels == 1:
-            values = out[:, 0]
+            values = out[0]
             return h_eff, values.numpy(), np.full(values.shape, np.nan)
         abscissa = h64 * h64 if order == 1 else h64[..., :, None] * h64[..., None, :]
         best, estimate = _extrapolate(out, abscissa)
         return h_eff, best.numpy(), estimate.numpy()
 
-    def _function_values(
-        self, expr: Expr, pts: np.ndarray, h: Tensor, disp_real: Tensor, disp_imag: Tensor,
-        work: torch.dtype,
-    ) -> Tensor:
-        """f at x + disp_real * h (+ i disp_imag * h): float64 (n_h, levels, Q, n).
 
-        The real part for complex dtypes is the imaginary part of f (the complex step).
-        """
-        complex_step = work.is_complex
-        fn = torch_function(expr)
-        x = torch.as_tensor(pts).to(h.dtype)
-        n_h, levels, n, m = h.shape
+# Stencil inputs are evaluated in contiguous pieces of at most this many elements, each a
+# whole number of _PAD elements long (padded at the end). torch's CPU kernels use their
+# vectorised path for whole vectors of contiguous data and a scalar path (other libm
+# routines, last bits differ) for strided data and the tail; pieces below torch's
+# parallel grain size (32768) are never split between threads. So every stencil point goes
+# through the vectorised path whatever the batch holds: its value depends on the point
+# alone, not on how many points, steps or schemes share the batch (which is also what
+# makes sharing values between schemes exact). Pieces of this size also stay in cache.
+_PIECE = 1 << 14
+_PAD = 256  # a multiple of twice the widest vector (512-bit; 2048-bit SVE: 32 doubles)
+
+
+class _StencilValues:
+    """Steps and f at the stencil inputs of one case (tree, points, working dtype).
+
+    An input is named by how it was made: the step's kind and nominal value and the
+    displacement (real, imaginary) in units of the step. Every such input at these points
+    is the same numbers, so each is evaluated once and its values serve every scheme that
+    asks (x + h is the forward, central, five-point and Richardson schemes' alike).
+    """
+
+    def __init__(self, expr: Expr, pts: np.ndarray, work: torch.dtype):
+        self.fn = torch_function(expr)
+        self.pts = pts
+        self.work = work
+        self.real = torch.empty((), dtype=work).real.dtype
+        self.x = torch.as_tensor(pts).to(self.real)
+        self._steps: dict[tuple[str, bytes], tuple[Tensor, Tensor, Tensor]] = {}
+        self._values: dict[Hashable, Tensor] = {}
+
+    def steps(self, kind: str, nominal: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        """Steps for nominal steps ``nominal`` (S,), each (S, n, m): as made (0, inf or
+        NaN where unusable), usable in the working dtype (0 where unusable), and float64
+        (NaN where unusable)."""
+        key = (kind, nominal.tobytes())
+        if key not in self._steps:
+            scale = np.fmax(1.0, np.abs(self.pts)) if kind.endswith(":relative") else 1.0
+            step = torch.as_tensor(nominal[:, None, None] * (scale * np.ones_like(self.pts)))
+            raw = step.to(self.real)
+            if kind.startswith("exact"):
+                raw = (self.x + raw) - self.x
+            valid = (raw > 0) & (raw < math.inf)  # finite and positive; NaN fails both
+            self._steps[key] = (
+                raw,
+                torch.where(valid, raw, torch.zeros((), dtype=self.real)),
+                torch.where(valid, raw.to(torch.float64), torch.nan),
+            )
+        return self._steps[key]
+
+    def values_at(
+        self, kind: str, nominal: np.ndarray, h: Tensor, disp_real: np.ndarray,
+        disp_imag: np.ndarray,
+    ) -> Tensor:
+        """f at x + disp_real[q] * h[s] (+ i disp_imag[q] * h[s]) for every step s and row
+        q, float64 (S, Q, n); for a complex dtype, the imaginary part of f."""
+        rows = [
+            (tuple(map(float, dr)), tuple(map(float, di)))
+            for dr, di in zip(disp_real, disp_imag, strict=True)
+        ]
+        keys: list[Hashable] = []
+        for step in nominal.tolist():
+            for dr, di in rows:
+                # x + 0 * h is x (+0.0 for -0.0) whatever the step
+                keys.append((kind, step, dr, di) if any(dr) or any(di) else ("x",))
+        todo: dict[Hashable, int] = {}
+        for j, key in enumerate(keys):
+            if key not in self._values and key not in todo:
+                todo[key] = j
+        if todo:
+            self._evaluate(list(todo.items()), h, disp_real, disp_imag)
+        stacked = torch.stack([self._values[key] for key in keys])
+        return stacked.reshape(len(nominal), len(rows), -1)
+
+    def _evaluate(
+        self, todo: list[tuple[Hashable, int]], h: Tensor, disp_real: np.ndarray,
+        disp_imag: np.ndarray,
+    ) -> None:
+        n, m = self.x.shape
         q = disp_real.shape[0]
-        per_h = max(1, levels * q * n * m)
-        chunk = max(1, _MAX_BATCH_ELEMENTS // per_h)
+        d_real = torch.as_tensor(disp_real).to(self.real)
+        d_imag = torch.as_tensor(disp_imag).to(self.real)
+        block = max(1, (1 << 18) // max(1, n * m))  # inputs of at most 2 MB (float64)
+        for lo in range(0, len(todo), block):
+            part = todo[lo:lo + block]
+            index = torch.as_tensor([j for _, j in part])
+            steps = h[index // q]  # (K, n, m)
+            inputs = self.x + d_real[index % q][:, None, :] * steps
+            if self.work.is_complex:
+                inputs = torch.complex(inputs, d_imag[index % q][:, None, :] * steps)
+            out = self._run(inputs.reshape(-1, m)).reshape(len(part), n)
+            for (key, _), value in zip(part, out, strict=True):
+                self._values[key] = value
+
+    def _run(self, inputs: Tensor) -> Tensor:
+        """f over the rows of ``inputs`` (N, m), float64 (N,); see :data:`_PIECE`."""
+        total, m = inputs.shape
+        padded = -(-max(total, 1) // _PAD) * _PAD
+        if padded > total:
+            inputs = torch.cat([inputs, inputs[:1].expand(padded - total, m)])
+        columns = [inputs[:, c].contiguous() for c in range(m)]
         parts = []
-        for lo in range(0, n_h, chunk):
-            hc = h[lo:lo + chunk, :, None, :, :]  # (c, L, 1, n, m)
-            inputs = x + disp_real[:, None, :] * hc  # (c, L, Q, n, m)
-            if complex_step:
-                inputs = torch.complex(inputs, disp_imag[:, None, :] * hc)
-            value = fn([inputs[..., c] for c in range(m)])
-            value = value.imag if complex_step else value
-            parts.append(torch.broadcast_to(value, inputs.shape[:-1]).to(torch.float64))
-        return torch.cat(parts)
+        for lo in range(0, padded, _PIECE):
+            value = self.fn([col[lo:lo + _PIECE] for col in columns])
+            value = value.imag if self.work.is_complex else value
+            parts.append(torch.broadcast_to(value, columns[0][lo:lo + _PIECE].shape))
+        return torch.cat(parts)[:total].to(torch.float64)
+
+
+_STENCIL_VALUES: Memo[_StencilValues] = Memo(4)
+
+
+def _stencil_values(expr: Expr, pts: np.ndarray, work: torch.dtype) -> _StencilValues:
+    """The case's shared table; keyed also by the ops' torch functions, so a patched op
+    table never reads values computed with the old one."""
+    kernels = tuple(
+        (node.op, id(OPS[node.op].torch_fn)) for node in walk(expr) if isinstance(node, Call)
+    )
+    key = (expr, kernels, pts.shape, pts.tobytes(), str(work))
+    return _STENCIL_VALUES.get(key, lambda: _StencilValues(expr, pts, work))
