@@ -378,15 +378,43 @@ def _extrapolate(values: Tensor, abscissa: Tensor) -> tuple[Tensor, Tensor]:
     return best, estimate
 
 
-def _weighted_sum(block: Tensor, numerators: np.ndarray) -> Tensor:
-    """``sum_k numerators[k] * block[..., k, :]`` as (..., n, p), added in the order of k.
+def _sum_order(numerators: Sequence[float]) -> tuple[list[tuple[int, int]], list[int]]:
+    """Pairs (i, j) of opposite weights, ``w_i = -w_j``, in order of i, and the rest."""
+    pairs, rest, used = [], [], set()
+    for i, w in enumerate(numerators):
+        if i in used:
+            continue
+        j = next(
+            (j for j in range(len(numerators) - 1, i, -1)
+             if j not in used and w != 0 and numerators[j] == -w),
+            None,
+        )
+        if j is None:
+            rest.append(i)
+        else:
+            pairs.append((i, j))
+            used.update((i, j))
+    return pairs, rest
 
-    Elementwise, in a fixed order: a library reduction (einsum) may sum in an order that
-    depends on the batch's shape, which made a point's estimate depend on the other points.
+
+def _weighted_sum(block: Tensor, numerators: np.ndarray) -> Tensor:
+    """``sum_k numerators[k] * block[..., k, :]`` as (..., n, p), in a fixed order.
+
+    Terms with opposite weights are differenced first, ``w_i (f_i - f_j)``: neighbouring
+    values of f differ exactly (Sterbenz) and the integer weights scale exactly, so an
+    antisymmetric stencil (every first-derivative one) adds one rounding of its own at
+    most, and the error left is f's rounding, which the error model describes. Then the
+    pairs and the other terms are added in order. Elementwise on purpose: a library
+    reduction (einsum) sums in an order that depends on the batch's shape, which made a
+    point's estimate depend on the other points.
     """
-    total = block[..., 0, :] * float(numerators[0])
-    for k in range(1, len(numerators)):
-        total = total + block[..., k, :] * float(numerators[k])
+    weights = [float(w) for w in numerators]
+    pairs, rest = _sum_order(weights)
+    terms = [(block[..., i, :] - block[..., j, :]) * weights[i] for i, j in pairs]
+    terms += [block[..., k, :] * weights[k] for k in rest]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
     return total.transpose(-1, -2)
 
 

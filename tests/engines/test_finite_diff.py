@@ -457,6 +457,21 @@ def test_schemes_evaluate_each_distinct_stencil_input_once_in_whole_vector_piece
             assert len(column) % finite_diff._PAD == 0 and len(column) <= finite_diff._PIECE
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scheme", ["forward", "backward", "central", "five-point", "richardson"])
+def test_stencil_sums_add_no_rounding_of_their_own_on_exact_function_values(scheme, dtype):
+    # f(x) = 2x at x = 1000 (+-1/4): every stencil input and value is exact, so each
+    # difference and each weighted sum is exact too when opposite weights are differenced
+    # first. Summed left to right, f(x - 2h) - 8 f(x - h) rounds at the size of 7x.
+    points = np.array([[1000.0], [-1000.25], [1000.25]])
+    sweep = FiniteDiffEngine(scheme).sweep(
+        call("mul", Const(2), x), points, dtype=dtype, h_grid=10.0 ** -np.arange(1, 8)
+    )
+    usable = np.isfinite(sweep.values)
+    assert usable.sum() >= 9
+    assert np.all(sweep.values[usable] == 2.0)
+
+
 def test_nominal_h_reproduces_the_seeds_printed_forward_difference():
     # The seed divides by the nominal h = 1e-3, not by float32(1 + h) - 1; with
     # exact_h=False the engine does the same and prints what the post printed.
