@@ -380,7 +380,9 @@ def _extrapolate(values: Tensor, abscissa: Tensor) -> tuple[Tensor, Tensor]:
 
 def _sum_order(numerators: Sequence[float]) -> tuple[list[tuple[int, int]], list[int]]:
     """Pairs (i, j) of opposite weights, ``w_i = -w_j``, in order of i, and the rest."""
-    pairs, rest, used = [], [], set()
+    pairs: list[tuple[int, int]] = []
+    rest: list[int] = []
+    used: set[int] = set()
     for i, w in enumerate(numerators):
         if i in used:
             continue
