@@ -207,3 +207,45 @@ def test_constants_convert_to_an_interval_that_holds_them_even_beyond_long_doubl
         assert np.isinf(lo) or to_arb(lo) <= value.lower()
         assert np.isinf(hi) or value.upper() <= to_arb(hi)
         assert not (np.isinf(lo) and lo > 0) and not (np.isinf(hi) and hi < 0)
+
+
+def _long_doubles_of_every_kind() -> np.ndarray:
+    """Zeros of both signs, subnormals, the normal boundary, normals at every scale,
+    the extremes, infinities and NaN."""
+    s, n, big = np.finfo(L).smallest_subnormal, np.finfo(L).smallest_normal, np.finfo(L).max
+    rng = np.random.default_rng(7)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dtype=L)
+    edges = np.array([s, 2 * s, n - s, n, n + n * np.finfo(L).eps, big], dtype=L)
+    scales = np.exp2(rng.integers(-16440, 16380, 4000).astype(L))
+    return np.concatenate([
+        special, edges, -edges,
+        rng.integers(-3000, 3000, 2000).astype(L) * s,  # subnormals
+        rng.standard_normal(4000).astype(L) * scales,
+    ])
+
+
+def test_outward_steps_are_nextafter_bit_for_bit_sign_of_zero_included():
+    x = _long_doubles_of_every_kind()
+    with np.errstate(all="ignore"):
+        for got, want in ((iv._up(x), np.nextafter(x, L(np.inf))),
+                          (iv._down(x), np.nextafter(x, L(-np.inf)))):
+            same = (got == want) & (np.signbit(got) == np.signbit(want))
+            assert np.all(same | (np.isnan(got) & np.isnan(want)))
+
+
+@pytest.mark.parametrize("rel", [iv._REL_LIBM, iv._REL_ERF])
+def test_library_error_pad_is_the_plain_formula_bit_for_bit(rel):
+    x = _long_doubles_of_every_kind()
+    with np.errstate(all="ignore"):
+        got, want = iv._pad(x, rel), np.abs(x) * rel + iv._TINY
+    assert np.all((got == want) | (np.isnan(got) & np.isnan(want)))
+
+
+def test_a_point_interval_settles_with_bound_zero_and_a_wide_one_with_its_half_width():
+    lo = np.array([1.5, 0.0, 1.0], dtype=L)
+    hi = np.array([1.5, 0.0, 0.0], dtype=L)
+    hi[2] = L(1) + np.finfo(L).eps * 4
+    value, bound, settled = iv.settle(lo, hi)
+    assert settled.all() and list(value) == [1.5, 0.0, 1.0]
+    assert bound[0] == 0.0 and bound[1] == 0.0
+    assert bound[2] >= 2 * float(np.finfo(L).eps) and bound[2] < 4 * float(np.finfo(L).eps)
