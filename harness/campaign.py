@@ -356,7 +356,7 @@ def _fd_rows(
     diags: list[dict[str, Any]] = []
     theory: list[dict[str, Any]] = []
     grid = np.asarray(config.h_grid, dtype=np.float64)
-    texts = np.asarray(point_texts(names, pts), dtype=object)
+    texts = point_texts(names, pts)
     name_array = np.asarray(names, dtype=object)
     columns: list[dict[str, np.ndarray]] = []
     for scheme in config.schemes:

@@ -82,16 +82,22 @@ def format_point(names: Sequence[str], row: np.ndarray) -> str:
     return ",".join(f"{n}={float(v)!r}" for n, v in zip(names, row, strict=False))
 
 
-_POINT_TEXTS: Memo[list[str]] = Memo(8)
+_POINT_TEXTS: Memo[np.ndarray] = Memo(8)
 
 
-def point_texts(names: Sequence[str], pts: np.ndarray) -> list[str]:
-    """:func:`format_point` of every row of ``pts``; cached, as every engine and scheme
-    judged on one case labels its rows with the same points."""
-    return _POINT_TEXTS.get(
-        (tuple(names), pts.shape, pts.tobytes()),
-        lambda: [format_point(names, row) for row in pts.tolist()],
-    )
+def point_texts(names: Sequence[str], pts: np.ndarray) -> np.ndarray:
+    """:func:`format_point` of every row of ``pts``, a read-only object array; cached, as
+    every engine and scheme judged on one case labels its rows with the same points."""
+    return _POINT_TEXTS.get((tuple(names), pts.shape, pts.tobytes()), lambda: _texts(names, pts))
+
+
+def _texts(names: Sequence[str], pts: np.ndarray) -> np.ndarray:
+    # format_point's text, one format string per tree: `float!r` is the shortest repr
+    template = ",".join(f"{name}={{!r}}" for name in names)
+    out = np.array([template.format(*row) for row in pts.tolist()] if names else [""] * len(pts),
+                   dtype=object)
+    out.setflags(write=False)
+    return out
 
 
 def engine_spec(engine: Engine) -> str:
@@ -205,17 +211,18 @@ def compare(
     def flat(a: np.ndarray) -> np.ndarray:
         return np.asarray(a).reshape(n_rows)
 
-    def const(v: Any) -> list[Any]:
-        return [v] * n_rows
+    def const(v: Any) -> Any:
+        # numbers as arrays (pandas infers a list of ints element by element), text as lists
+        return np.full(n_rows, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else [v] * n_rows
 
     columns: dict[str, Any] = {
         "case_id": const(case_id),
         "source": const(source),
         "expr": const(text),
         "variables": const(",".join(names)),
-        "point": np.repeat(np.asarray(point_texts(names, pts), dtype=object), per_point),
+        "point": np.repeat(point_texts(names, pts), per_point),
         "point_index": np.repeat(np.arange(len(pts)), per_point),
-        "var": [var for _ in range(len(pts)) for _, var in entries],
+        "var": np.tile(np.array([var for _, var in entries], dtype=object), len(pts)),
         "engine": const(engine.name),
         "mode": const(_mode(engine)),
         "dtype": const(dtype),
