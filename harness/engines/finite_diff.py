@@ -368,8 +368,9 @@ def _extrapolate(values: Tensor, abscissa: Tensor) -> tuple[Tensor, Tensor]:
         for k in range(j, levels):
             here, below = tableau[k][j - 1], tableau[k - 1][j - 1]
             gap = a[k - j] - a[k]
-            step = (here - below) * a[k] / gap
-            tableau[k].append(torch.where(gap > 0, here + step, torch.nan))
+            value = here - below  # here + (here - below) * a_k / gap, in place
+            value.mul_(a[k]).div_(gap).add_(here)
+            tableau[k].append(value.masked_fill_(~(gap > 0), torch.nan))
     last = levels - 1
     best = tableau[last][last]
     estimate = torch.maximum(
@@ -412,8 +413,11 @@ def _weighted_sum(block: Tensor, numerators: np.ndarray) -> Tensor:
     """
     weights = [float(w) for w in numerators]
     pairs, rest = _sum_order(weights)
-    terms = [(block[..., i, :] - block[..., j, :]) * weights[i] for i, j in pairs]
-    terms += [block[..., k, :] * weights[k] for k in rest]
+    def scaled(t: Tensor, w: float) -> Tensor:
+        return t if w == 1.0 else t * w  # x * 1.0 is x, NaN and -0.0 included
+
+    terms = [scaled(block[..., i, :] - block[..., j, :], weights[i]) for i, j in pairs]
+    terms += [scaled(block[..., k, :], weights[k]) for k in rest]
     total = terms[0]
     for term in terms[1:]:
         total = total + term
@@ -683,21 +687,25 @@ class _StencilValues:
         for lo in range(0, len(todo), block):
             part = todo[lo:lo + block]
             index = torch.as_tensor([j for _, j in part])
-            steps = h[index // q]  # (K, n, m)
-            inputs = self.x + d_real[index % q][:, None, :] * steps
-            if self.work.is_complex:
-                inputs = torch.complex(inputs, d_imag[index % q][:, None, :] * steps)
-            out = self._run(inputs.reshape(-1, m)).reshape(len(part), n)
+            rows, steps = index % q, index // q
+            columns = []
+            for c in range(m):  # each coordinate built contiguous, (K, n) -> (K * n,)
+                hc = h[steps, :, c]
+                column = self.x[:, c] + d_real[rows, c][:, None] * hc
+                if self.work.is_complex:
+                    column = torch.complex(column, d_imag[rows, c][:, None] * hc)
+                columns.append(column.reshape(-1))
+            out = self._run(columns).reshape(len(part), n)
             for (key, _), value in zip(part, out, strict=True):
                 self._values[key] = value
 
-    def _run(self, inputs: Tensor) -> Tensor:
-        """f over the rows of ``inputs`` (N, m), float64 (N,); see :data:`_PIECE`."""
-        total, m = inputs.shape
+    def _run(self, columns: list[Tensor]) -> Tensor:
+        """f at the points whose coordinates are ``columns`` (m tensors of N), float64
+        (N,); see :data:`_PIECE`."""
+        total = len(columns[0])
         padded = -(-max(total, 1) // _PAD) * _PAD
-        if padded > total:
-            inputs = torch.cat([inputs, inputs[:1].expand(padded - total, m)])
-        columns = [inputs[:, c].contiguous() for c in range(m)]
+        if padded > total:  # the first point again, whose value is dropped
+            columns = [torch.cat([col, col[:1].expand(padded - total)]) for col in columns]
         parts = []
         for lo in range(0, padded, _PIECE):
             value = self.fn([col[lo:lo + _PIECE] for col in columns])
