@@ -247,17 +247,23 @@ def bench_check(
     from harness.engines.symbolic import SymbolicEngine, _program
     from harness.expr import variables
     from harness.memo import clear_all
+    from harness.oracle import rounding_tolerance
 
     def fresh() -> None:
+        """Forget everything an expression leaves behind (its derivative, in sympy's memo
+        and compiled, and every per-case memo), but keep what a process pays once per op:
+        the rounding model's compiled op partials, warmed again on symbols of their own."""
         _program.cache_clear()
         clear_cache()  # sympy's own memo of derivatives
+        rounding_tolerance(warm, warm_points, dtype="float64")
         clear_all()  # per-case memos: truth rows, stencil values, ...
 
     counts = (n_points,) if isinstance(n_points, int) else tuple(n_points)
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     warm = _every_op_tree()
-    full_check(warm, round_array(rng.uniform(-2, 2, (32, len(variables(warm)))), "float32"))
+    warm_points = round_array(rng.uniform(-2, 2, (32, len(variables(warm)))), "float32")
+    full_check(warm, warm_points)
     _gradcheck_per_point(warm, np.zeros((1, len(variables(warm)))))
     rows = []
     for n in counts:

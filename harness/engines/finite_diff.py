@@ -563,6 +563,13 @@ class FiniteDiffEngine:
         if m == 0:  # a constant: no variables, nothing to differentiate
             empty = np.zeros((n_h, *slots))
             return np.zeros((n_h, n, 0)), empty, np.full_like(empty, np.nan)
+        if n > _POINTS_PER_TABLE:  # bounded memory; a point's estimates are the same
+            parts = [
+                self._evaluate(expr, pts[lo:lo + _POINTS_PER_TABLE], grid, work, order, m)
+                for lo in range(0, n, _POINTS_PER_TABLE)
+            ]
+            joined = [np.concatenate([part[k] for part in parts], axis=1) for k in range(3)]
+            return joined[0], joined[1], joined[2]
         table = _stencil_values(expr, pts, work)
         # level-major throughout: (levels, n_h, ...) keeps each level's slice contiguous
         nominal = (grid[None, :] / 2.0 ** np.arange(levels)[:, None]).ravel()
@@ -714,7 +721,11 @@ class _StencilValues:
         return torch.cat(parts)[:total].to(torch.float64)
 
 
-_STENCIL_VALUES: Memo[_StencilValues] = Memo(4)
+# A table holds f at every stencil input of its points: about 500 x 8 bytes per point and
+# variable for all schemes. Larger batches go through in parts of this many points (each
+# part's values shared between schemes only while it is among the last two tables).
+_POINTS_PER_TABLE = 1 << 14
+_STENCIL_VALUES: Memo[_StencilValues] = Memo(2)  # one dtype's real and complex tables
 
 
 def _stencil_values(expr: Expr, pts: np.ndarray, work: torch.dtype) -> _StencilValues:

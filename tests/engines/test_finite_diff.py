@@ -488,3 +488,16 @@ def test_nominal_h_reproduces_the_seeds_printed_forward_difference():
     assert abs(got - by_hand) <= 1e-6 * by_hand
     assert abs(got - 12.00199) < 1e-5
     assert engine.name == "fd:forward:nominal-h"
+
+
+def test_a_batch_too_large_for_one_table_goes_through_in_parts_with_the_same_bits(monkeypatch):
+    expr = call("mul", call("sin", call("add", x, y)), call("exp", y))
+    points = np.random.default_rng(3).uniform(-1, 1, (23, 2))
+    whole = {s: _sweep_or_error(s, expr, points, dtype="float64") for s in SCHEMES}
+    monkeypatch.setattr(finite_diff, "_POINTS_PER_TABLE", 5)
+    finite_diff._STENCIL_VALUES.clear()
+    for scheme in SCHEMES:
+        parts = _sweep_or_error(scheme, expr, points, dtype="float64")
+        assert _same(parts.values, whole[scheme].values)
+        assert _same(parts.h_effective, whole[scheme].h_effective)
+        assert _same(parts.error_estimate, whole[scheme].error_estimate)
