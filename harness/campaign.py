@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.check import RESULT_COLUMNS, compare, point_texts
+from harness.check import RESULT_COLUMNS, compare, point_text_array
 from harness.dtypes import dtype_info, round_array, ulp
 from harness.engines import engine_from_spec
 from harness.engines.base import EngineError
@@ -356,7 +356,7 @@ def _fd_rows(
     diags: list[dict[str, Any]] = []
     theory: list[dict[str, Any]] = []
     grid = np.asarray(config.h_grid, dtype=np.float64)
-    texts = point_texts(names, pts)
+    texts = point_text_array(names, pts)
     name_array = np.asarray(names, dtype=object)
     columns: list[dict[str, np.ndarray]] = []
     for scheme in config.schemes:

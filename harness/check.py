@@ -42,6 +42,7 @@ __all__ = [
     "compare",
     "engine_spec",
     "format_point",
+    "point_text_array",
     "point_texts",
     "repro_command",
     "unit_trees",
@@ -85,9 +86,14 @@ def format_point(names: Sequence[str], row: np.ndarray) -> str:
 _POINT_TEXTS: Memo[np.ndarray] = Memo(8)
 
 
-def point_texts(names: Sequence[str], pts: np.ndarray) -> np.ndarray:
-    """:func:`format_point` of every row of ``pts``, a read-only object array; cached, as
-    every engine and scheme judged on one case labels its rows with the same points."""
+def point_texts(names: Sequence[str], pts: np.ndarray) -> list[str]:
+    """:func:`format_point` of every row of ``pts``."""
+    return list(point_text_array(names, pts))
+
+
+def point_text_array(names: Sequence[str], pts: np.ndarray) -> np.ndarray:
+    """:func:`point_texts` as a read-only object array, cached: every engine and scheme
+    judged on one case labels its rows with the same points."""
     return _POINT_TEXTS.get((tuple(names), pts.shape, pts.tobytes()), lambda: _texts(names, pts))
 
 
@@ -220,7 +226,7 @@ def compare(
         "source": const(source),
         "expr": const(text),
         "variables": const(",".join(names)),
-        "point": np.repeat(point_texts(names, pts), per_point),
+        "point": np.repeat(point_text_array(names, pts), per_point),
         "point_index": np.repeat(np.arange(len(pts)), per_point),
         "var": np.tile(np.array([var for _, var in entries], dtype=object), len(pts)),
         "engine": const(engine.name),

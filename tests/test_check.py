@@ -32,6 +32,8 @@ from harness.check import (
     compare,
     engine_spec,
     format_point,
+    point_text_array,
+    point_texts,
     repro_command,
     unit_trees,
 )
@@ -444,6 +446,19 @@ def test_format_point_writes_shortest_exact_reprs() -> None:
     text = format_point(["x", "y", "z"], row)
     assert text == "x=0.1,y=-2.5e-300,z=3.0"
     assert [float(item.split("=")[1]) for item in text.split(",")] == row.tolist()
+
+
+def test_point_labels_of_a_batch_are_format_point_of_each_row() -> None:
+    rng = np.random.default_rng(5)
+    pts = rng.standard_normal((40, 2)) * 10.0 ** rng.integers(-300, 300, (40, 2))
+    pts = np.vstack([pts, [[0.0, -0.0], [math.inf, -math.inf], [math.nan, 5e-324]]])
+    expected = [format_point(["x", "y"], row) for row in pts]
+    assert point_texts(["x", "y"], pts) == expected
+    labels = point_text_array(["x", "y"], pts)
+    assert labels.tolist() == expected
+    with pytest.raises(ValueError):  # shared by every engine judged on the case
+        labels[0] = "x=1.0"
+    assert point_texts([], np.zeros((3, 0))) == ["", "", ""]
 
 
 @pytest.mark.parametrize("expr_text", ["x * (y - 1)", "-x ** 2", "log(x) / y", "x**(1/2) + 'odd' $HOME"])

@@ -729,10 +729,10 @@ _STENCIL_VALUES: Memo[_StencilValues] = Memo(2)  # one dtype's real and complex 
 
 
 def _stencil_values(expr: Expr, pts: np.ndarray, work: torch.dtype) -> _StencilValues:
-    """The case's shared table; keyed also by the ops' torch functions, so a patched op
-    table never reads values computed with the old one."""
+    """The case's shared table; keyed also by the torch functions that compute the tree,
+    so a patched op table (or translator) never reads values computed with the old one."""
     kernels = tuple(
         (node.op, id(OPS[node.op].torch_fn)) for node in walk(expr) if isinstance(node, Call)
     )
-    key = (expr, kernels, pts.shape, pts.tobytes(), str(work))
+    key = (expr, kernels, id(torch_function), pts.shape, pts.tobytes(), str(work))
     return _STENCIL_VALUES.get(key, lambda: _StencilValues(expr, pts, work))
