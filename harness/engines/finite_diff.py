@@ -379,8 +379,13 @@ def _extrapolate(values: Tensor, abscissa: Tensor) -> tuple[Tensor, Tensor]:
     return best, estimate
 
 
-def _sum_order(numerators: Sequence[float]) -> tuple[list[tuple[int, int]], list[int]]:
-    """Pairs (i, j) of opposite weights, ``w_i = -w_j``, in order of i, and the rest."""
+def _sum_order(
+    numerators: Sequence[float],
+) -> tuple[list[tuple[int, int]], list[int], int | None]:
+    """How :func:`_weighted_sum` adds: pairs (i, j) of opposite weights, ``w_i = -w_j``,
+    in order of i; the other terms; and the reference term they are differenced against
+    (the largest weight, e.g. the -2 of 1, -2, 1), or None where their weights do not sum
+    to 0 (the complex step's single term)."""
     pairs: list[tuple[int, int]] = []
     rest: list[int] = []
     used: set[int] = set()
@@ -397,27 +402,37 @@ def _sum_order(numerators: Sequence[float]) -> tuple[list[tuple[int, int]], list
         else:
             pairs.append((i, j))
             used.update((i, j))
-    return pairs, rest
+    # integer weights: the sum is exact
+    balanced = len(rest) > 1 and sum(numerators[k] for k in rest) == 0
+    reference = max(rest, key=lambda k: abs(numerators[k])) if balanced else None
+    return pairs, rest, reference
 
 
 def _weighted_sum(block: Tensor, numerators: np.ndarray) -> Tensor:
     """``sum_k numerators[k] * block[..., k, :]`` as (..., n, p), in a fixed order.
 
-    Terms with opposite weights are differenced first, ``w_i (f_i - f_j)``: neighbouring
-    values of f differ exactly (Sterbenz) and the integer weights scale exactly, so an
-    antisymmetric stencil (every first-derivative one) adds one rounding of its own at
-    most, and the error left is f's rounding, which the error model describes. Then the
-    pairs and the other terms are added in order. Elementwise on purpose: a library
-    reduction (einsum) sums in an order that depends on the batch's shape, which made a
-    point's estimate depend on the other points.
+    Every derivative stencil's weights sum to 0, so the sum is one of differences of f:
+    terms with opposite weights are differenced in pairs, ``w_i (f_i - f_j)``, and the
+    others against the largest one, ``w_k (f_k - f_ref)``. Neighbouring values of f differ
+    exactly (Sterbenz) and integer weights scale exactly, so the sum adds little rounding of
+    its own (an antisymmetric stencil, every first-derivative one, at most one rounding)
+    and never overflows where f's differences do not: the error left is f's rounding,
+    which the error model describes. Then the terms are added in order. Elementwise on
+    purpose: a library reduction (einsum) sums in an order that depends on the batch's
+    shape, which made a point's estimate depend on the other points.
     """
     weights = [float(w) for w in numerators]
-    pairs, rest = _sum_order(weights)
+    pairs, rest, reference = _sum_order(weights)
+
     def scaled(t: Tensor, w: float) -> Tensor:
         return t if w == 1.0 else t * w  # x * 1.0 is x, NaN and -0.0 included
 
     terms = [scaled(block[..., i, :] - block[..., j, :], weights[i]) for i, j in pairs]
-    terms += [scaled(block[..., k, :], weights[k]) for k in rest]
+    if reference is None:
+        terms += [scaled(block[..., k, :], weights[k]) for k in rest]
+    else:
+        base = block[..., reference, :]
+        terms += [scaled(block[..., k, :] - base, weights[k]) for k in rest if k != reference]
     total = terms[0]
     for term in terms[1:]:
         total = total + term
@@ -563,6 +578,9 @@ class FiniteDiffEngine:
         if m == 0:  # a constant: no variables, nothing to differentiate
             empty = np.zeros((n_h, *slots))
             return np.zeros((n_h, n, 0)), empty, np.full_like(empty, np.nan)
+        if n == 0:  # no points: nothing to evaluate
+            empty = np.zeros((n_h, *slots))
+            return np.zeros((n_h, 0, m)), empty, np.full_like(empty, np.nan)
         if n > _POINTS_PER_TABLE:  # bounded memory; a point's estimates are the same
             parts = [
                 self._evaluate(expr, pts[lo:lo + _POINTS_PER_TABLE], grid, work, order, m)

@@ -501,3 +501,33 @@ def test_a_batch_too_large_for_one_table_goes_through_in_parts_with_the_same_bit
         assert _same(parts.values, whole[scheme].values)
         assert _same(parts.h_effective, whole[scheme].h_effective)
         assert _same(parts.error_estimate, whole[scheme].error_estimate)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("order", [1, 2])
+def test_no_points_give_empty_sweeps_of_the_documented_shapes(scheme, order):
+    expr = call("mul", call("sin", x), call("exp", y))
+    sweep = FiniteDiffEngine(scheme).sweep(expr, np.zeros((0, 2)), dtype="float32", order=order)
+    n_h = len(DEFAULT_H_GRID)
+    assert sweep.h_effective.shape == (n_h, 0, 2)
+    assert sweep.values.shape == sweep.error_estimate.shape == (n_h, 0) + (2,) * order
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scheme", ["forward", "backward", "central", "five-point", "richardson"])
+def test_second_difference_stencils_subtract_before_they_scale(scheme, dtype):
+    # f = 2x at x = 1000: every f(x + kh) is exact, so 1, -2, 1 (and the five-point
+    # weights) give exactly 0 once the values are differenced against the middle one;
+    # added left to right, f - 2 f rounds at the size of 4x and 0 is missed by ~ulp / h^2.
+    points = np.array([[1000.0], [-1000.25]])
+    linear = FiniteDiffEngine(scheme).sweep(
+        call("mul", Const(2), x), points, dtype=dtype, order=2, h_grid=10.0 ** -np.arange(1, 5)
+    )
+    usable = np.isfinite(linear.values)
+    assert usable.sum() >= 4 and np.all(linear.values[usable] == 0.0)
+    # f = x + 2**1023: f - 2 f overflows; its differences do not
+    huge = FiniteDiffEngine(scheme).sweep(
+        call("add", x, Const(2**1023)), np.array([[1.0]]), dtype="float64", order=2,
+        h_grid=(1e-1, 1e-2),
+    )
+    assert np.all(np.isfinite(huge.values))
