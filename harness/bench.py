@@ -172,7 +172,7 @@ def full_check(
     sweeps out: the cost of the AD verdicts alone."""
     from harness.check import _reference, compare
     from harness.engines.base import EngineError
-    from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine
+    from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine, shared_stencils
     from harness.engines.symbolic import SymbolicEngine
     from harness.engines.torch_ad import TorchEngine
     from harness.oracle import rounding_tolerance
@@ -199,12 +199,15 @@ def full_check(
                 engine_seconds = float(frame["seconds"].iloc[0]) * len(pts)
                 stages["torch"] = stages.get("torch", 0.0) + engine_seconds
                 stages["verdicts"] -= engine_seconds
-        for scheme in SCHEMES if finite_differences else ():
-            try:
-                sweep = timed("finite differences", FiniteDiffEngine(scheme).sweep, expr, pts, dtype=dtype)
-                entries += sweep.values.size
-            except EngineError:
-                pass
+        with shared_stencils():  # as a campaign runs them: the schemes share stencil inputs
+            for scheme in SCHEMES if finite_differences else ():
+                try:
+                    sweep = timed(
+                        "finite differences", FiniteDiffEngine(scheme).sweep, expr, pts, dtype=dtype
+                    )
+                    entries += sweep.values.size
+                except EngineError:
+                    pass
     return entries
 
 

@@ -44,6 +44,7 @@ from harness.engines.finite_diff import (
     FiniteDiffEngine,
     predicted_error,
     scheme_facts,
+    shared_stencils,
 )
 from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
@@ -359,12 +360,17 @@ def _fd_rows(
     texts = point_text_array(names, pts)
     name_array = np.asarray(names, dtype=object)
     columns: list[dict[str, np.ndarray]] = []
-    for scheme in config.schemes:
+    sweeps = {}
+    with shared_stencils():  # the schemes share their stencil inputs (x, x + h, ...)
+        for scheme in config.schemes:
+            try:
+                sweeps[scheme] = FiniteDiffEngine(scheme).sweep(
+                    task.expr, pts, dtype=dtype, order=1, h_grid=config.h_grid
+                )
+            except EngineError:
+                continue  # e.g. complex step through a non-analytic op, or float16
+    for scheme, sweep in sweeps.items():
         engine = FiniteDiffEngine(scheme)
-        try:
-            sweep = engine.sweep(task.expr, pts, dtype=dtype, order=1, h_grid=config.h_grid)
-        except EngineError:
-            continue  # e.g. complex step through a non-analytic op, or float16
         values = sweep.values  # (n_h, n, m)
         with np.errstate(all="ignore"):
             abs_err = np.abs(values - t.values[None])

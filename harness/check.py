@@ -100,7 +100,8 @@ def point_text_array(names: Sequence[str], pts: np.ndarray) -> np.ndarray:
 def _texts(names: Sequence[str], pts: np.ndarray) -> np.ndarray:
     # format_point's text, one format string per tree: `float!r` is the shortest repr
     template = ",".join(f"{name}={{!r}}" for name in names)
-    out = np.array([template.format(*row) for row in pts.tolist()] if names else [""] * len(pts),
+    rows = np.asarray(pts, dtype=np.float64).tolist()  # floats, as format_point writes them
+    out = np.array([template.format(*row) for row in rows] if names else [""] * len(rows),
                    dtype=object)
     out.setflags(write=False)
     return out

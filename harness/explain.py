@@ -21,6 +21,7 @@ from harness.engines.finite_diff import (
     optimal_h,
     predicted_error,
     scheme_facts,
+    shared_stencils,
 )
 from harness.engines.symbolic import SymbolicEngine
 from harness.engines.torch_ad import MODES, TorchEngine
@@ -86,15 +87,16 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
         lines.append(f" d/d{var}:")
         lines.append(header)
         sweeps = {}
-        for scheme in SCHEMES:
-            try:
-                sweeps[scheme] = (
-                    FiniteDiffEngine(scheme)
-                    .sweep(expr, pts, dtype=dtype, h_grid=DEFAULT_H_GRID)
-                    .values[:, 0, i]
-                )
-            except EngineError:
-                sweeps[scheme] = np.full(len(DEFAULT_H_GRID), np.nan)
+        with shared_stencils():
+            for scheme in SCHEMES:
+                try:
+                    sweeps[scheme] = (
+                        FiniteDiffEngine(scheme)
+                        .sweep(expr, pts, dtype=dtype, h_grid=DEFAULT_H_GRID)
+                        .values[:, 0, i]
+                    )
+                except EngineError:
+                    sweeps[scheme] = np.full(len(DEFAULT_H_GRID), np.nan)
         exact = t.values[0, i]
         for k, h in enumerate(DEFAULT_H_GRID):
             cells = []

@@ -459,6 +459,7 @@ def test_point_labels_of_a_batch_are_format_point_of_each_row() -> None:
     with pytest.raises(ValueError):  # shared by every engine judged on the case
         labels[0] = "x=1.0"
     assert point_texts([], np.zeros((3, 0))) == ["", "", ""]
+    assert point_texts(["x", "y"], np.array([[1, -2]])) == ["x=1.0,y=-2.0"]  # ints as floats
 
 
 @pytest.mark.parametrize("expr_text", ["x * (y - 1)", "-x ** 2", "log(x) / y", "x**(1/2) + 'odd' $HOME"])

@@ -23,15 +23,16 @@ The tree is evaluated by :func:`harness.engines.torch_ad.torch_function` in the 
 dtype, the whole grid of h x levels x stencil points x points in one batch, cut into
 contiguous cache-sized pieces that torch's vectorised kernels take whole (see
 :data:`_PIECE`): a point's value depends on that point alone, never on the rest of the
-batch. Stencil inputs are remembered per case, so schemes that share one (x, x + h, ...)
-evaluate it once. Stencil sums, in a fixed order, and divisions are done in float64 on
+batch. Inside :func:`shared_stencils` the schemes of a case share stencil inputs
+(x, x + h, ...), each evaluated once. Stencil sums, in a fixed order, and divisions are done in float64 on
 the function values.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
@@ -42,6 +43,7 @@ import sympy
 import torch
 
 from harness.dtypes import dtype_info, round_array
+from harness.engines import torch_ad
 from harness.engines.base import EngineError, check_request
 from harness.engines.torch_ad import torch_function
 from harness.expr import Call, Expr, variables, walk
@@ -60,6 +62,7 @@ __all__ = [
     "optimal_h",
     "predicted_error",
     "scheme_facts",
+    "shared_stencils",
 ]
 
 Tensor = torch.Tensor
@@ -581,10 +584,14 @@ class FiniteDiffEngine:
         if n == 0:  # no points: nothing to evaluate
             empty = np.zeros((n_h, *slots))
             return np.zeros((n_h, 0, m)), empty, np.full_like(empty, np.nan)
-        if n > _POINTS_PER_TABLE:  # bounded memory; a point's estimates are the same
+        groups = _plan(self.scheme, order, m)
+        stencil_points = levels * n_h * sum(g.real.shape[0] * g.real.shape[1] for g in groups)
+        # the table and this scheme's gathered copy of it, 8 bytes a value each
+        part = min(_POINTS_PER_TABLE, max(256, _TABLE_BYTES // (16 * stencil_points)))
+        if n > part:  # bounded memory; a point's estimates are the same
             parts = [
-                self._evaluate(expr, pts[lo:lo + _POINTS_PER_TABLE], grid, work, order, m)
-                for lo in range(0, n, _POINTS_PER_TABLE)
+                self._evaluate(expr, pts[lo:lo + part], grid, work, order, m)
+                for lo in range(0, n, part)
             ]
             joined = [np.concatenate([part[k] for part in parts], axis=1) for k in range(3)]
             return joined[0], joined[1], joined[2]
@@ -594,7 +601,6 @@ class FiniteDiffEngine:
         kind = self._step_kind(order)
         raw, h_work, h64 = table.steps(kind, nominal)  # (levels * n_h, n, m) each
 
-        groups = _plan(self.scheme, order, m)
         disp_real = np.concatenate([g.real.reshape(-1, m) for g in groups])
         disp_imag = np.concatenate([g.imag.reshape(-1, m) for g in groups])
         f = table.values_at(kind, nominal, h_work, disp_real, disp_imag)  # (L * n_h, Q, n)
@@ -650,10 +656,10 @@ class _StencilValues:
 
     def __init__(self, expr: Expr, pts: np.ndarray, work: torch.dtype):
         self.fn = torch_function(expr)
-        self.pts = pts
+        self.pts = np.array(pts, dtype=np.float64)  # a copy: the caller may reuse its array
         self.work = work
         self.real = torch.empty((), dtype=work).real.dtype
-        self.x = torch.as_tensor(pts).to(self.real)
+        self.x = torch.as_tensor(self.pts).to(self.real)
         self._steps: dict[tuple[str, bytes], tuple[Tensor, Tensor, Tensor]] = {}
         self._values: dict[Hashable, Tensor] = {}
 
@@ -739,18 +745,47 @@ class _StencilValues:
         return torch.cat(parts)[:total].to(torch.float64)
 
 
-# A table holds f at every stencil input of its points: about 500 x 8 bytes per point and
-# variable for all schemes. Larger batches go through in parts of this many points (each
-# part's values shared between schemes only while it is among the last two tables).
+# A table holds f at every stencil input of its points: for order 1 about 500 x 8 bytes per
+# point and variable over all six schemes (order 2 grows with the square of the variables).
+# Larger batches go through in parts of at most this many points, and of fewer where the
+# values of one part would pass _TABLE_BYTES (Hessians of many variables).
 _POINTS_PER_TABLE = 1 << 14
-_STENCIL_VALUES: Memo[_StencilValues] = Memo(2)  # one dtype's real and complex tables
+_TABLE_BYTES = 1 << 28
+
+# The tables of the case being checked, inside shared_stencils() only.
+_SHARED: Memo[_StencilValues] | None = None
+
+
+@contextlib.contextmanager
+def shared_stencils() -> Iterator[None]:
+    """Within this block, sweeps of one tree at one set of points share stencil values.
+
+    Several schemes evaluate f at the same inputs (x, x + h, ...): inside the block each
+    is evaluated once, for every scheme and step grid that asks. The values are the same
+    bits as without the block (each input's value depends on that input alone), so this
+    only saves time. Use it around the sweeps of one case and leave it after: the tables
+    (two at a time, one dtype's real and complex ones) live until the block ends, and
+    they assume the op table is not changed meanwhile. Blocks nest (the outer one rules).
+    """
+    global _SHARED
+    if _SHARED is not None:
+        yield
+        return
+    _SHARED = Memo(2)
+    try:
+        yield
+    finally:
+        _SHARED = None
 
 
 def _stencil_values(expr: Expr, pts: np.ndarray, work: torch.dtype) -> _StencilValues:
-    """The case's shared table; keyed also by the torch functions that compute the tree,
-    so a patched op table (or translator) never reads values computed with the old one."""
+    """A fresh table, or inside :func:`shared_stencils` the case's shared one. The key holds
+    the torch functions that compute the tree (the translator and each op's kernel, as
+    the translator reads them), so a patched op table never reads values of the old one."""
+    if _SHARED is None:
+        return _StencilValues(expr, pts, work)
     kernels = tuple(
-        (node.op, id(OPS[node.op].torch_fn)) for node in walk(expr) if isinstance(node, Call)
+        (node.op, torch_ad.OPS[node.op].torch_fn) for node in walk(expr) if isinstance(node, Call)
     )
-    key = (expr, kernels, id(torch_function), pts.shape, pts.tobytes(), str(work))
-    return _STENCIL_VALUES.get(key, lambda: _StencilValues(expr, pts, work))
+    key = (expr, kernels, torch_function, pts.shape, pts.tobytes(), str(work))
+    return _SHARED.get(key, lambda: _StencilValues(expr, pts, work))

@@ -157,7 +157,7 @@ def _at_ends(
     """``fn(lo)`` and ``fn(hi)``, calling the library once where the interval is a point
     (the same numbers: libm is elementwise; long double libm calls cost 40-70 ns each)."""
     at_lo = fn(lo)
-    wide = lo != hi
+    wide = (lo != hi) | (np.signbit(lo) != np.signbit(hi))  # [+0, -0] is two numbers to 1/u
     if wide.all():
         return at_lo, fn(hi)
     at_hi = at_lo.copy()

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -407,18 +408,15 @@ def test_a_scheme_gives_the_same_bits_alone_and_after_the_others_shared_its_inpu
     dtype_case, order
 ):
     dtype, (expr, pts) = dtype_case
-    alone = {}
-    for scheme in SCHEMES:
-        finite_diff._STENCIL_VALUES.clear()
-        alone[scheme] = _sweep_or_error(scheme, expr, pts, dtype=dtype, order=order)
-    finite_diff._STENCIL_VALUES.clear()
-    for scheme in reversed(SCHEMES):  # each finds most of its inputs evaluated already
-        shared = _sweep_or_error(scheme, expr, pts, dtype=dtype, order=order)
-        if isinstance(shared, str):
-            assert shared == alone[scheme]
-        else:
-            assert _same(shared.values, alone[scheme].values)
-            assert _same(shared.error_estimate, alone[scheme].error_estimate)
+    alone = {s: _sweep_or_error(s, expr, pts, dtype=dtype, order=order) for s in SCHEMES}
+    with finite_diff.shared_stencils():
+        for scheme in reversed(SCHEMES):  # each finds most of its inputs evaluated already
+            shared = _sweep_or_error(scheme, expr, pts, dtype=dtype, order=order)
+            if isinstance(shared, str):
+                assert shared == alone[scheme]
+            else:
+                assert _same(shared.values, alone[scheme].values)
+                assert _same(shared.error_estimate, alone[scheme].error_estimate)
 
 
 def test_schemes_evaluate_each_distinct_stencil_input_once_in_whole_vector_pieces(monkeypatch):
@@ -440,12 +438,12 @@ def test_schemes_evaluate_each_distinct_stencil_input_once_in_whole_vector_piece
 
     monkeypatch.setattr(finite_diff, "torch_function", counting)
     monkeypatch.setattr(finite_diff._StencilValues, "_run", counting_run)
-    finite_diff._STENCIL_VALUES.clear()
     expr = call("mul", call("sin", call("add", x, y)), call("exp", z))
     n, m, n_h = 1000, 3, len(DEFAULT_H_GRID)
     points = np.random.default_rng(0).uniform(-1, 1, (n, m))
-    for scheme in SCHEMES:
-        FiniteDiffEngine(scheme).sweep(expr, points, dtype="float64")
+    with finite_diff.shared_stencils():
+        for scheme in SCHEMES:
+            FiniteDiffEngine(scheme).sweep(expr, points, dtype="float64")
     # real inputs: x once; per step and variable x +- h (forward, backward, central and
     # Richardson's first level), x +- 2h (five-point), x +- h/2, h/4, h/8 (Richardson)
     assert sum(k for is_complex, k in rows if not is_complex) == (1 + n_h * m * 10) * n
@@ -495,12 +493,12 @@ def test_a_batch_too_large_for_one_table_goes_through_in_parts_with_the_same_bit
     points = np.random.default_rng(3).uniform(-1, 1, (23, 2))
     whole = {s: _sweep_or_error(s, expr, points, dtype="float64") for s in SCHEMES}
     monkeypatch.setattr(finite_diff, "_POINTS_PER_TABLE", 5)
-    finite_diff._STENCIL_VALUES.clear()
-    for scheme in SCHEMES:
-        parts = _sweep_or_error(scheme, expr, points, dtype="float64")
-        assert _same(parts.values, whole[scheme].values)
-        assert _same(parts.h_effective, whole[scheme].h_effective)
-        assert _same(parts.error_estimate, whole[scheme].error_estimate)
+    with finite_diff.shared_stencils():
+        for scheme in SCHEMES:
+            parts = _sweep_or_error(scheme, expr, points, dtype="float64")
+            assert _same(parts.values, whole[scheme].values)
+            assert _same(parts.h_effective, whole[scheme].h_effective)
+            assert _same(parts.error_estimate, whole[scheme].error_estimate)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -531,3 +529,47 @@ def test_second_difference_stencils_subtract_before_they_scale(scheme, dtype):
         h_grid=(1e-1, 1e-2),
     )
     assert np.all(np.isfinite(huge.values))
+
+
+def test_shared_stencils_read_the_points_as_they_were_not_the_callers_array_later():
+    expr = call("sin", x)
+    buffer = np.array([[0.5], [1.0]])
+    with finite_diff.shared_stencils():
+        FiniteDiffEngine("central").sweep(expr, buffer, dtype="float64")
+        buffer[:] = [[2.0], [3.0]]  # the caller reuses its array
+        got = FiniteDiffEngine("five-point").sweep(expr, np.array([[0.5], [1.0]]), dtype="float64")
+    np.testing.assert_allclose(got.values[3, :, 0], np.cos([0.5, 1.0]), rtol=1e-9)
+
+
+def test_shared_stencils_follow_a_patched_translator_and_op_table(monkeypatch):
+    from dataclasses import replace
+
+    from harness.engines import torch_ad
+
+    expr, pts = call("sin", x), np.array([[0.5]])
+    original = finite_diff.torch_function
+    with finite_diff.shared_stencils():
+        for k in (2.0, 3.0, 5.0):  # each patch may land where the last one was freed
+            def scaled(e, overrides=None, k=k):
+                fn = original(e, overrides)
+                return lambda inputs: k * fn(inputs)
+
+            monkeypatch.setattr(finite_diff, "torch_function", scaled)
+            got = FiniteDiffEngine("central").sweep(expr, pts, dtype="float64").values[3, 0, 0]
+            assert got == pytest.approx(k * math.cos(0.5), rel=1e-6)
+        monkeypatch.setattr(finite_diff, "torch_function", original)
+        doubled = replace(torch_ad.OPS["sin"], torch_fn=lambda u: 2 * torch.sin(u))
+        monkeypatch.setattr(torch_ad, "OPS", {**torch_ad.OPS, "sin": doubled})
+        got = FiniteDiffEngine("central").sweep(expr, pts, dtype="float64").values[3, 0, 0]
+        assert got == pytest.approx(2 * math.cos(0.5), rel=1e-6)
+
+
+def test_sweeps_outside_shared_stencils_keep_no_values():
+    FiniteDiffEngine("central").sweep(call("sin", x), np.array([[0.5]]), dtype="float64")
+    assert finite_diff._SHARED is None
+    with finite_diff.shared_stencils():
+        with finite_diff.shared_stencils():  # nested: the outer block's tables
+            FiniteDiffEngine("central").sweep(call("sin", x), np.array([[0.5]]), dtype="float64")
+            assert finite_diff._SHARED is not None and len(finite_diff._SHARED) == 1
+        assert finite_diff._SHARED is not None
+    assert finite_diff._SHARED is None

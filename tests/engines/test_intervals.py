@@ -249,3 +249,14 @@ def test_a_point_interval_settles_with_bound_zero_and_a_wide_one_with_its_half_w
     assert settled.all() and list(value) == [1.5, 0.0, 1.0]
     assert bound[0] == 0.0 and bound[1] == 0.0
     assert bound[2] >= 2 * float(np.finfo(L).eps) and bound[2] < 4 * float(np.finfo(L).eps)
+
+
+def test_an_interval_from_plus_zero_to_minus_zero_is_two_numbers_to_one_over_u():
+    # 1/+0 and 1/-0 differ, so the library is asked at both ends, as without the
+    # one-call shortcut for single points
+    with np.errstate(divide="ignore"):  # as the filter runs it
+        lo, hi, unsure, _ = iv.neg_int_pow(-1)(
+            np.array([0.0, -0.0], dtype=L), np.array([-0.0, 0.0], dtype=L)
+        )
+    assert list(lo) == [-np.inf, -np.inf] and list(hi) == [np.inf, np.inf]
+    assert unsure is not None and unsure.all()
