@@ -361,8 +361,14 @@ def _step(
     else:
         noise = [LIBM * np.abs(pj) for pj in p]
     # A partial below the smallest normal number is subnormal or flushed to 0 in the
-    # dtype: its relative accuracy is gone, so its whole size is error (erf'' at 4).
-    noise = [np.where(np.abs(p[j]) < tiny, np.fmax(noise[j], np.abs(p[j]) / u), noise[j]) for j in range(ar)]
+    # dtype: its relative accuracy is gone, so its whole size is error (erf'' at 4), and
+    # one subnormal step more: a partial below half that step is 0 in float64 here but
+    # need not be in the engine (erf' at cosh(4) = 27.3 is 1.5e-324, and the derivative
+    # of exp(erf(cosh(x))) there, -1.1e-322, is 23 steps from torch's 0).
+    noise = [
+        np.where(np.abs(p[j]) < tiny, np.fmax(noise[j], (np.abs(p[j]) + floor) / u), noise[j])
+        for j in range(ar)
+    ]
     # forward value
     r = sum(_mul(np.abs(p[j]), kids[j].r) for j in range(ar)) + row.roundings * u * np.abs(v) + floor
     r = np.where(np.abs(v) < tiny, np.fmax(r, np.abs(v)), r)
@@ -385,7 +391,10 @@ def _step(
         # A second derivative goes through the first derivative's formula, so it inherits
         # that formula's relative noise (tanh'' = -2 y (1 - y**2) cancels like tanh').
         with np.errstate(all="ignore"):
-            ratio = [np.where(noise[j] == 0, 0.0, noise[j] / np.abs(p[j])) for j in range(ar)]
+            ratio = [  # relative noise; a zero partial has only the absolute floor
+                np.where((noise[j] == 0) | (p[j] == 0), 0.0, noise[j] / np.abs(p[j]))
+                for j in range(ar)
+            ]
         noise2 = {
             (j, k2): _mul(np.abs(q[j, k2]), LIBM + ratio[j] + ratio[k2])
             for j in range(ar)
@@ -395,7 +404,9 @@ def _step(
             for j, extra in enumerate(row.grad2_noise(tuple(args), v, tuple(p))):
                 noise2[j, j] = noise2[j, j] + np.abs(np.asarray(extra, dtype=np.float64))
         for key, qv in q.items():
-            noise2[key] = np.where(np.abs(qv) < tiny, np.fmax(noise2[key], np.abs(qv) / u), noise2[key])
+            noise2[key] = np.where(
+                np.abs(qv) < tiny, np.fmax(noise2[key], (np.abs(qv) + floor) / u), noise2[key]
+            )
         out.h, out.hr = _hessian_step(node, args, kids, p, q, dp_err, noise2, u, floor)
         out.hr = np.where(np.abs(out.h) < tiny, np.fmax(out.hr, np.abs(out.h)), out.hr)
     return out

@@ -367,3 +367,19 @@ def test_fd_diagnostics_without_a_truncation_regime_reports_nan_order() -> None:
     assert math.isnan(d["observed_order"])
     assert d["best_error"] == 1e-14
     assert d["consistent"] is True  # the order cannot be measured; the error is as predicted
+
+
+def test_an_op_partial_that_underflows_to_zero_leaves_room_for_an_engines_zero() -> None:
+    # d/dx exp(erf(cosh(x))) at x = -4 is -1.1e-322: erf'(cosh 4) = erf'(27.3) ~ 1.5e-324
+    # is 0 in float64 (below half the smallest subnormal), and so is torch's product. No
+    # float64 chain rule gets closer; the tolerance must cover the whole value.
+    x = Var("x")
+    expr = Call("exp", (Call("erf", (Call("cosh", (x,)),)),))
+    pts = np.array([[-4.0]])
+    truth = SymbolicEngine().evaluate(expr, pts, dtype="float64").values
+    assert truth[0, 0] < 0 and abs(truth[0, 0]) < 1e-320
+    tol, out_of_range = rounding_tolerance(expr, pts, dtype="float64")
+    assert tol[0, 0] >= abs(truth[0, 0]) and not out_of_range[0]
+    # while a normal-sized partial keeps its tolerance tight
+    tight, _ = rounding_tolerance(expr, np.array([[-1.0]]), dtype="float64")
+    assert tight[0, 0] < 1e-13
