@@ -312,8 +312,11 @@ def _local_partials(
     They do not depend on the dtype judged (the points are the same), so they are cached:
     a case judged in float32 and float64 computes them once.
     """
+    # the ops' torch functions in the key: a patched op table never reads old node values
+    kernels = tuple((n.op, OPS[n.op].torch_fn) for n in walk(expr) if isinstance(n, Call))
     return _LOCAL_CACHE.get(
-        (expr, points.shape, points.tobytes(), order), lambda: _compute_local(expr, points, order)
+        (expr, kernels, points.shape, points.tobytes(), order),
+        lambda: _compute_local(expr, points, order),
     )
 
 

@@ -383,3 +383,21 @@ def test_an_op_partial_that_underflows_to_zero_leaves_room_for_an_engines_zero()
     # while a normal-sized partial keeps its tolerance tight
     tight, _ = rounding_tolerance(expr, np.array([[-1.0]]), dtype="float64")
     assert tight[0, 0] < 1e-13
+
+
+def test_the_rounding_model_follows_a_patched_op_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    # node values come from the op table's torch functions; a cached model of the old
+    # table must not answer for the new one
+    from dataclasses import replace
+
+    import torch
+
+    from harness import oracle
+
+    expr = Call("exp", (Call("sin", (Var("x"),)),))
+    pts = np.array([[0.5], [1.5]])
+    before, _ = rounding_tolerance(expr, pts, dtype="float64")
+    scaled = replace(oracle.OPS["sin"], torch_fn=lambda u: 40 * torch.sin(u))
+    monkeypatch.setattr(oracle, "OPS", {**oracle.OPS, "sin": scaled})
+    after, _ = rounding_tolerance(expr, pts, dtype="float64")
+    assert np.all(after > 1e3 * before)  # exp(40 sin x) is far larger than exp(sin x)
