@@ -24,8 +24,8 @@ dtype, the whole grid of h x levels x stencil points x points in one batch, cut 
 contiguous cache-sized pieces that torch's vectorised kernels take whole (see
 :data:`_PIECE`): a point's value depends on that point alone, never on the rest of the
 batch. Inside :func:`shared_stencils` the schemes of a case share stencil inputs
-(x, x + h, ...), each evaluated once. Stencil sums, in a fixed order, and divisions are done in float64 on
-the function values.
+(x, x + h, ...), each evaluated once. Stencil sums (differences of f, in a fixed order)
+and divisions are done in float64 on the function values.
 """
 
 from __future__ import annotations
@@ -593,7 +593,7 @@ class FiniteDiffEngine:
                 self._evaluate(expr, pts[lo:lo + part], grid, work, order, m)
                 for lo in range(0, n, part)
             ]
-            joined = [np.concatenate([part[k] for part in parts], axis=1) for k in range(3)]
+            joined = [np.concatenate([piece[k] for piece in parts], axis=1) for k in range(3)]
             return joined[0], joined[1], joined[2]
         table = _stencil_values(expr, pts, work)
         # level-major throughout: (levels, n_h, ...) keeps each level's slice contiguous
