@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.check import RESULT_COLUMNS, compare, point_text_array
+from harness.check import compare
 from harness.dtypes import dtype_info, round_array, ulp
 from harness.engines import engine_from_spec
 from harness.engines.base import EngineError
@@ -51,6 +51,7 @@ from harness.expr import Expr, to_text, variables
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import fd_diagnostics
 from harness.parse import parse
+from harness.schema import CSV_COLUMNS, RESULT_COLUMNS, point_text_array
 
 __all__ = [
     "CampaignConfig",
@@ -82,7 +83,6 @@ FD_COLUMNS: tuple[str, ...] = (
     "consistent",
 )
 THEORY_COLUMNS: tuple[str, ...] = ("case_id", "dtype", "scheme", "h", "rel_error")
-CSV_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c != "seconds")
 MAX_TAYLOR = 5
 """Highest derivative derived symbolically for the theory curves (f^(5): five-point)."""
 

@@ -39,6 +39,7 @@ import numpy as np
 from harness.dtypes import DTYPES, round_array
 from harness.expr import Expr, variables
 from harness.parse import ParseError, parse
+from harness.schema import VERDICTS, coordinate, point_items
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,17 +104,6 @@ def _field_line(text: str, start: int, name: str) -> int:
     return start
 
 
-def _point_value(raw: Any, where: str) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-        raise ValueError(f"{where} = {raw!r}: expected a number or a hex-float string")
-    if isinstance(raw, str):
-        try:
-            return float.fromhex(raw)
-        except ValueError:
-            raise ValueError(f"{where} = {raw!r}: expected a hex float such as '0x1.8p+0'") from None
-    return float(raw)
-
-
 def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int) -> Case:
     def fail(name: str, message: str) -> CaseFileError:
         at = _field_line(text, line, name) if name else line
@@ -154,7 +144,7 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
             got = sorted(p) if isinstance(p, dict) else p
             raise fail("points", f"points[{k}] = {got!r}: expected exactly the variables {list(names)}")
         try:
-            rows.append([_point_value(p[n], f"points[{k}].{n}") for n in names])
+            rows.append([coordinate(p[n], f"points[{k}].{n}") for n in names])
         except ValueError as exc:
             raise fail("points", str(exc)) from None
     pts = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
@@ -172,8 +162,6 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
     if not isinstance(engines, list) or any(not isinstance(e, str) for e in engines):
         raise fail("engines", 'expected a list of engine names such as ["torch:reverse"]')
     expect = raw.get("expect")
-    from harness.oracle import VERDICTS
-
     if expect is not None and expect not in VERDICTS:
         raise fail("expect", f"{expect!r}: expected one of {list(VERDICTS)}")
     tags = raw.get("tags", [])
@@ -273,14 +261,7 @@ def save_failure(directory: Path, failure: Any, engine_spec: str) -> Path:
         f"{engine_spec}|{failure.expr}|{failure.point}|{failure.dtype}|{failure.order}".encode()
     ).hexdigest()[:12]
     cid = f"found-{digest}"
-    point = (
-        ", ".join(
-            f"{name} = {_toml_float(float(value))}"
-            for name, value in (item.split("=", 1) for item in failure.point.split(","))
-        )
-        if failure.point
-        else ""
-    )
+    point = ", ".join(f"{name} = {_toml_float(v)}" for name, v in point_items(failure.point).items())
     body = "\n".join(
         [
             f"# Found by diffharness check: {failure.verdict}, {failure.ulp_error:.3g} ulp.",

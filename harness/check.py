@@ -29,11 +29,11 @@ from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
-from harness.oracle import FAILING, judge, rounding_tolerance
+from harness.oracle import judge, rounding_tolerance
+from harness.schema import FAILING, RESULT_COLUMNS, point_text_array, repro_command
 from harness.strategies import expressions, points, reproducible_generation
 
 __all__ = [
-    "RESULT_COLUMNS",
     "CheckResult",
     "EngineMismatch",
     "Failure",
@@ -41,70 +41,10 @@ __all__ = [
     "check_engine",
     "compare",
     "engine_spec",
-    "format_point",
-    "point_text_array",
-    "point_texts",
-    "repro_command",
     "unit_trees",
 ]
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "case_id",
-    "source",
-    "expr",
-    "variables",
-    "point",
-    "point_index",
-    "var",
-    "engine",
-    "mode",
-    "dtype",
-    "order",
-    "scheme",
-    "h",
-    "value",
-    "truth",
-    "truth_bound",
-    "truth_status",
-    "abs_error",
-    "rel_error",
-    "ulp_error",
-    "tolerance",
-    "verdict",
-    "seconds",
-)
-"""Columns of the long results table, in order (documented in the README)."""
-
 _TRUTH = SymbolicEngine()
-
-
-def format_point(names: Sequence[str], row: np.ndarray) -> str:
-    """``x=1.0,y=-0.5`` with each value's shortest exact float64 repr."""
-    return ",".join(f"{n}={float(v)!r}" for n, v in zip(names, row, strict=False))
-
-
-_POINT_TEXTS: Memo[np.ndarray] = Memo(8)
-
-
-def point_texts(names: Sequence[str], pts: np.ndarray) -> list[str]:
-    """:func:`format_point` of every row of ``pts``."""
-    return list(point_text_array(names, pts))
-
-
-def point_text_array(names: Sequence[str], pts: np.ndarray) -> np.ndarray:
-    """:func:`point_texts` as a read-only object array, cached: every engine and scheme
-    judged on one case labels its rows with the same points."""
-    return _POINT_TEXTS.get((tuple(names), pts.shape, pts.tobytes()), lambda: _texts(names, pts))
-
-
-def _texts(names: Sequence[str], pts: np.ndarray) -> np.ndarray:
-    # format_point's text, one format string per tree: `float!r` is the shortest repr
-    template = ",".join(f"{name}={{!r}}" for name in names)
-    rows = np.asarray(pts, dtype=np.float64).tolist()  # floats, as format_point writes them
-    out = np.array([template.format(*row) for row in rows] if names else [""] * len(rows),
-                   dtype=object)
-    out.setflags(write=False)
-    return out
 
 
 def engine_spec(engine: Engine) -> str:
@@ -115,29 +55,6 @@ def engine_spec(engine: Engine) -> str:
         return engine.name
     cls = type(engine)
     return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def repro_command(spec: str, expr_text: str, point: str, dtype: str, order: int) -> str:
-    """The one-line shell command that re-checks one case; every argument shell-quoted.
-
-    ``shlex.split`` of the result gives back exactly the arguments, whatever the text.
-    """
-    return shlex.join(
-        [
-            "diffharness",
-            "check",
-            "--engine",
-            spec,
-            "--expr",
-            expr_text,
-            "--at",
-            point,
-            "--dtype",
-            dtype,
-            "--order",
-            str(order),
-        ]
-    )
 
 
 def _mode(engine: Engine) -> str:
@@ -276,7 +193,6 @@ def _reference(
     return _REFERENCE_CACHE.get((truth, expr, dtype, order, pts.shape, pts.tobytes()), compute)
 
 
-FAILING_VERDICTS = frozenset(FAILING | {"error"})
 
 
 @dataclass(frozen=True)
@@ -472,7 +388,7 @@ def check_engine(
                 rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
                 if len(rows) and (rows["verdict"] == "skipped").all():
                     raise EngineError(rows.attrs.get("message", "not supported"))
-                bad = bool(rows["verdict"].isin(FAILING_VERDICTS).any())
+                bad = bool(rows["verdict"].isin(FAILING).any())
                 if not counter["first"]:
                     frames.append(rows)
                     if bad:
@@ -541,7 +457,7 @@ def _failure(
 ) -> Failure:
     expr, pts = case
     rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
-    bad = rows[rows["verdict"].isin(FAILING_VERDICTS)]
+    bad = rows[rows["verdict"].isin(FAILING)]
     worst = bad.iloc[0]
     return Failure(
         expr=str(worst["expr"]),

@@ -71,32 +71,12 @@ def _ops(text: str) -> tuple[str, ...]:
 
 def _parse_at(text: str, names: Sequence[str]) -> Any:
     """``x=1,y=0.5`` -> a (1, n_vars) float64 array in ``names`` order (float(), no eval)."""
-    import numpy as np
+    from harness.schema import parse_point
 
-    values: dict[str, float] = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise UsageError(f"--at {text!r}: expected name=value pairs like x=1,y=0.5")
-        try:
-            values[name] = (
-                float.fromhex(value.strip())
-                if value.strip().lower().startswith(("0x", "-0x"))
-                else float(value)
-            )
-        except ValueError:
-            raise UsageError(f"--at {text!r}: {value!r} is not a number") from None
-    missing = [n for n in names if n not in values]
-    extra = [n for n in values if n not in names]
-    if missing or extra:
-        raise UsageError(
-            f"--at {text!r}: the expression's variables are {list(names)}"
-            + (f"; missing {missing}" if missing else "")
-            + (f"; not in the expression: {extra}" if extra else "")
-        )
-    return np.array([[values[n] for n in names]], dtype=np.float64)
-
+    try:
+        return parse_point(text, names, where="--at")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 def _shard(text: str) -> tuple[int, int]:
     k, sep, n = text.partition("/")
@@ -211,9 +191,9 @@ def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -
     except OSError:
         pass
     verdicts = result.results.loc[result.results["verdict"] != "", "verdict"].value_counts()
-    failing = int(
-        verdicts.reindex(["mismatch", "nan-mismatch", "kink-violation", "error", "timeout"]).fillna(0).sum()
-    )
+    from harness.schema import FAILING
+
+    failing = int(verdicts[verdicts.index.isin(FAILING)].sum())
     n_cases = result.metadata.get("cases", 0)
     shard = result.metadata.get("shard")
     print(
@@ -261,7 +241,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(terminal_table(rows[cols]))
         if "message" in rows.attrs:
             print(rows.attrs["message"])
-        bad = rows["verdict"].isin(["mismatch", "nan-mismatch", "kink-violation", "error"])
+        from harness.schema import FAILING
+
+        bad = rows["verdict"].isin(FAILING)
         return EXIT_MISMATCH if bad.any() else EXIT_OK
     try:
         result = check_engine(

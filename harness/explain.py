@@ -26,6 +26,7 @@ from harness.engines.finite_diff import (
 from harness.engines.symbolic import SymbolicEngine
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Expr, to_sympy, to_text, variables
+from harness.schema import format_point
 
 __all__ = ["explain"]
 
@@ -45,12 +46,11 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
 
     rounded = round_array(pts, dtype)
     lines = [f"f({', '.join(names)}) = {to_text(expr)}"]
-    at = ", ".join(f"{n} = {float(v)!r}" for n, v in zip(names, pts[0], strict=False))
-    lines.append(f"at {at}, in {dtype} (unit roundoff {info.unit_roundoff:.3g})")
+    lines.append(f"at {format_point(names, pts[0])}, in {dtype} (unit roundoff {info.unit_roundoff:.3g})")
     if not np.array_equal(rounded, pts):
         lines.append(
             f"note: the point is not exact in {dtype}; using its rounded value "
-            + ", ".join(f"{n} = {float(v)!r}" for n, v in zip(names, rounded[0], strict=False))
+            + format_point(names, rounded[0])
         )
         pts = rounded
     f = to_sympy(expr)

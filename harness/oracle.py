@@ -53,11 +53,10 @@ from harness.dtypes import dtype_info, ulp
 from harness.expr import Call, Const, Expr, Var, variables, walk
 from harness.memo import Memo
 from harness.ops import LIBM, OPS
+from harness.schema import FAILING
 
 __all__ = [
-    "FAILING",
     "SAFETY",
-    "VERDICTS",
     "Judgement",
     "fd_diagnostics",
     "judge",
@@ -70,17 +69,6 @@ SAFETY = 2.0
 HEADROOM = 16.0
 """Out of range: a modelled magnitude within this factor of the dtype's largest number."""
 
-VERDICTS: tuple[str, ...] = (
-    "ok",
-    "mismatch",
-    "nan-mismatch",
-    "kink-convention",
-    "kink-violation",
-    "undefined",
-    "out-of-range",
-)
-FAILING: frozenset[str] = frozenset({"mismatch", "nan-mismatch", "kink-violation"})
-"""Verdicts that mean the engine is wrong."""
 
 
 # ---- partial derivatives of each op, from its sympy row -------------------------------
@@ -463,7 +451,7 @@ def _hessian_step(
 class Judgement:
     """Per-entry comparison of an engine's derivatives with the truth.
 
-    Every field has the derivative's shape. ``verdict`` holds strings from ``VERDICTS``;
+    Every field has the derivative's shape. ``verdict`` holds strings from ``schema.JUDGED``;
     errors are NaN where either side is not finite.
     """
 

@@ -56,7 +56,7 @@ class Recorder:
         self.frames: list[Any] = []
 
     def add(self, frame: Any) -> None:
-        """Record a DataFrame with the columns of ``harness.check.RESULT_COLUMNS``."""
+        """Record a DataFrame with the columns of ``harness.schema.RESULT_COLUMNS``."""
         if frame is not None and len(frame):
             self.frames.append(frame)
 
@@ -117,8 +117,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     recorder = session.config.stash.get(_RECORDER_KEY, None)
     import pandas as pd
 
-    from harness.check import RESULT_COLUMNS
     from harness.report import write_report
+    from harness.schema import RESULT_COLUMNS
 
     frames = list(recorder.frames) if recorder else []
     run_dir = Path(target)

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from harness.cases import Case, CaseFileError, case_files, load_cases
-from harness.check import FAILING_VERDICTS, compare
+from harness.check import compare
 from harness.engines import engine_from_spec
 from harness.engines.finite_diff import FiniteDiffEngine
 from harness.engines.torch_ad import MODES
+from harness.schema import FAILING
 
 __all__ = ["replay_case", "replay_files"]
 
@@ -42,7 +43,7 @@ def replay_case(case: Case, engines: Sequence[str] | None = None) -> tuple[pd.Da
                 )
                 frames.append(rows)
                 verdicts = set(rows["verdict"])
-                bad = verdicts & FAILING_VERDICTS
+                bad = verdicts & FAILING
                 if bad:
                     problems.append(f"{case.id}: {spec} {dtype} order {order}: {', '.join(sorted(bad))}")
                 elif case.expect is not None and verdicts - {case.expect, "skipped"}:

@@ -32,11 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.check import repro_command
 from harness.dtypes import DTYPES
 from harness.expr import Call, walk
 from harness.ops import OPS
-from harness.oracle import FAILING, VERDICTS
+from harness.schema import FAILING, VERDICTS, repro_command
 
 __all__ = [
     "NO_OPS",
@@ -47,7 +46,6 @@ __all__ = [
     "fd_summary",
     "ops_in_expression",
     "render_html",
-    "repro_command",
     "terminal_table",
     "verdict_counts",
     "verdicts_per_op",
@@ -214,9 +212,9 @@ def ad_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     """How accurate each AD engine is: one row per engine x mode x dtype x order.
 
     Columns: the four keys, ``rows`` (entries checked), ``failing`` (entries with a
-    verdict in ``oracle.FAILING``), median / p90 / max of ``ulp_error``,
+    verdict in ``schema.FAILING``), median / p90 / max of ``ulp_error``,
     ``median_rel_error`` (drawn as the engine's horizontal line in the error plot), and a
-    count per verdict (every verdict of ``oracle.VERDICTS``, zeros included).
+    count per verdict (every verdict of ``schema.VERDICTS``, zeros included).
     """
     ad = _ad_rows(_normalise(results))
     keys = ["engine", "mode", "dtype", "order"]

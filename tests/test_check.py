@@ -24,17 +24,12 @@ import torch
 
 from harness.cases import load_cases
 from harness.check import (
-    RESULT_COLUMNS,
     CheckResult,
     EngineMismatch,
     assert_engine,
     check_engine,
     compare,
     engine_spec,
-    format_point,
-    point_text_array,
-    point_texts,
-    repro_command,
     unit_trees,
 )
 from harness.cli import main
@@ -43,6 +38,7 @@ from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Call, Const, Expr, Var, size, to_text
 from harness.parse import parse
 from harness.replay import replay_files
+from harness.schema import RESULT_COLUMNS, format_point
 
 SEED = 4242
 MODULE = "diffharness_wrong_engines_for_tests"
@@ -439,46 +435,6 @@ def test_compare_rejects_points_that_do_not_fit_the_expression() -> None:
 def test_engine_spec_is_the_builtin_name_or_module_and_class(wrong: ModuleType) -> None:
     assert engine_spec(TorchEngine("forward")) == "torch:forward"
     assert engine_spec(wrong.WrongExp()) == f"{MODULE}:WrongExp"
-
-
-def test_format_point_writes_shortest_exact_reprs() -> None:
-    row = np.array([0.1, -2.5e-300, 3.0])
-    text = format_point(["x", "y", "z"], row)
-    assert text == "x=0.1,y=-2.5e-300,z=3.0"
-    assert [float(item.split("=")[1]) for item in text.split(",")] == row.tolist()
-
-
-def test_point_labels_of_a_batch_are_format_point_of_each_row() -> None:
-    rng = np.random.default_rng(5)
-    pts = rng.standard_normal((40, 2)) * 10.0 ** rng.integers(-300, 300, (40, 2))
-    pts = np.vstack([pts, [[0.0, -0.0], [math.inf, -math.inf], [math.nan, 5e-324]]])
-    expected = [format_point(["x", "y"], row) for row in pts]
-    assert point_texts(["x", "y"], pts) == expected
-    labels = point_text_array(["x", "y"], pts)
-    assert labels.tolist() == expected
-    with pytest.raises(ValueError):  # shared by every engine judged on the case
-        labels[0] = "x=1.0"
-    assert point_texts([], np.zeros((3, 0))) == ["", "", ""]
-    assert point_texts(["x", "y"], np.array([[1, -2]])) == ["x=1.0,y=-2.0"]  # ints as floats
-
-
-@pytest.mark.parametrize("expr_text", ["x * (y - 1)", "-x ** 2", "log(x) / y", "x**(1/2) + 'odd' $HOME"])
-def test_repro_command_round_trips_any_text_through_shlex(expr_text: str) -> None:
-    command = repro_command("pkg.mod:Engine", expr_text, "x=0.5,y=-1.0", "float32", 2)
-    assert shlex.split(command) == [
-        "diffharness",
-        "check",
-        "--engine",
-        "pkg.mod:Engine",
-        "--expr",
-        expr_text,
-        "--at",
-        "x=0.5,y=-1.0",
-        "--dtype",
-        "float32",
-        "--order",
-        "2",
-    ]
 
 
 def test_unit_trees_give_every_op_alone_and_pow_with_constant_exponents() -> None:

@@ -114,4 +114,4 @@ def test_explain_of_3_x_plus_1_squared_gives_12_and_a_forward_difference_near_th
 def test_explain_notes_a_point_that_the_dtype_cannot_hold() -> None:
     text = explain_output("x*x", "--at", "x=0.1", "--dtype", "float32")
     assert "not exact in float32" in text
-    assert "x = 0.10000000149011612" in text
+    assert "x=0.10000000149011612" in text

@@ -27,7 +27,7 @@ from harness.engines.symbolic import SymbolicEngine
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Call, Expr, Var
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
-from harness.oracle import FAILING
+from harness.schema import FAILING
 from harness.strategies import cases
 
 ALARMS = FAILING | {"error"}

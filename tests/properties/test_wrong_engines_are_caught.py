@@ -35,7 +35,7 @@ from harness.check import CheckResult, check_engine, compare, unit_trees
 from harness.engines.torch_ad import TorchEngine
 from harness.expr import Call, Var
 from harness.ops import DEFAULT_OPS
-from harness.oracle import FAILING
+from harness.schema import FAILING
 
 SEED = 20261127
 Rule = Callable[[torch.Tensor], torch.Tensor]
