@@ -388,6 +388,9 @@ def test_html_summary_is_red_when_any_verdict_fails_and_green_otherwise() -> Non
     assert kind == "fail" and "2 failing</b> of 9 AD rows" in text
     kind, text = summary(frame([row(), row(verdict="undefined")]))
     assert kind == "pass" and "All 2 AD rows pass" in text
+    for unjudged in ("timeout", "error"):  # a case that could not be checked never passes
+        kind, text = summary(frame([row(), row(verdict=unjudged)]))
+        assert kind == "fail" and "1 failing</b> of 2 AD rows" in text
 
 
 @pytest.mark.parametrize(
