@@ -16,6 +16,7 @@ Folds are iterative (no recursion limit) and visit each distinct subtree once.
 
 from __future__ import annotations
 
+import ast
 import keyword
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -249,7 +250,7 @@ def _print(node: Call, args: tuple[tuple[str, int], ...]) -> tuple[str, int]:
             return f"{node.op}({text})", _ATOM
         return f"{row.infix}{text if q >= p else f'({text})'}", p
     (lt, lp), (rt, rp) = args
-    right_assoc = node.op == "pow"
+    right_assoc = row.ast_node is ast.Pow  # Python's one right-associative operator
     left_ok = lp > p if right_assoc else lp >= p
     right_ok = rp >= p if right_assoc else rp > p
     lt = lt if left_ok else f"({lt})"

@@ -4,7 +4,7 @@ Each :class:`Op` row holds everything the rest of the harness needs to know abou
 operator, side by side (as micrograd keeps an op's forward and backward rule together):
 
 * how sympy builds it (the exact truth is derived from this),
-* how torch builds it (what the engines under test compute, literally),
+* how torch and JAX compute it (what the engines under test compute, literally),
 * where its arguments may lie (``domain``) and where it stops being smooth (``kinks``),
 * whether complex-step differentiation is valid through it,
 * how it is printed and which Python operator spells it in text.
@@ -148,7 +148,9 @@ class Op:
     """One operator: its builders, domain, smoothness and spelling.
 
     ``sympy_fn`` and ``torch_fn`` take the op's arguments (sympy expressions or torch
-    tensors) and return the result. ``domain`` and ``kinks`` are margins (see the module
+    tensors) and return the result. ``jax`` takes the ``jax`` module and returns the op's
+    JAX function (JAX is optional, so it is looked up on first use); ``None``: no JAX
+    kernel, and the JAX engines do not support the op. ``domain`` and ``kinks`` are margins (see the module
     docstring). ``infix``/``precedence`` drive the printer; ``ast_node`` is the Python
     operator node that spells the op in text (``None``: written as a call ``name(...)``).
     ``const_args`` lists argument positions the generator fills with constants only
@@ -174,6 +176,7 @@ class Op:
     arity: int
     sympy_fn: Callable[..., Any]
     torch_fn: Callable[..., Tensor]
+    jax: Callable[[Any], Callable[..., Any]] | None = None
     domain: Margin = _unrestricted
     smoothness: Smoothness = Smoothness.ANALYTIC
     kinks: Margin | None = None
@@ -211,76 +214,103 @@ _ADD, _MUL, _NEG, _POW = 10, 20, 30, 40
 
 _ROWS: tuple[Op, ...] = (
     # arithmetic
-    Op("add", 2, lambda a, b: a + b, torch.add, roundings=1, infix="+", precedence=_ADD, ast_node=ast.Add),
-    Op("sub", 2, lambda a, b: a - b, torch.sub, roundings=1, infix="-", precedence=_ADD, ast_node=ast.Sub),
-    Op("mul", 2, lambda a, b: a * b, torch.mul, roundings=1, infix="*", precedence=_MUL, ast_node=ast.Mult),
     Op(
-        "div", 2, lambda a, b: a / b, torch.div, domain=_nonzero_second, roundings=1,
+        "add", 2, lambda a, b: a + b, torch.add, jax=lambda j: j.numpy.add,
+        roundings=1, infix="+", precedence=_ADD, ast_node=ast.Add,
+    ),
+    Op(
+        "sub", 2, lambda a, b: a - b, torch.sub, jax=lambda j: j.numpy.subtract,
+        roundings=1, infix="-", precedence=_ADD, ast_node=ast.Sub,
+    ),
+    Op(
+        "mul", 2, lambda a, b: a * b, torch.mul, jax=lambda j: j.numpy.multiply,
+        roundings=1, infix="*", precedence=_MUL, ast_node=ast.Mult,
+    ),
+    Op(
+        "div", 2, lambda a, b: a / b, torch.div, jax=lambda j: j.numpy.divide,
+        domain=_nonzero_second, roundings=1,
         infix="/", precedence=_MUL, ast_node=ast.Div,
     ),
-    Op("neg", 1, lambda a: -a, torch.neg, roundings=0, infix="-", precedence=_NEG, ast_node=ast.USub),
     Op(
-        "pow", 2, lambda a, b: a**b, torch.pow, domain=_pow_domain,
+        "neg", 1, lambda a: -a, torch.neg, jax=lambda j: j.numpy.negative,
+        roundings=0, infix="-", precedence=_NEG, ast_node=ast.USub,
+    ),
+    Op(
+        "pow", 2, lambda a, b: a**b, torch.pow, jax=lambda j: j.numpy.power, domain=_pow_domain,
         infix="**", precedence=_POW, ast_node=ast.Pow, const_args=(1,),
         doc="integer exponents on any base; other exponents on positive bases",
     ),
     # elementary analytic functions
-    Op("exp", 1, sympy.exp, torch.exp),
-    Op("log", 1, sympy.log, torch.log, domain=_positive),
-    Op("sqrt", 1, sympy.sqrt, torch.sqrt, domain=_positive, roundings=1),
-    Op("sin", 1, sympy.sin, torch.sin),
-    Op("cos", 1, sympy.cos, torch.cos),
-    Op("tan", 1, sympy.tan, torch.tan, domain=_away_from_tan_poles),
-    Op("tanh", 1, sympy.tanh, torch.tanh, grad_noise=_tanh_noise),
+    Op("exp", 1, sympy.exp, torch.exp, jax=lambda j: j.numpy.exp),
+    Op("log", 1, sympy.log, torch.log, jax=lambda j: j.numpy.log, domain=_positive),
+    Op("sqrt", 1, sympy.sqrt, torch.sqrt, jax=lambda j: j.numpy.sqrt, domain=_positive, roundings=1),
+    Op("sin", 1, sympy.sin, torch.sin, jax=lambda j: j.numpy.sin),
+    Op("cos", 1, sympy.cos, torch.cos, jax=lambda j: j.numpy.cos),
+    Op("tan", 1, sympy.tan, torch.tan, jax=lambda j: j.numpy.tan, domain=_away_from_tan_poles),
+    Op("tanh", 1, sympy.tanh, torch.tanh, jax=lambda j: j.numpy.tanh, grad_noise=_tanh_noise),
     Op(
-        "sigmoid", 1, _sympy_sigmoid, torch.sigmoid, grad_noise=_sigmoid_noise,
+        "sigmoid", 1, _sympy_sigmoid, torch.sigmoid, jax=lambda j: j.nn.sigmoid, grad_noise=_sigmoid_noise,
         grad2_noise=_sigmoid_noise2,
     ),
-    Op("atan", 1, sympy.atan, torch.atan),
+    Op("atan", 1, sympy.atan, torch.atan, jax=lambda j: j.numpy.arctan),
     Op(
-        "asin", 1, sympy.asin, torch.asin, domain=_open_unit_interval,
+        "asin", 1, sympy.asin, torch.asin, jax=lambda j: j.numpy.arcsin, domain=_open_unit_interval,
         grad_noise=_arcsin_noise,
     ),
     Op(
-        "acos", 1, sympy.acos, torch.acos, domain=_open_unit_interval,
+        "acos", 1, sympy.acos, torch.acos, jax=lambda j: j.numpy.arccos, domain=_open_unit_interval,
         grad_noise=_arcsin_noise,
     ),
-    Op("sinh", 1, sympy.sinh, torch.sinh),
-    Op("cosh", 1, sympy.cosh, torch.cosh),
-    Op("log1p", 1, lambda x: sympy.log(1 + x), torch.log1p, domain=_above_minus_one),
-    Op("expm1", 1, lambda x: sympy.exp(x) - 1, torch.expm1, grad_noise=_expm1_noise),
+    Op("sinh", 1, sympy.sinh, torch.sinh, jax=lambda j: j.numpy.sinh),
+    Op("cosh", 1, sympy.cosh, torch.cosh, jax=lambda j: j.numpy.cosh),
+    Op(
+        "log1p", 1, lambda x: sympy.log(1 + x), torch.log1p, jax=lambda j: j.numpy.log1p,
+        domain=_above_minus_one,
+    ),
+    Op(
+        "expm1", 1, lambda x: sympy.exp(x) - 1, torch.expm1, jax=lambda j: j.numpy.expm1,
+        grad_noise=_expm1_noise,
+    ),
     # torch has no complex erf, so complex step cannot run through it.
-    Op("erf", 1, sympy.erf, torch.erf, complex_step=False, grad_noise=_erf_noise),
+    Op(
+        "erf", 1, sympy.erf, torch.erf, jax=lambda j: j.scipy.special.erf,
+        complex_step=False, grad_noise=_erf_noise,
+    ),
     # F.softplus returns x itself above threshold=20: torch's own documented shortcut,
     # which the harness reports as it finds it (about 2e-9 relative in float64).
     Op(
-        "softplus", 1, _sympy_softplus, torch.nn.functional.softplus, complex_step=False,
+        "softplus", 1, _sympy_softplus, torch.nn.functional.softplus, jax=lambda j: j.nn.softplus,
+        complex_step=False,
         grad2_noise=_sigmoid_noise2,  # softplus' = z / (z + 1), differentiated: same cancellation
     ),
     # kinks: continuous, first derivative jumps
     Op(
-        "abs", 1, sympy.Abs, torch.abs, smoothness=Smoothness.KINK, roundings=0,
+        "abs", 1, sympy.Abs, torch.abs, jax=lambda j: j.numpy.abs, smoothness=Smoothness.KINK, roundings=0,
         kinks=_abs_distance, complex_step=False,
     ),
     Op(
-        "relu", 1, _sympy_relu, torch.relu, smoothness=Smoothness.KINK, roundings=0,
+        "relu", 1, _sympy_relu, torch.relu, jax=lambda j: j.nn.relu, smoothness=Smoothness.KINK, roundings=0,
         kinks=_abs_distance, complex_step=False,
     ),
     Op(
-        "max", 2, sympy.Max, torch.maximum, smoothness=Smoothness.KINK, roundings=0,
+        "max", 2, sympy.Max, torch.maximum, jax=lambda j: j.numpy.maximum,
+        smoothness=Smoothness.KINK, roundings=0,
         kinks=_tie_distance, complex_step=False,
     ),
     Op(
-        "min", 2, sympy.Min, torch.minimum, smoothness=Smoothness.KINK, roundings=0,
+        "min", 2, sympy.Min, torch.minimum, jax=lambda j: j.numpy.minimum,
+        smoothness=Smoothness.KINK, roundings=0,
         kinks=_tie_distance, complex_step=False,
     ),
     # jumps: derivative 0 almost everywhere (the seed's point about accuracy)
     Op(
-        "floor", 1, sympy.floor, torch.floor, smoothness=Smoothness.JUMP, roundings=0,
+        "floor", 1, sympy.floor, torch.floor, jax=lambda j: j.numpy.floor,
+        smoothness=Smoothness.JUMP, roundings=0,
         kinks=_integer_distance, complex_step=False,
     ),
     Op(
-        "sign", 1, sympy.sign, torch.sign, smoothness=Smoothness.JUMP, roundings=0,
+        "sign", 1, sympy.sign, torch.sign, jax=lambda j: j.numpy.sign,
+        smoothness=Smoothness.JUMP, roundings=0,
         kinks=_abs_distance, complex_step=False,
     ),
 )

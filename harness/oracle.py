@@ -49,6 +49,7 @@ import numpy as np
 import sympy
 import torch
 
+from harness.compile import compile_tree, kernel_key, torch_namespace
 from harness.dtypes import dtype_info, ulp
 from harness.expr import Call, Const, Expr, Var, variables, walk
 from harness.memo import Memo
@@ -211,21 +212,16 @@ class _Node:
 
 
 def _values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
-    """Float64 value of every subtree at every point, computed with the op table's torch
-    builders (the same functions the engines use)."""
-    names = variables(expr)
-    out: dict[Expr, np.ndarray] = {}
+    """Float64 value of every subtree at every point, computed as the engines compute the
+    tree (:func:`harness.compile.compile_tree` with the op table's torch kernels)."""
     n = points.shape[0]
+    columns = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float64).T)
     with torch.no_grad():
-        for node in walk(expr):
-            if isinstance(node, Var):
-                out[node] = points[:, names.index(node.name)].astype(np.float64)
-            elif isinstance(node, Const):
-                out[node] = np.full(n, float(node.value))
-            else:
-                args = [torch.as_tensor(out[a]) for a in node.args]
-                out[node] = OPS[node.op].torch_fn(*args).numpy().astype(np.float64)
-    return out
+        values = compile_tree(expr, torch_namespace(), every_node=True)(list(columns.unbind(0)))
+    return {
+        node: np.broadcast_to(value.numpy(), (n,)).astype(np.float64)
+        for node, value in zip(walk(expr), values, strict=True)
+    }
 
 
 def rounding_tolerance(
@@ -301,7 +297,7 @@ def _local_partials(
     a case judged in float32 and float64 computes them once.
     """
     # the ops' torch functions in the key: a patched op table never reads old node values
-    kernels = tuple((n.op, OPS[n.op].torch_fn) for n in walk(expr) if isinstance(n, Call))
+    kernels = kernel_key(expr, torch_namespace())
     return _LOCAL_CACHE.get(
         (expr, kernels, points.shape, points.tobytes(), order),
         lambda: _compute_local(expr, points, order),

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from harness.compile import torch_namespace
 from harness.expr import Call, Const, Expr, ExprError, Var, is_dyadic, to_text
 from harness.ops import INFIX_BY_AST, OPS, UNARY_BY_AST
 
@@ -479,7 +480,7 @@ class _Converter:
         expr = Call(op, tuple(a.expr for a in args))
         value = None
         if all(v is not None for v in values):
-            value = _float64(row.torch_fn, values)
+            value = _float64(op, values)
             if not math.isfinite(value):
                 shown = to_text(expr)
                 shown = shown if len(shown) <= 60 else shown[:57] + "..."
@@ -491,9 +492,11 @@ class _Converter:
         return self.made(expr, value, offset)
 
 
-def _float64(fn: Callable[..., torch.Tensor], values: tuple[float | None, ...]) -> float:
-    """``fn`` at variable-free arguments, in float64 (overflow gives inf, never raises)."""
-    return float(fn(*(torch.tensor(v, dtype=torch.float64) for v in values)))
+def _float64(op: str, values: tuple[float | None, ...]) -> float:
+    """``op`` at variable-free arguments, in float64, with the kernel the engines use
+    (overflow gives inf, never raises)."""
+    kernel = torch_namespace().kernels[op]
+    return float(kernel(*(torch.tensor(v, dtype=torch.float64) for v in values)))
 
 
 def _exact_spelling(value: Fraction) -> str:

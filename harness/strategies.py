@@ -26,6 +26,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
+from harness.compile import compile_tree, torch_namespace
 from harness.dtypes import dtype_info, round_array, round_fraction
 from harness.expr import Call, Const, Expr, ExprError, Var, size, walk
 from harness.expr import variables as expr_variables
@@ -259,23 +260,23 @@ def _valid_in(
 ) -> np.ndarray:
     """Rows of ``pts`` where every subexpression, computed literally in ``dtype``, is valid.
 
-    Each distinct subtree is evaluated once for the whole batch, with the op table's torch
-    builders, as ``harness.engines.torch_ad.torch_function`` computes it. Kinks count only
+    Each distinct subtree is evaluated once for the whole batch, as the engines compute it
+    (:func:`harness.compile.compile_tree` with the op table's torch kernels). Kinks count only
     where the kinked argument depends on a variable (``max(0, 0)`` is just a constant).
     """
-    slots = {name: i for i, name in enumerate(expr_variables(expr))}
     x = torch.as_tensor(pts, dtype=torch.float64).to(dtype)
     n = x.shape[0]
+    nodes = list(walk(expr))
+    run = compile_tree(expr, torch_namespace(), every_node=True)
+    computed = run(list(x.T.unbind(0)), torch.zeros((), dtype=dtype))
+    values = dict(zip(nodes, computed, strict=True))
     ok = torch.ones(n, dtype=torch.bool)
-    values: dict[Expr, torch.Tensor] = {}
     varying: set[Expr] = set()
-    for node in walk(expr):
+    for node in nodes:
+        value = values[node]
         if isinstance(node, Var):
-            value = x[:, slots[node.name]]
             varying.add(node)
-        elif isinstance(node, Const):
-            value = torch.full((n,), float(node.value), dtype=dtype)
-        else:
+        elif isinstance(node, Call):
             row = OPS[node.op]
             args = [values[a] for a in node.args]
             ok &= row.domain(*args) > margin
@@ -283,13 +284,7 @@ def _valid_in(
                 varying.add(node)
                 if avoid_kinks and row.kinks is not None:
                     ok &= row.kinks(*args) > margin
-            # As torch_function does: constant parameters (pow's exponent) go in as numbers.
-            value = row.torch_fn(*(
-                float(a.value) if k in row.const_args and isinstance(a, Const) else args[k]
-                for k, a in enumerate(node.args)
-            ))
         ok &= torch.isfinite(value) & (value.abs() <= MAX_MAGNITUDE)
-        values[node] = value
     return ok.numpy()
 
 

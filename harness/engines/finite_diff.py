@@ -42,8 +42,8 @@ import numpy as np
 import sympy
 import torch
 
+from harness.compile import kernel_key, torch_namespace
 from harness.dtypes import dtype_info, round_array
-from harness.engines import torch_ad
 from harness.engines.base import EngineError, check_request
 from harness.engines.torch_ad import torch_function
 from harness.expr import Call, Expr, variables, walk
@@ -784,8 +784,5 @@ def _stencil_values(expr: Expr, pts: np.ndarray, work: torch.dtype) -> _StencilV
     the translator reads them), so a patched op table never reads values of the old one."""
     if _SHARED is None:
         return _StencilValues(expr, pts, work)
-    kernels = tuple(
-        (node.op, torch_ad.OPS[node.op].torch_fn) for node in walk(expr) if isinstance(node, Call)
-    )
-    key = (expr, kernels, torch_function, pts.shape, pts.tobytes(), str(work))
+    key = (expr, kernel_key(expr, torch_namespace()), torch_function, pts.shape, pts.tobytes(), str(work))
     return _SHARED.get(key, lambda: _StencilValues(expr, pts, work))

@@ -1,7 +1,8 @@
 """JAX automatic differentiation as an engine under test.
 
-The tree is translated through a namespace table, :func:`jax_namespace` (op name -> JAX
-function, as sympy's ``lambdify`` does), and computed literally: ``log(exp(x))`` stays two
+The tree is compiled by :func:`harness.compile.compile_tree` through a namespace,
+:func:`jax_namespace` (op name -> the op table's JAX kernel, as sympy's ``lambdify`` does),
+and computed literally: ``log(exp(x))`` stays two
 calls. Constants become arrays of the tested dtype, so ``x**3`` is ``lax.pow`` with a
 float exponent, exactly as the tree says, not JAX's ``integer_pow`` shortcut.
 
@@ -9,7 +10,7 @@ Modes: ``"reverse"`` uses ``jax.grad`` for order 1 and ``jax.hessian`` (forward 
 reverse) for order 2; ``"forward"`` uses ``jax.jacfwd`` for order 1 and
 ``jacfwd(jacfwd)`` for order 2. Each is ``jax.vmap``-ed over the points and ``jax.jit``-ed
 once per (expression, dtype, order); compiled functions are kept in a small per-engine
-cache.
+memo (:class:`harness.memo.Memo`).
 
 float64 needs JAX's x64 mode. The engine enables it only around its own calls with the
 ``jax.enable_x64(True)`` context manager (thread-local config, restored on exit), so the
@@ -23,16 +24,17 @@ constructing :class:`JaxEngine` without it raises ImportError with the install h
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from harness.compile import Namespace, compile_tree
 from harness.engines.base import EngineError, check_request
-from harness.expr import Call, Const, Expr, Var, variables, walk
+from harness.expr import Expr, variables
+from harness.memo import Memo
+from harness.ops import OPS
 
 __all__ = ["MODES", "JaxEngine", "jax_function", "jax_namespace"]
 
@@ -65,87 +67,32 @@ def _x64_mode(jax: Any) -> Any:
         return enable_x64(True)
 
 
-@functools.cache
-def jax_namespace() -> Mapping[str, Callable[..., Any]]:
-    """Op name -> the JAX function that computes it: the translation table for trees.
-
-    One entry per op of :data:`harness.ops.OPS` it covers; :meth:`JaxEngine.supports`
-    reads this table. Built on first use because it needs jax.
-    """
-    jax = _import_jax()
+def jax_namespace() -> Namespace:
+    """JAX's namespace for :func:`harness.compile.compile_tree`: each op's ``jax`` kernel
+    from the op table (ops without one are not supported). Needs jax."""
+    _import_jax()
+    import jax
     import jax.numpy as jnp
-    import jax.scipy.special as jsp
+    import jax.scipy.special  # binds jax.scipy.special for the kernels
 
-    table: dict[str, Callable[..., Any]] = {
-        "add": jnp.add,
-        "sub": jnp.subtract,
-        "mul": jnp.multiply,
-        "div": jnp.divide,
-        "neg": jnp.negative,
-        "pow": jnp.power,
-        "exp": jnp.exp,
-        "log": jnp.log,
-        "sqrt": jnp.sqrt,
-        "sin": jnp.sin,
-        "cos": jnp.cos,
-        "tan": jnp.tan,
-        "tanh": jnp.tanh,
-        "sigmoid": jax.nn.sigmoid,
-        "atan": jnp.arctan,
-        "asin": jnp.arcsin,
-        "acos": jnp.arccos,
-        "sinh": jnp.sinh,
-        "cosh": jnp.cosh,
-        "log1p": jnp.log1p,
-        "expm1": jnp.expm1,
-        "erf": jsp.erf,
-        # log(1 + exp(x)) computed as logaddexp(x, 0): no threshold shortcut as in torch.
-        "softplus": jax.nn.softplus,
-        "abs": jnp.abs,
-        "relu": jax.nn.relu,
-        "max": jnp.maximum,
-        "min": jnp.minimum,
-        "floor": jnp.floor,
-        "sign": jnp.sign,
-    }
-    return MappingProxyType(table)
+    kernels = {name: row.jax(jax) for name, row in OPS.items() if row.jax is not None}
+
+    def constant(value: float, like: Any) -> Any:
+        return jnp.asarray(value, dtype=like.dtype)
+
+    return Namespace("JAX", MappingProxyType(kernels), constant, lambda: jnp.zeros((), jnp.float32))
 
 
 def jax_function(expr: Expr) -> Callable[[Sequence[Any]], Any]:
     """A function of one JAX array per variable (``variables(expr)`` order) computing ``expr``.
 
-    Constants become arrays of the first input's dtype. An op missing from
-    :func:`jax_namespace` is an :class:`EngineError` naming it.
+    Constants become arrays of the first input's dtype. An op without a JAX kernel in the
+    op table is an :class:`EngineError` naming it.
     """
-    namespace = jax_namespace()
-    import jax.numpy as jnp
-
-    names = variables(expr)
-    slots = {name: i for i, name in enumerate(names)}
-    nodes = list(walk(expr))
-    missing = sorted({n.op for n in nodes if isinstance(n, Call) and n.op not in namespace})
-    if missing:
-        raise EngineError(f"ops {missing} have no JAX translation in jax_namespace()")
-    index = {node: i for i, node in enumerate(nodes)}
-
-    def run(inputs: Sequence[Any]) -> Any:
-        if len(inputs) != len(names):
-            raise ValueError(
-                f"expected {len(names)} inputs for variables {names}, got {len(inputs)}"
-            )
-        dtype = inputs[0].dtype if len(inputs) else jnp.float32
-        values: list[Any] = []
-        for node in nodes:
-            if isinstance(node, Var):
-                values.append(inputs[slots[node.name]])
-            elif isinstance(node, Const):
-                values.append(jnp.asarray(float(node.value), dtype=dtype))
-            else:
-                args = (values[index[a]] for a in node.args)
-                values.append(namespace[node.op](*args))
-        return values[-1]
-
-    return run
+    try:
+        return compile_tree(expr, jax_namespace())  # type: ignore[no-any-return]
+    except KeyError as exc:
+        raise EngineError(str(exc.args[0])) from None
 
 
 class JaxEngine:
@@ -162,13 +109,12 @@ class JaxEngine:
         self._jax = _import_jax()
         self.mode = mode
         self.name = f"jax:{mode}"
-        self._compiled: OrderedDict[tuple[Expr, str, int], Callable[[Any], Any]] = (
-            OrderedDict()
-        )
+        self._compiled: Memo[Callable[[Any], Any]] = Memo(_CACHE_SIZE)
 
     def supports(self, op: str) -> bool:
-        """True when :func:`jax_namespace` translates ``op``."""
-        return op in jax_namespace()
+        """True when the op table has a JAX kernel for ``op``."""
+        row = OPS.get(op)
+        return row is not None and row.jax is not None
 
     def derivatives(
         self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
@@ -199,16 +145,7 @@ class JaxEngine:
             return np.asarray(out, dtype=np.float64)
 
     def _function(self, expr: Expr, dtype: str, order: int) -> Callable[[Any], Any]:
-        key = (expr, dtype, order)
-        fn = self._compiled.get(key)
-        if fn is None:
-            fn = self._build(expr, order)
-            self._compiled[key] = fn
-            if len(self._compiled) > _CACHE_SIZE:
-                self._compiled.popitem(last=False)
-        else:
-            self._compiled.move_to_end(key)
-        return fn
+        return self._compiled.get((expr, dtype, order), lambda: self._build(expr, order))
 
     def _build(self, expr: Expr, order: int) -> Callable[[Any], Any]:
         jax = self._jax

@@ -42,9 +42,10 @@ import numpy as np
 import torch
 import torch.autograd.forward_ad as fwad
 
+from harness.compile import compile_tree, torch_namespace
 from harness.dtypes import dtype_info
 from harness.engines.base import EngineError, check_request
-from harness.expr import Call, Const, Expr, Var, to_text, variables, walk
+from harness.expr import Call, Expr, to_text, variables, walk
 from harness.ops import OPS
 
 __all__ = ["MODES", "REDUCTIONS", "TorchEngine", "seed_tensor_grad", "torch_function"]
@@ -74,82 +75,17 @@ _OVERRIDE_NEEDS: Mapping[str, str] = MappingProxyType(
 )
 
 
-# One step of a compiled tree: (inputs, values computed so far, dtype/device model) -> value.
-_Step = Callable[[Sequence[torch.Tensor], list[torch.Tensor], torch.Tensor], torch.Tensor]
-
-
-def _var_step(slot: int) -> _Step:
-    return lambda inputs, values, like: inputs[slot]
-
-
-def _const_step(value: float) -> _Step:
-    return lambda inputs, values, like: torch.tensor(value, dtype=like.dtype, device=like.device)
-
-
-def _call_step(fn: TorchFn, args: tuple[int, ...]) -> _Step:
-    return lambda inputs, values, like: fn(*(values[i] for i in args))
-
-
-def _call_step_with_scalars(fn: TorchFn, args: tuple[int | float, ...]) -> _Step:
-    # ints index computed values; floats are constant parameters passed as Python numbers
-    return lambda inputs, values, like: fn(
-        *(values[a] if isinstance(a, int) else a for a in args)
-    )
-
-
 def torch_function(
     expr: Expr, overrides: Mapping[str, TorchFn] | None = None
 ) -> Callable[[Sequence[torch.Tensor]], torch.Tensor]:
-    """A function of one tensor per variable (in ``variables(expr)`` order) computing ``expr``.
+    """A function of one tensor per variable (in ``variables(expr)`` order) computing
+    ``expr`` with the op table's torch kernels (:func:`harness.compile.torch_namespace`).
 
-    Constants become tensors of the first input's dtype and device, except a constant in
-    an op's ``const_args`` position (the exponent of ``pow``), which is passed as a Python
-    number: torch then takes its scalar-exponent path, whose complex version keeps the
-    derivative at negative bases (the tensor path goes through log's branch cut, which
-    breaks complex-step differentiation). ``overrides`` maps op
-    names to replacement builders (a user's ``torch.autograd.Function.apply``, say); an
-    unknown name is an error rather than silently ignored.
+    ``overrides`` maps op names to replacement builders (a user's
+    ``torch.autograd.Function.apply``, say); an unknown name is an error rather than
+    silently ignored.
     """
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(OPS))
-    if unknown:
-        raise ValueError(f"overrides for unknown ops {unknown}; known ops: {sorted(OPS)}")
-    names = variables(expr)
-    slots = {name: i for i, name in enumerate(names)}
-    nodes = list(walk(expr))
-    index = {node: i for i, node in enumerate(nodes)}
-    program: list[_Step] = []
-    for node in nodes:
-        if isinstance(node, Var):
-            program.append(_var_step(slots[node.name]))
-        elif isinstance(node, Const):
-            program.append(_const_step(float(node.value)))
-        else:
-            assert isinstance(node, Call)
-            fn = overrides.get(node.op, OPS[node.op].torch_fn)
-            scalars = {
-                k: float(a.value) for k, a in enumerate(node.args)
-                if k in OPS[node.op].const_args and isinstance(a, Const)
-            }
-            if scalars:
-                program.append(_call_step_with_scalars(fn, tuple(
-                    scalars.get(k, index[a]) for k, a in enumerate(node.args)
-                )))
-            else:
-                program.append(_call_step(fn, tuple(index[a] for a in node.args)))
-
-    def run(inputs: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(inputs) != len(names):
-            raise ValueError(
-                f"expected {len(names)} inputs for variables {names}, got {len(inputs)}"
-            )
-        like = inputs[0] if inputs else torch.zeros((), dtype=torch.float64)
-        values: list[torch.Tensor] = []
-        for step in program:
-            values.append(step(inputs, values, like))
-        return values[-1]
-
-    return run
+    return compile_tree(expr, torch_namespace(overrides))
 
 
 # ---- the three modes: pure functions of (program, inputs) -> stacked derivatives -----------

@@ -544,7 +544,7 @@ def test_shared_stencils_read_the_points_as_they_were_not_the_callers_array_late
 def test_shared_stencils_follow_a_patched_translator_and_op_table(monkeypatch):
     from dataclasses import replace
 
-    from harness.engines import torch_ad
+    from harness import compile as compile_module
 
     expr, pts = call("sin", x), np.array([[0.5]])
     original = finite_diff.torch_function
@@ -558,8 +558,8 @@ def test_shared_stencils_follow_a_patched_translator_and_op_table(monkeypatch):
             got = FiniteDiffEngine("central").sweep(expr, pts, dtype="float64").values[3, 0, 0]
             assert got == pytest.approx(k * math.cos(0.5), rel=1e-6)
         monkeypatch.setattr(finite_diff, "torch_function", original)
-        doubled = replace(torch_ad.OPS["sin"], torch_fn=lambda u: 2 * torch.sin(u))
-        monkeypatch.setattr(torch_ad, "OPS", {**torch_ad.OPS, "sin": doubled})
+        doubled = replace(compile_module.OPS["sin"], torch_fn=lambda u: 2 * torch.sin(u))
+        monkeypatch.setattr(compile_module, "OPS", {**compile_module.OPS, "sin": doubled})
         got = FiniteDiffEngine("central").sweep(expr, pts, dtype="float64").values[3, 0, 0]
         assert got == pytest.approx(2 * math.cos(0.5), rel=1e-6)
 
