@@ -34,7 +34,7 @@ _EXPORTS: dict[str, str] = {
     "compare": "harness.check",
     "Engine": "harness.engines",
     "EngineError": "harness.engines",
-    "FiniteDiffEngine": "harness.engines",
+    "FiniteDiffEngine": "harness.fd",
     "SymbolicEngine": "harness.engines",
     "TorchEngine": "harness.engines",
     "engine_from_spec": "harness.engines",

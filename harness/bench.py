@@ -172,9 +172,9 @@ def full_check(
     sweeps out: the cost of the AD verdicts alone."""
     from harness.check import _reference, compare
     from harness.engines.base import EngineError
-    from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine, shared_stencils
     from harness.engines.symbolic import SymbolicEngine
     from harness.engines.torch_ad import TorchEngine
+    from harness.fd import SCHEMES, FiniteDiffEngine, shared_stencils
     from harness.oracle import rounding_tolerance
 
     def timed(stage: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -35,29 +35,19 @@ import numpy as np
 import pandas as pd
 
 from harness.check import compare
-from harness.dtypes import dtype_info, round_array, ulp
+from harness.dtypes import dtype_info, round_array
 from harness.engines import engine_from_spec
-from harness.engines.base import EngineError
-from harness.engines.finite_diff import (
-    DEFAULT_H_GRID,
-    SCHEMES,
-    FiniteDiffEngine,
-    predicted_error,
-    scheme_facts,
-    shared_stencils,
-)
 from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
+from harness.fd.stencils import DEFAULT_H_GRID, SCHEMES
+from harness.fd.tables import fd_tables
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
-from harness.oracle import fd_diagnostics
 from harness.parse import parse
-from harness.schema import CSV_COLUMNS, RESULT_COLUMNS, point_text_array
+from harness.schema import CSV_COLUMNS, FD_COLUMNS, RESULT_COLUMNS, THEORY_COLUMNS
 
 __all__ = [
     "CampaignConfig",
     "CampaignResult",
-    "FD_COLUMNS",
-    "THEORY_COLUMNS",
     "TaskCase",
     "generate_cases",
     "load_cases_file",
@@ -65,26 +55,6 @@ __all__ = [
     "run_campaign",
     "save_cases_file",
 ]
-
-FD_COLUMNS: tuple[str, ...] = (
-    "case_id",
-    "expr",
-    "point_count",
-    "var",
-    "dtype",
-    "order",
-    "scheme",
-    "best_h",
-    "best_error",
-    "predicted_h",
-    "predicted_error",
-    "observed_order",
-    "expected_order",
-    "consistent",
-)
-THEORY_COLUMNS: tuple[str, ...] = ("case_id", "dtype", "scheme", "h", "rel_error")
-MAX_TAYLOR = 5
-"""Highest derivative derived symbolically for the theory curves (f^(5): five-point)."""
 
 
 @dataclass(frozen=True)
@@ -342,147 +312,6 @@ def _truth() -> SymbolicEngine:
     return _TRUTH
 
 
-def _fd_rows(
-    task: TaskCase, config: CampaignConfig, dtype: str
-) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Error-vs-h rows, FD diagnostics and theory curve of one case in one dtype."""
-    truth = _truth()
-    names = variables(task.expr)
-    pts = task.points
-    t = truth.evaluate(task.expr, pts, dtype=dtype, order=1)
-    needed = max((scheme_facts(s).truncation_derivative for s in config.schemes), default=0)
-    taylor = truth.taylor(task.expr, pts, dtype=dtype, max_order=min(needed, MAX_TAYLOR))
-    eps = dtype_info(dtype).eps
-    text = to_text(task.expr)
-    diags: list[dict[str, Any]] = []
-    theory: list[dict[str, Any]] = []
-    grid = np.asarray(config.h_grid, dtype=np.float64)
-    texts = point_text_array(names, pts)
-    name_array = np.asarray(names, dtype=object)
-    columns: list[dict[str, np.ndarray]] = []
-    sweeps = {}
-    with shared_stencils():  # the schemes share their stencil inputs (x, x + h, ...)
-        for scheme in config.schemes:
-            try:
-                sweeps[scheme] = FiniteDiffEngine(scheme).sweep(
-                    task.expr, pts, dtype=dtype, order=1, h_grid=config.h_grid
-                )
-            except EngineError:
-                continue  # e.g. complex step through a non-analytic op, or float16
-    for scheme, sweep in sweeps.items():
-        engine = FiniteDiffEngine(scheme)
-        values = sweep.values  # (n_h, n, m)
-        with np.errstate(all="ignore"):
-            abs_err = np.abs(values - t.values[None])
-            rel_err = abs_err / np.abs(t.values[None])
-        facts = scheme_facts(scheme)
-        for i, var in enumerate(names):
-            derivs = {k: np.abs(taylor[k, :, i]) for k in range(taylor.shape[0])}
-            if facts.truncation_derivative in derivs:
-                with np.errstate(all="ignore"):
-                    scale = np.abs(t.values[None, :, i])
-                    pred = np.stack([predicted_error(scheme, h, derivs, eps) for h in grid]) / scale
-                    trunc = np.stack([predicted_error(scheme, h, derivs, 0.0) for h in grid]) / scale
-            else:  # e.g. Richardson's f^(9): too costly to derive symbolically; no theory
-                pred = trunc = np.full((len(grid), len(pts)), np.nan)
-            ok_pts = t.status[:, i] == "ok"
-            if ok_pts.any():
-                observed = _row_nanmedian(np.where(ok_pts[None], rel_err[:, :, i], np.nan))
-                predicted = _row_nanmedian(np.where(ok_pts[None], pred, np.nan))
-                truncation = _row_nanmedian(np.where(ok_pts[None], trunc, np.nan))
-                d = fd_diagnostics(grid, observed, predicted, truncation, facts.order, eps=eps)
-                diags.append(
-                    {
-                        "case_id": task.case_id,
-                        "expr": text,
-                        "point_count": int(ok_pts.sum()),
-                        "var": var,
-                        "dtype": dtype,
-                        "order": 1,
-                        "scheme": scheme,
-                        **d,
-                    }
-                )
-                theory += [
-                    {
-                        "case_id": task.case_id,
-                        "dtype": dtype,
-                        "scheme": scheme,
-                        "h": float(h),
-                        "rel_error": float(e),
-                    }
-                    for h, e in zip(grid, predicted, strict=False)
-                ]
-        n_h, n = values.shape[0], values.shape[1]
-        grids = np.meshgrid(np.arange(n_h), np.arange(n), np.arange(len(names)), indexing="ij")
-        hh, pp, vv = (g.ravel() for g in grids)
-        with np.errstate(all="ignore"):
-            ulp_err = abs_err[hh, pp, vv] / ulp(t.values[pp, vv], dtype)
-        columns.append(
-            {
-                "point": texts[pp],
-                "point_index": pp,
-                "var": name_array[vv],
-                "engine": np.full(len(pp), engine.name, dtype=object),
-                "scheme": np.full(len(pp), scheme, dtype=object),
-                "h": grid[hh],
-                "value": values[hh, pp, vv],
-                "truth": t.values[pp, vv],
-                "truth_bound": t.bounds[pp, vv],
-                "truth_status": t.status[pp, vv],
-                "abs_error": abs_err[hh, pp, vv],
-                "rel_error": rel_err[hh, pp, vv],
-                "ulp_error": ulp_err,
-            }
-        )
-    if not columns:
-        return [], diags, theory
-    merged = {k: np.concatenate([c[k] for c in columns]) for k in columns[0]}
-    n_rows = len(merged["h"])
-    frame = pd.DataFrame(
-        {
-            "case_id": [task.case_id] * n_rows,
-            "source": [task.source] * n_rows,
-            "expr": [text] * n_rows,
-            "variables": [",".join(names)] * n_rows,
-            "point": merged["point"],
-            "point_index": merged["point_index"],
-            "var": merged["var"],
-            "engine": merged["engine"],
-            "mode": [""] * n_rows,
-            "dtype": [dtype] * n_rows,
-            "order": np.ones(n_rows, dtype=np.int64),
-            "scheme": merged["scheme"],
-            "h": merged["h"],
-            "value": merged["value"],
-            "truth": merged["truth"],
-            "truth_bound": merged["truth_bound"],
-            "truth_status": merged["truth_status"],
-            "abs_error": merged["abs_error"],
-            "rel_error": merged["rel_error"],
-            "ulp_error": merged["ulp_error"],
-            "tolerance": np.full(n_rows, np.nan),
-            "verdict": [""] * n_rows,
-            "seconds": np.full(n_rows, np.nan),
-        },
-        columns=list(RESULT_COLUMNS),
-    )
-    return [frame], diags, theory
-
-
-def _row_nanmedian(a: np.ndarray) -> np.ndarray:
-    """The median of each row's non-NaN entries (NaN for an all-NaN row), as
-    ``np.nanmedian(a, axis=1)`` gives, without its per-call cost on small arrays."""
-    ordered = np.sort(a, axis=1)  # NaN sorts last
-    count = np.sum(~np.isnan(a), axis=1)
-    rows = np.arange(a.shape[0])
-    low = ordered[rows, np.maximum((count - 1) // 2, 0)]
-    high = ordered[rows, np.maximum(count // 2, 0)]
-    with np.errstate(invalid="ignore", over="ignore"):
-        middle = (low + high) / 2  # as numpy does, overflow included
-    return np.where(count > 0, middle, np.nan)
-
-
 def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
     row: dict[str, Any] = {c: np.nan for c in RESULT_COLUMNS}
     row.update(
@@ -531,7 +360,10 @@ def run_case(
                         rows["seconds"] = time.perf_counter() - start
                         frames.append(rows)
                 if config.schemes:
-                    f, d, th = _fd_rows(task, config, dtype)
+                    f, d, th = fd_tables(
+                        task.case_id, task.source, task.expr, task.points, dtype=dtype,
+                        schemes=config.schemes, h_grid=config.h_grid, truth=_truth(),
+                    )
                     frames += f
                     diags += d
                     theory += th

@@ -328,7 +328,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from harness.engines.finite_diff import SCHEMES
+    from harness.fd.stencils import SCHEMES
 
     p = argparse.ArgumentParser(
         prog="diffharness",

@@ -14,7 +14,10 @@ import sympy
 from harness.check import compare
 from harness.dtypes import dtype_info
 from harness.engines.base import EngineError
-from harness.engines.finite_diff import (
+from harness.engines.symbolic import SymbolicEngine
+from harness.engines.torch_ad import MODES, TorchEngine
+from harness.expr import Expr, to_sympy, to_text, variables
+from harness.fd import (
     DEFAULT_H_GRID,
     SCHEMES,
     FiniteDiffEngine,
@@ -23,9 +26,6 @@ from harness.engines.finite_diff import (
     scheme_facts,
     shared_stencils,
 )
-from harness.engines.symbolic import SymbolicEngine
-from harness.engines.torch_ad import MODES, TorchEngine
-from harness.expr import Expr, to_sympy, to_text, variables
 from harness.schema import format_point
 
 __all__ = ["explain"]

@@ -59,7 +59,6 @@ from harness.schema import FAILING
 __all__ = [
     "SAFETY",
     "Judgement",
-    "fd_diagnostics",
     "judge",
     "rounding_tolerance",
 ]
@@ -521,67 +520,3 @@ def judge(
 
 
 # ---- finite-difference diagnostics ------------------------------------------------------
-
-
-def fd_diagnostics(
-    h: np.ndarray,
-    observed: np.ndarray,
-    predicted: np.ndarray,
-    truncation: np.ndarray,
-    expected_order: int,
-    *,
-    eps: float,
-) -> dict[str, Any]:
-    """Compare one scheme's observed error-vs-h curve with its theory curve.
-
-    No pass/fail per h: ``observed``, ``predicted`` (truncation plus rounding, from the
-    exact higher derivatives) and ``truncation`` (the same model with no rounding) are
-    relative errors over the grid ``h``. Returns the best h and error observed and
-    predicted, the observed order of convergence (the log-log slope where truncation
-    dominates rounding by 10x and the error is still below 10%; NaN with fewer than three
-    such h), and ``consistent``: the best observed error is within 30x of the predicted
-    best (plus 64 eps) and the order is within 0.5 of the scheme's. A broken scheme (a
-    wrong weight) fails one of the two.
-    """
-    h = np.asarray(h, dtype=np.float64)
-    obs = np.asarray(observed, dtype=np.float64)
-    pred = np.asarray(predicted, dtype=np.float64)
-    trunc = np.asarray(truncation, dtype=np.float64)
-    nan = float("nan")
-    out: dict[str, Any] = {
-        "best_h": nan,
-        "best_error": nan,
-        "predicted_h": nan,
-        "predicted_error": nan,
-        "observed_order": nan,
-        "expected_order": expected_order,
-        "consistent": False,
-    }
-    if np.isfinite(obs).any():
-        i = int(np.nanargmin(np.where(np.isfinite(obs), obs, np.nan)))
-        out["best_h"], out["best_error"] = float(h[i]), float(obs[i])
-    if np.isfinite(pred).any():
-        k = int(np.nanargmin(np.where(np.isfinite(pred), pred, np.nan)))
-        out["predicted_h"], out["predicted_error"] = float(h[k]), float(pred[k])
-    with np.errstate(invalid="ignore"):
-        rounding = pred - trunc
-    with np.errstate(all="ignore"):
-        regime = (
-            np.isfinite(obs)
-            & (obs > 0)
-            & (obs < 0.1)
-            & (trunc > 0)
-            & (trunc >= 10 * rounding)
-            & (obs >= 10 * rounding)
-        )
-    if regime.sum() >= 3:
-        slope = np.polyfit(np.log(h[regime]), np.log(obs[regime]), 1)[0]
-        out["observed_order"] = float(slope)
-    best_ok = bool(
-        np.isfinite(out["best_error"])
-        and out["best_error"] <= 30 * np.nan_to_num(out["predicted_error"], nan=0.0) + 64 * eps
-    )
-    order = out["observed_order"]
-    order_ok = bool(np.isnan(order) or abs(order - expected_order) <= 0.5)
-    out["consistent"] = best_ok and order_ok
-    return out

@@ -16,8 +16,8 @@ import pandas as pd
 from harness.cases import Case, CaseFileError, case_files, load_cases
 from harness.check import compare
 from harness.engines import engine_from_spec
-from harness.engines.finite_diff import FiniteDiffEngine
 from harness.engines.torch_ad import MODES
+from harness.fd import FiniteDiffEngine
 from harness.schema import FAILING
 
 __all__ = ["replay_case", "replay_files"]

@@ -24,9 +24,11 @@ from harness.memo import Memo
 __all__ = [
     "CSV_COLUMNS",
     "FAILING",
+    "FD_COLUMNS",
     "JUDGED",
     "RESULT_COLUMNS",
     "RUN_FAILURES",
+    "THEORY_COLUMNS",
     "VERDICTS",
     "coordinate",
     "format_point",
@@ -67,6 +69,27 @@ RESULT_COLUMNS: tuple[str, ...] = (
 CSV_COLUMNS: tuple[str, ...] = tuple(c for c in RESULT_COLUMNS if c != "seconds")
 """Columns of ``results.csv``: all but ``seconds``, which differs between runs and so
 goes to ``timings.csv``; the same seed then gives a byte-identical file."""
+
+FD_COLUMNS: tuple[str, ...] = (
+    "case_id",
+    "expr",
+    "point_count",
+    "var",
+    "dtype",
+    "order",
+    "scheme",
+    "best_h",
+    "best_error",
+    "predicted_h",
+    "predicted_error",
+    "observed_order",
+    "expected_order",
+    "consistent",
+)
+"""Columns of ``fd_diagnostics.csv``: one row per case, variable, dtype and scheme."""
+
+THEORY_COLUMNS: tuple[str, ...] = ("case_id", "dtype", "scheme", "h", "rel_error")
+"""Columns of a run's theory curves: the median predicted relative error per case and h."""
 
 JUDGED: tuple[str, ...] = (
     "ok",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness import bench
-from harness.engines.finite_diff import DEFAULT_H_GRID, SCHEMES
 from harness.expr import size, variables
+from harness.fd import DEFAULT_H_GRID, SCHEMES
 
 
 def test_summaries_are_in_milliseconds_with_the_90th_percentile_from_the_sorted_list() -> None:

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from harness.engines.base import Engine, EngineError
-from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine
 from harness.engines.torch_ad import MODES, TorchEngine
+from harness.fd.stencils import SCHEMES
 
-__all__ = [  # noqa: F822 - SymbolicEngine is provided lazily by __getattr__
+__all__ = [  # noqa: F822 - SymbolicEngine and FiniteDiffEngine are provided lazily by __getattr__
     "BUILTIN_ENGINES",
     "Engine",
     "EngineError",
@@ -38,6 +38,10 @@ def __getattr__(name: str) -> object:
         from harness.engines.symbolic import SymbolicEngine
 
         return SymbolicEngine
+    if name == "FiniteDiffEngine":  # lives in harness.fd, which imports this package
+        from harness.fd.engine import FiniteDiffEngine
+
+        return FiniteDiffEngine
     raise AttributeError(f"module 'harness.engines' has no attribute {name!r}")
 
 
@@ -72,7 +76,12 @@ def _numdifftools(method: str) -> Callable[[], Engine]:
 
 
 def _fd(scheme: str) -> Callable[[], Engine]:
-    return lambda: FiniteDiffEngine(scheme)
+    def make() -> Engine:
+        from harness.fd.engine import FiniteDiffEngine
+
+        return FiniteDiffEngine(scheme)
+
+    return make
 
 
 def _torch(mode: str, reduction: str = "sum") -> Callable[[], Engine]:

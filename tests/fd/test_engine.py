@@ -1,4 +1,4 @@
-"""Tests for harness.engines.finite_diff.
+"""Tests for harness.fd.engine (and the stencils it runs).
 
 Expected values come from math/numpy by hand (exact derivatives, textbook stencil weights,
 the seed's float32 arithmetic), never from the engine under test. Convergence is checked
@@ -17,9 +17,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.engines import finite_diff
 from harness.engines.base import Engine, EngineError
-from harness.engines.finite_diff import (
+from harness.expr import Call, Const, Expr, Var
+from harness.fd import (
     DEFAULT_H_GRID,
     SCHEME_FACTS,
     SCHEMES,
@@ -27,7 +27,7 @@ from harness.engines.finite_diff import (
     optimal_h,
     predicted_error,
 )
-from harness.expr import Call, Const, Expr, Var
+from harness.fd import engine as finite_diff
 from harness.strategies import cases
 
 x, y, z = Var("x"), Var("y"), Var("z")
