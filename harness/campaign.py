@@ -46,11 +46,11 @@ from harness.engines.finite_diff import (
     scheme_facts,
     shared_stencils,
 )
-from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import fd_diagnostics
 from harness.parse import parse
+from harness.truth import truth_engine
 
 __all__ = [
     "CampaignConfig",
@@ -332,21 +332,11 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-_TRUTH: SymbolicEngine | None = None
-
-
-def _truth() -> SymbolicEngine:
-    global _TRUTH
-    if _TRUTH is None:
-        _TRUTH = SymbolicEngine()
-    return _TRUTH
-
-
 def _fd_rows(
     task: TaskCase, config: CampaignConfig, dtype: str
 ) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]]]:
     """Error-vs-h rows, FD diagnostics and theory curve of one case in one dtype."""
-    truth = _truth()
+    truth = truth_engine()
     names = variables(task.expr)
     pts = task.points
     t = truth.evaluate(task.expr, pts, dtype=dtype, order=1)
@@ -526,7 +516,7 @@ def run_case(
                             order=order,
                             case_id=task.case_id,
                             source=task.source,
-                            truth=_truth(),
+                            truth=truth_engine(),
                         )
                         rows["seconds"] = time.perf_counter() - start
                         frames.append(rows)

@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from harness.engines.base import Engine, EngineError, check_request
-from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import FAILING, judge, rounding_tolerance
 from harness.strategies import expressions, points, reproducible_generation
+from harness.truth import SymbolicEngine, truth_engine
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -74,9 +74,6 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "seconds",
 )
 """Columns of the long results table, in order (documented in the README)."""
-
-_TRUTH = SymbolicEngine()
-
 
 def format_point(names: Sequence[str], row: np.ndarray) -> str:
     """``x=1.0,y=-0.5`` with each value's shortest exact float64 repr."""
@@ -179,7 +176,7 @@ def compare(
     *arguments* (points that do not fit the expression or dtype) raise ``ValueError``.
     """
     pts = check_request(expr, pts, dtype, order)
-    truth = truth or _TRUTH
+    truth = truth or truth_engine()
     names = variables(expr)
     text = to_text(expr)
     start = time.perf_counter()

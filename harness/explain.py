@@ -23,9 +23,9 @@ from harness.engines.finite_diff import (
     scheme_facts,
     shared_stencils,
 )
-from harness.engines.symbolic import SymbolicEngine
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Expr, to_sympy, to_text, variables
+from harness.truth import truth_engine
 
 __all__ = ["explain"]
 
@@ -55,7 +55,7 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
         pts = rounded
     f = to_sympy(expr)
     syms = sorted(f.free_symbols, key=lambda s: s.name)
-    truth = SymbolicEngine()
+    truth = truth_engine()
     t = truth.evaluate(expr, pts, dtype=dtype, order=order)
     lines.append("")
     lines.append("symbolic derivative (sympy, the truth):")

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 
 from harness.dtypes import dtype_info
 from harness.engines.finite_diff import predicted_error, scheme_facts
-from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Call, Expr, Var, to_text
 from harness.oracle import FAILING, SAFETY, VERDICTS, fd_diagnostics, judge, rounding_tolerance
 from harness.strategies import cases
+from harness.truth import SymbolicEngine
 
 NAN, INF = math.nan, math.inf
 X, Y = Var("x"), Var("y")

@@ -1,6 +1,6 @@
 """Engines behind one protocol, and the names ``--engine`` understands.
 
-Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth), ``torch:reverse``,
+Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth, from :mod:`harness.truth`), ``torch:reverse``,
 ``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the seed's
 ``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
 ``jax:reverse`` and ``jax:forward`` (optional extra), ``scipy:derivative`` and
@@ -20,31 +20,22 @@ from harness.engines.base import Engine, EngineError
 from harness.engines.finite_diff import SCHEMES, FiniteDiffEngine
 from harness.engines.torch_ad import MODES, TorchEngine
 
-__all__ = [  # noqa: F822 - SymbolicEngine is provided lazily by __getattr__
+__all__ = [
     "BUILTIN_ENGINES",
     "Engine",
     "EngineError",
     "FiniteDiffEngine",
-    "SymbolicEngine",
     "TorchEngine",
     "engine_from_spec",
 ]
 
 
-def __getattr__(name: str) -> object:
-    # The truth engine needs python-flint; import it on first use so that the AD engines
-    # (on a GPU box, say) work without it.
-    if name == "SymbolicEngine":
-        from harness.engines.symbolic import SymbolicEngine
-
-        return SymbolicEngine
-    raise AttributeError(f"module 'harness.engines' has no attribute {name!r}")
-
-
 def _symbolic() -> Engine:
-    from harness.engines.symbolic import SymbolicEngine
+    # The truth (harness.truth) needs python-flint; import it on first use so that the
+    # AD engines (on a GPU box, say) work without it.
+    from harness.truth import truth_engine
 
-    return SymbolicEngine()
+    return truth_engine()
 
 
 def _jax(mode: str) -> Callable[[], Engine]:
