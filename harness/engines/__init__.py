@@ -1,8 +1,8 @@
-"""Engines behind one protocol, and the names ``--engine`` understands.
+"""Engines under test behind one protocol, and the names ``--engine`` understands.
 
-Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth, from :mod:`harness.truth`), ``torch:reverse``,
-``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the seed's
-``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
+Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth, from :mod:`harness.truth`),
+``torch:reverse``, ``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the
+seed's ``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
 ``jax:reverse`` and ``jax:forward`` (optional extra), ``scipy:derivative`` and
 ``numdifftools:<central|forward|backward|complex>`` (optional extra). Anything else is
 ``package.module:attr``,
