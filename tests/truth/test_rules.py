@@ -98,4 +98,5 @@ def test_each_rows_ball_interval_and_series_kernels_agree(name: str, rule: Rule)
             if series is not None:
                 assert sr.head(series).overlaps(value), (name, x, value)
                 checked += 1
-    assert checked, f"no sample point exercised {name}"
+    # a row may leave interval and series out (arb alone then decides); any it has is tested
+    assert checked or (rule.interval is None and rule.series is None), f"no point exercised {name}"
