@@ -6,8 +6,8 @@ Hypothesis generates and shrinks. The public API:
 
 * trees and text: :class:`Var`, :class:`Const`, :class:`Call`, :func:`parse`,
   :func:`to_text`, :func:`variables`;
-* engines: :class:`Engine` (the protocol), :class:`SymbolicEngine`,
-  :class:`TorchEngine`, :class:`FiniteDiffEngine`, :func:`engine_from_spec`;
+* engines: :class:`Engine` (the protocol), :class:`TorchEngine`,
+  :class:`FiniteDiffEngine`, :func:`engine_from_spec`; the truth: :class:`SymbolicEngine`;
 * checking: :func:`check_engine`, :func:`assert_engine`, :func:`compare`;
 * generators: :func:`expressions`, :func:`points` (and ``harness.strategies.cases``);
 * campaigns: :class:`CampaignConfig`, :func:`run_campaign`.
@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "Engine": "harness.engines",
     "EngineError": "harness.engines",
     "FiniteDiffEngine": "harness.fd",
-    "SymbolicEngine": "harness.engines",
+    "SymbolicEngine": "harness.truth",
     "TorchEngine": "harness.engines",
     "engine_from_spec": "harness.engines",
     "Call": "harness.expr",

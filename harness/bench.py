@@ -172,10 +172,10 @@ def full_check(
     sweeps out: the cost of the AD verdicts alone."""
     from harness.check import _reference, compare
     from harness.engines.base import EngineError
-    from harness.engines.symbolic import SymbolicEngine
     from harness.engines.torch_ad import TorchEngine
     from harness.fd import SCHEMES, FiniteDiffEngine, shared_stencils
     from harness.oracle import rounding_tolerance
+    from harness.truth import truth_engine
 
     def timed(stage: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
@@ -185,7 +185,7 @@ def full_check(
             if stages is not None:
                 stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - start
 
-    truth = truth or SymbolicEngine()
+    truth = truth or truth_engine()
     entries = 0
     for dtype in ("float64", "float32"):
         if stages is not None:  # the work compare() starts with, each stage timed apart
@@ -247,7 +247,6 @@ def bench_check(
     from sympy.core.cache import clear_cache
 
     from harness.dtypes import round_array
-    from harness.engines.symbolic import SymbolicEngine, _program
     from harness.expr import variables
     from harness.memo import clear_all
     from harness.oracle import rounding_tolerance
@@ -256,10 +255,9 @@ def bench_check(
         """Forget everything an expression leaves behind (its derivative, in sympy's memo
         and compiled, and every per-case memo), but keep what a process pays once per op:
         the rounding model's compiled op partials, warmed again on symbols of their own."""
-        _program.cache_clear()
         clear_cache()  # sympy's own memo of derivatives
         rounding_tolerance(warm, warm_points, dtype="float64")
-        clear_all()  # per-case memos: truth rows, stencil values, ...
+        clear_all()  # per-case memos: truth programs and rows, stencil values, ...
 
     counts = (n_points,) if isinstance(n_points, int) else tuple(n_points)
     torch.set_num_threads(1)
@@ -277,11 +275,11 @@ def bench_check(
             pts = round_array(rng.uniform(-2, 2, (n, len(variables(expr)))), "float32")
             fresh()  # every expression compiles afresh: compile costs count
             start = time.perf_counter()
-            full_check(expr, pts, truth=SymbolicEngine(), finite_differences=finite_differences)
+            full_check(expr, pts, finite_differences=finite_differences)
             ours.append((time.perf_counter() - start) / n)
             fresh()
             full_check(
-                expr, pts, truth=SymbolicEngine(), stages=stages, finite_differences=finite_differences
+                expr, pts, stages=stages, finite_differences=finite_differences
             )
             theirs.append(_gradcheck_per_point(expr, pts[: min(n, 64)]))
         ours_ms, theirs_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
@@ -334,7 +332,6 @@ def bench_scaling(
     import torch
 
     from harness.dtypes import round_array
-    from harness.engines.symbolic import SymbolicEngine
     from harness.expr import size as tree_size
     from harness.expr import variables
 
@@ -348,7 +345,7 @@ def bench_scaling(
         expr = random_tree(n, seed + n)
         pts = round_array(rng.uniform(-2, 2, (n_points, len(variables(expr)))), "float32")
         start = time.perf_counter()
-        full_check(expr, pts, truth=SymbolicEngine())
+        full_check(expr, pts)
         rows.append({"nodes": tree_size(expr), "seconds": time.perf_counter() - start})
     x = np.log([r["nodes"] for r in rows])
     y = np.log([r["seconds"] for r in rows])

@@ -37,13 +37,13 @@ import pandas as pd
 from harness.check import compare
 from harness.dtypes import dtype_info, round_array
 from harness.engines import engine_from_spec
-from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
 from harness.fd.stencils import DEFAULT_H_GRID, SCHEMES
 from harness.fd.tables import fd_tables
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.parse import parse
 from harness.schema import CSV_COLUMNS, FD_COLUMNS, RESULT_COLUMNS, THEORY_COLUMNS
+from harness.truth import truth_engine
 
 __all__ = [
     "CampaignConfig",
@@ -302,14 +302,6 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-_TRUTH: SymbolicEngine | None = None
-
-
-def _truth() -> SymbolicEngine:
-    global _TRUTH
-    if _TRUTH is None:
-        _TRUTH = SymbolicEngine()
-    return _TRUTH
 
 
 def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
@@ -355,14 +347,14 @@ def run_case(
                             order=order,
                             case_id=task.case_id,
                             source=task.source,
-                            truth=_truth(),
+                            truth=truth_engine(),
                         )
                         rows["seconds"] = time.perf_counter() - start
                         frames.append(rows)
                 if config.schemes:
                     f, d, th = fd_tables(
                         task.case_id, task.source, task.expr, task.points, dtype=dtype,
-                        schemes=config.schemes, h_grid=config.h_grid, truth=_truth(),
+                        schemes=config.schemes, h_grid=config.h_grid, truth=truth_engine(),
                     )
                     frames += f
                     diags += d

@@ -25,13 +25,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from harness.engines.base import Engine, EngineError, check_request
-from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import judge, rounding_tolerance
 from harness.schema import FAILING, RESULT_COLUMNS, point_text_array, repro_command
 from harness.strategies import expressions, points, reproducible_generation
+from harness.truth import SymbolicEngine, truth_engine
 
 __all__ = [
     "CheckResult",
@@ -44,7 +44,6 @@ __all__ = [
     "unit_trees",
 ]
 
-_TRUTH = SymbolicEngine()
 
 
 def engine_spec(engine: Engine) -> str:
@@ -96,7 +95,7 @@ def compare(
     *arguments* (points that do not fit the expression or dtype) raise ``ValueError``.
     """
     pts = check_request(expr, pts, dtype, order)
-    truth = truth or _TRUTH
+    truth = truth or truth_engine()
     names = variables(expr)
     text = to_text(expr)
     start = time.perf_counter()

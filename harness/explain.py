@@ -14,7 +14,6 @@ import sympy
 from harness.check import compare
 from harness.dtypes import dtype_info
 from harness.engines.base import EngineError
-from harness.engines.symbolic import SymbolicEngine
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Expr, to_sympy, to_text, variables
 from harness.fd import (
@@ -27,6 +26,7 @@ from harness.fd import (
     shared_stencils,
 )
 from harness.schema import format_point
+from harness.truth import truth_engine
 
 __all__ = ["explain"]
 
@@ -55,7 +55,7 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
         pts = rounded
     f = to_sympy(expr)
     syms = sorted(f.free_symbols, key=lambda s: s.name)
-    truth = SymbolicEngine()
+    truth = truth_engine()
     t = truth.evaluate(expr, pts, dtype=dtype, order=order)
     lines.append("")
     lines.append("symbolic derivative (sympy, the truth):")

@@ -167,11 +167,8 @@ _OP_TREES: dict[str, Expr] = {}
 
 
 def _certified(name: str, order: int, args: tuple[np.ndarray, ...]) -> np.ndarray | None:
-    from harness.engines.symbolic import SymbolicEngine
+    from harness.truth import truth_engine
 
-    global _SYMBOLIC
-    if _SYMBOLIC is None:
-        _SYMBOLIC = SymbolicEngine()
     tree = _OP_TREES.get(name)
     if tree is None:
         tree = Call(name, tuple(Var(f"a{i}") for i in range(OPS[name].arity)))
@@ -181,12 +178,9 @@ def _certified(name: str, order: int, args: tuple[np.ndarray, ...]) -> np.ndarra
     shape = (len(pts),) + (len(args),) * order
     out = np.full(shape, np.nan)
     if finite.any():
-        truth = _SYMBOLIC.evaluate(tree, pts[finite], dtype="float64", order=order)
+        truth = truth_engine().evaluate(tree, pts[finite], dtype="float64", order=order)
         out[finite] = np.where(np.isin(truth.status, ("ok", "uncertified")), truth.values, np.nan)
     return out
-
-
-_SYMBOLIC: Any = None
 
 
 def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

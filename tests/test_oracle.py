@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from harness.dtypes import dtype_info
-from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Call, Expr, Var, to_text
 from harness.oracle import SAFETY, judge, rounding_tolerance
 from harness.schema import FAILING, JUDGED
 from harness.strategies import cases
+from harness.truth import SymbolicEngine
 
 NAN, INF = math.nan, math.inf
 X, Y = Var("x"), Var("y")

@@ -1,8 +1,8 @@
-"""Engines behind one protocol, and the names ``--engine`` understands.
+"""Engines under test behind one protocol, and the names ``--engine`` understands.
 
-Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth), ``torch:reverse``,
-``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the seed's
-``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
+Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth, from :mod:`harness.truth`),
+``torch:reverse``, ``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the
+seed's ``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
 ``jax:reverse`` and ``jax:forward`` (optional extra), ``scipy:derivative`` and
 ``numdifftools:<central|forward|backward|complex>`` (optional extra). Anything else is
 ``package.module:attr``,
@@ -20,24 +20,17 @@ from harness.engines.base import Engine, EngineError
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.fd.stencils import SCHEMES
 
-__all__ = [  # noqa: F822 - SymbolicEngine and FiniteDiffEngine are provided lazily by __getattr__
+__all__ = [  # noqa: F822 - FiniteDiffEngine is provided lazily by __getattr__
     "BUILTIN_ENGINES",
     "Engine",
     "EngineError",
     "FiniteDiffEngine",
-    "SymbolicEngine",
     "TorchEngine",
     "engine_from_spec",
 ]
 
 
 def __getattr__(name: str) -> object:
-    # The truth engine needs python-flint; import it on first use so that the AD engines
-    # (on a GPU box, say) work without it.
-    if name == "SymbolicEngine":
-        from harness.engines.symbolic import SymbolicEngine
-
-        return SymbolicEngine
     if name == "FiniteDiffEngine":  # lives in harness.fd, which imports this package
         from harness.fd.engine import FiniteDiffEngine
 
@@ -46,9 +39,11 @@ def __getattr__(name: str) -> object:
 
 
 def _symbolic() -> Engine:
-    from harness.engines.symbolic import SymbolicEngine
+    # The truth (harness.truth) needs python-flint; import it on first use so that the
+    # AD engines (on a GPU box, say) work without it.
+    from harness.truth import truth_engine
 
-    return SymbolicEngine()
+    return truth_engine()
 
 
 def _jax(mode: str) -> Callable[[], Engine]:

@@ -23,12 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 
 from harness.check import compare
-from harness.engines.symbolic import SymbolicEngine
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Call, Expr, Var
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.schema import FAILING
 from harness.strategies import cases
+from harness.truth import SymbolicEngine
 
 ALARMS = FAILING | {"error"}
 TRUTH = SymbolicEngine()

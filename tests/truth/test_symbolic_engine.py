@@ -19,11 +19,10 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.engines import intervals
 from harness.engines.base import Engine
-from harness.engines.symbolic import MAX_BITS, START_BITS, STATUSES, SymbolicEngine
 from harness.expr import Call, Const, Expr, Var, to_sympy, variables
 from harness.ops import OPS
+from harness.truth import MAX_BITS, START_BITS, STATUSES, SymbolicEngine, intervals
 
 ENGINE = SymbolicEngine()
 x, y = Var("x"), Var("y")

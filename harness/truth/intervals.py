@@ -1,7 +1,7 @@
 """Vectorised interval arithmetic in extended precision: the fast filter in front of arb.
 
 The truth engine compiles each derivative into a straight-line program (see
-:mod:`harness.engines.symbolic`). Running that program point by point in arb costs about a
+:mod:`harness.truth.program`). Running that program point by point in arb costs about a
 microsecond per instruction per point. This module runs the same program once over all
 points at the same time, each value an interval ``[lo, hi]`` of numpy ``longdouble`` arrays
 (x86's 64-bit-mantissa extended precision) rounded outward after every operation, so that
@@ -103,7 +103,7 @@ def from_arb(value: Any) -> tuple[Any, Any]:
 # ---- outward rounding ---------------------------------------------------------------------
 
 
-def _step(x: np.ndarray, toward: Any, spacing: Any) -> np.ndarray:
+def _next_toward(x: np.ndarray, toward: Any, spacing: Any) -> np.ndarray:
     """``nextafter(x, toward)``, fast where x is 0: libm's ``nextafterl`` (and any x87
     arithmetic on subnormals) takes 200-300 ns per element there, 10 ns elsewhere, and
     zero widths are common. The neighbour of +-0 is ``spacing``, the smallest subnormal
@@ -124,11 +124,11 @@ def _step(x: np.ndarray, toward: Any, spacing: Any) -> np.ndarray:
 
 
 def _down(x: np.ndarray) -> np.ndarray:
-    return _step(x, _NEG_INF, -_SUBNORMAL_L)
+    return _next_toward(x, _NEG_INF, -_SUBNORMAL_L)
 
 
 def _up(x: np.ndarray) -> np.ndarray:
-    return _step(x, _POS_INF, _SUBNORMAL_L)
+    return _next_toward(x, _POS_INF, _SUBNORMAL_L)
 
 
 def _widen(a: np.ndarray, b: np.ndarray, rel: Any) -> Interval:
@@ -471,7 +471,7 @@ erfc = _erf_like(math.erfc)
 # ---- jumps and spikes (exact where the point is clear of the break) -------------------
 
 
-def step(low: int, high: int) -> Callable[..., Result]:
+def jump(low: int, high: int) -> Callable[..., Result]:
     """``low`` below 0, ``high`` above; unsure near 0. A 0 below is a strong zero."""
     low_v, high_v = _L(low), _L(high)
 

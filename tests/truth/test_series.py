@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from harness.engines import symbolic
-from harness.engines.symbolic import SymbolicEngine
 from harness.parse import parse
 from harness.strategies import cases
+from harness.truth import SymbolicEngine, certify
+from harness.truth.forms import VALUES, dtype_key, taylor
+from harness.truth.program import compiled
 
 ENGINE = SymbolicEngine()
 
@@ -22,8 +23,8 @@ ENGINE = SymbolicEngine()
 def symbolic_taylor(expr: Any, pts: np.ndarray, max_order: int) -> np.ndarray:
     """The pure partials through the differentiated sympy program, as before series."""
     n, k = pts.shape
-    program = symbolic._program(expr, symbolic._dtype_key(expr, "float64"), ("taylor", max_order))
-    rows = symbolic._evaluate_rows(program, pts)[0]
+    program = compiled(expr, dtype_key(expr, "float64"), taylor(max_order))
+    rows = certify.evaluate_rows(program, pts)[0]
     return rows.reshape(n, max_order, k).transpose(1, 0, 2)
 
 
@@ -55,7 +56,7 @@ def test_the_fifth_derivative_of_exp_of_2x_is_32_exp_2x() -> None:
 def test_where_the_series_cannot_exist_the_symbolic_program_decides(text: str, x: float) -> None:
     expr = parse(text)
     pts = np.array([[x], [0.75]])
-    series = symbolic._series_taylor(symbolic._program(expr, "float64", ("values", 0)), pts, 3)
+    series = certify.series_taylor(compiled(expr, "float64", VALUES), pts, 3)
     assert np.isnan(series[0]).all() and not np.isnan(series[1]).any()
     got = ENGINE.taylor(expr, pts, dtype="float64", max_order=3)[1:]
     assert np.array_equal(got, symbolic_taylor(expr, pts, 3), equal_nan=True)

@@ -2,7 +2,7 @@
 
 The finite-difference error model needs f'', f''' and f^(5) along each axis. Differencing
 the sympy expression five times makes it grow fast and costs tens of milliseconds per
-case; running f's own compiled program (see :mod:`harness.engines.symbolic`) once per
+case; running f's own compiled program (see :mod:`harness.truth.program`) once per
 point and axis on the series ``x_i + t`` gives every pure partial up to the truncation
 order in one pass (coefficient k times k!), in certified ball arithmetic
 (python-flint's ``arb_series``; its length is ``flint.ctx.cap``).
@@ -30,6 +30,7 @@ __all__ = [
     "asinh",
     "atan",
     "atanh",
+    "ceiling",
     "constant",
     "cos",
     "cosh",
@@ -40,7 +41,9 @@ __all__ = [
     "erf",
     "erfc",
     "exp",
+    "floor",
     "head",
+    "heaviside",
     "log",
     "maximum",
     "minimum",
@@ -50,6 +53,7 @@ __all__ = [
     "runtime_pow",
     "sec",
     "sech",
+    "sign",
     "sin",
     "sinh",
     "tan",
@@ -242,6 +246,32 @@ def piecewise_constant(fn: Callable[[Any], Any]) -> SeriesFn:
         return constant(value) if value is not None else None
 
     return run
+
+
+def _sign_of(h: Any) -> Any:
+    return arb(1) if h > 0 else arb(-1) if h < 0 else None
+
+
+def _heaviside_of(h: Any) -> Any:
+    return arb(1) if h > 0 else arb(0) if h < 0 else None
+
+
+def _floor_of(h: Any) -> Any:
+    return h.floor() if not h.contains_integer() else None
+
+
+def _ceiling_of(h: Any) -> Any:
+    return h.ceil() if not h.contains_integer() else None
+
+
+sign = piecewise_constant(_sign_of)
+"""sign(s) away from 0."""
+heaviside = piecewise_constant(_heaviside_of)
+"""Heaviside(s) away from 0."""
+floor = piecewise_constant(_floor_of)
+"""floor(s) away from the integers."""
+ceiling = piecewise_constant(_ceiling_of)
+"""ceiling(s) away from the integers."""
 
 
 def rational_pow(q: Fraction) -> SeriesFn:

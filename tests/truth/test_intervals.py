@@ -15,10 +15,10 @@ from flint import arb, ctx
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from harness.engines import intervals as iv
-from harness.engines.symbolic import SymbolicEngine
 from harness.expr import variables
 from harness.strategies import cases
+from harness.truth import SymbolicEngine
+from harness.truth import intervals as iv
 
 pytestmark = pytest.mark.skipif(
     np.finfo(np.longdouble).nmant < 63, reason="long double is float64 here: the filter is off"
@@ -186,7 +186,7 @@ def test_the_filter_settles_most_entries_of_ordinary_trees() -> None:
 def test_DIFFHARNESS_TRUTH_arb_turns_the_filter_off() -> None:
     env = {**os.environ, "DIFFHARNESS_TRUTH": "arb"}
     out = subprocess.run(
-        [sys.executable, "-c", "from harness.engines import intervals; print(intervals.AVAILABLE)"],
+        [sys.executable, "-c", "from harness.truth import intervals; print(intervals.AVAILABLE)"],
         env=env, capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == "False"
