@@ -60,7 +60,8 @@ def _mode(engine: Engine) -> str:
     return str(getattr(engine, "mode", "") or "")
 
 
-def _entries(names: Sequence[str], order: int) -> list[tuple[tuple[int, ...], str]]:
+def _derivative_entries(names: Sequence[str], order: int) -> list[tuple[tuple[int, ...], str]]:
+    """Each entry of the gradient or Hessian: its index and its ``var`` label."""
     if order == 1:
         return [((i,), n) for i, n in enumerate(names)]
     return [((i, j), f"{a},{b}") for i, a in enumerate(names) for j, b in enumerate(names)]
@@ -126,7 +127,7 @@ def compare(
         out_of_range=oor,
         one_sided=one_sided,
     )
-    entries = _entries(names, order)
+    entries = _derivative_entries(names, order)
     per_point = len(entries)
     n_rows = len(pts) * per_point
     value = got.reshape(n_rows)

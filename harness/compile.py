@@ -48,10 +48,12 @@ class Namespace:
     scalar_params: bool = False
 
 
-_Step = Callable[[Sequence[Any], list[Any], Any], Any]
+_Instruction = Callable[[Sequence[Any], list[Any], Any], Any]
 
 
-def _step(node: Expr, index: Mapping[Expr, int], slots: Mapping[str, int], namespace: Namespace) -> _Step:
+def _instruction(
+    node: Expr, index: Mapping[Expr, int], slots: Mapping[str, int], namespace: Namespace
+) -> _Instruction:
     if isinstance(node, Var):
         slot = slots[node.name]
         return lambda inputs, values, like: inputs[slot]
@@ -90,7 +92,7 @@ def compile_tree(
     if missing:
         raise KeyError(f"ops {missing} have no {namespace.name} kernel")
     index = {node: i for i, node in enumerate(nodes)}
-    program = [_step(node, index, slots, namespace) for node in nodes]
+    program = [_instruction(node, index, slots, namespace) for node in nodes]
 
     def run(inputs: Sequence[Any], like: Any = None) -> Any:
         if len(inputs) != len(names):

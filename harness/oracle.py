@@ -39,7 +39,6 @@ undefined there); ``out-of-range`` (an intermediate overflows the dtype per the 
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,9 +75,8 @@ HEADROOM = 16.0
 NumFn = Callable[..., np.ndarray]
 
 
-@functools.cache
-def _partials(name: str, order: int) -> dict[tuple[int, ...], NumFn]:
-    """Numpy functions for every partial derivative of ``op`` of exactly ``order``.
+def _partial_forms(name: str, order: int) -> tuple[tuple[Any, ...], dict[tuple[int, ...], Any]]:
+    """The op's argument symbols and its sympy partial derivatives of exactly ``order``.
 
     Keys are sorted tuples of argument positions, e.g. (0, 1) for d2/da0 da1. Dirac
     deltas and derivatives of floor (zero almost everywhere) become 0.
@@ -86,30 +84,40 @@ def _partials(name: str, order: int) -> dict[tuple[int, ...], NumFn]:
     row = OPS[name]
     syms = sympy.symbols(f"a0:{row.arity}", real=True)
     base = row.sympy_fn(*syms)
-    out: dict[tuple[int, ...], NumFn] = {}
+    out: dict[tuple[int, ...], Any] = {}
     for key in itertools.combinations_with_replacement(range(row.arity), order):
         d = sympy.diff(base, *(syms[i] for i in key))
         d = d.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
-        d = d.replace(lambda e: isinstance(e, sympy.Derivative), lambda e: sympy.Integer(0))
-        d = sympy.powsimp(d, force=True)  # b*a**b/a -> b*a**(b - 1): finite at a = 0
-        fn = sympy.lambdify(syms, d, modules="numpy")
-        out[key] = _broadcasting(fn)
-    return out
+        out[key] = d.replace(lambda e: isinstance(e, sympy.Derivative), lambda e: sympy.Integer(0))
+    return tuple(syms), out
 
 
-@functools.cache
-def _partials_mp(name: str, order: int) -> dict[tuple[int, ...], Callable[..., Any]]:
-    """The same partials as :func:`_partials`, lambdified for mpmath (no overflow)."""
-    row = OPS[name]
-    syms = sympy.symbols(f"a0:{row.arity}", real=True)
-    base = row.sympy_fn(*syms)
-    out: dict[tuple[int, ...], Callable[..., Any]] = {}
-    for key in itertools.combinations_with_replacement(range(row.arity), order):
-        d = sympy.diff(base, *(syms[i] for i in key))
-        d = d.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
-        d = d.replace(lambda e: isinstance(e, sympy.Derivative), lambda e: sympy.Integer(0))
-        out[key] = sympy.lambdify(syms, d, modules="mpmath")
-    return out
+_PARTIAL_FUNCTIONS: Memo[dict[tuple[int, ...], Any]] = Memo(512)
+
+
+def _partial_functions(name: str, order: int) -> dict[tuple[int, ...], NumFn]:
+    """Numpy functions for every partial derivative of op ``name`` of exactly ``order``,
+    derived once per op row (the row's sympy builder is in the key)."""
+
+    def build() -> dict[tuple[int, ...], NumFn]:
+        syms, forms = _partial_forms(name, order)
+        # b*a**b/a -> b*a**(b - 1): finite at a = 0
+        return {
+            key: _broadcasting(sympy.lambdify(syms, sympy.powsimp(d, force=True), modules="numpy"))
+            for key, d in forms.items()
+        }
+
+    return _PARTIAL_FUNCTIONS.get(("numpy", name, order, OPS[name].sympy_fn), build)
+
+
+def _partial_functions_mp(name: str, order: int) -> dict[tuple[int, ...], Callable[..., Any]]:
+    """The same partials as :func:`_partial_functions`, lambdified for mpmath (no overflow)."""
+
+    def build() -> dict[tuple[int, ...], Callable[..., Any]]:
+        syms, forms = _partial_forms(name, order)
+        return {key: sympy.lambdify(syms, d, modules="mpmath") for key, d in forms.items()}
+
+    return _PARTIAL_FUNCTIONS.get(("mpmath", name, order, OPS[name].sympy_fn), build)
 
 
 def _mp_float(fn: Callable[..., Any], args: Sequence[float]) -> float:
@@ -132,7 +140,9 @@ def _broadcasting(fn: Callable[..., Any]) -> NumFn:
     return call
 
 
-def _partial(name: str, key: Sequence[int], args: Sequence[np.ndarray], certify: bool = True) -> np.ndarray:
+def _partial_values(
+    name: str, key: Sequence[int], args: Sequence[np.ndarray], certify: bool = True
+) -> np.ndarray:
     """A partial derivative of op ``name`` at ``args``, accurate to a few digits.
 
     First and second partials come certified from the truth engine (their float64
@@ -147,7 +157,7 @@ def _partial(name: str, key: Sequence[int], args: Sequence[np.ndarray], certify:
     if certify and order in (1, 2):
         certified = _certified(name, order, tuple(np.asarray(a, dtype=np.float64) for a in args))
         out = certified[(slice(None),) + tuple(key)] if certified is not None else None
-    fn = _partials(name, order)[tuple(sorted(key))]
+    fn = _partial_functions(name, order)[tuple(sorted(key))]
     fallback = fn(*args)
     bad = ~np.isfinite(fallback) & np.all([np.isfinite(a) for a in args], axis=0)
     if bad.any():
@@ -155,7 +165,7 @@ def _partial(name: str, key: Sequence[int], args: Sequence[np.ndarray], certify:
         fallback = np.where(bad, np.fmax(near[0], near[1]), fallback)
         still = bad & ~np.isfinite(fallback)
         if still.any():  # inf/inf in float64 (softplus'' = e^x / (e^x + 1)**2 at x = 1e3)
-            exact = _partials_mp(name, order)[tuple(sorted(key))]
+            exact = _partial_functions_mp(name, order)[tuple(sorted(key))]
             for i in np.flatnonzero(still):
                 fallback[i] = _mp_float(exact, [float(a[i]) if np.ndim(a) else float(a) for a in args])
     if out is None:
@@ -195,12 +205,15 @@ def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Node:
-    v: np.ndarray  # (n,)
-    r: np.ndarray  # (n,)
-    t: np.ndarray  # (n, m)
-    s: np.ndarray  # (n, m)
-    h: np.ndarray | None = None  # (n, m, m)
-    hr: np.ndarray | None = None  # (n, m, m)
+    """One node of the running error model: its float64 value, gradient and (order 2)
+    Hessian at every point, each with a bound on the error an engine makes computing it."""
+
+    value: np.ndarray  # (n,)
+    value_error: np.ndarray  # (n,)
+    grad: np.ndarray  # (n, m)
+    grad_error: np.ndarray  # (n, m)
+    hess: np.ndarray | None = None  # (n, m, m)
+    hess_error: np.ndarray | None = None  # (n, m, m)
     reach: np.ndarray | None = None  # (n,) largest intermediate the derivative formulas imply
 
 
@@ -244,31 +257,31 @@ def rounding_tolerance(
             t[:, names.index(node.name)] = 1.0
             nodes[node] = _Node(v, np.zeros(n), t, np.zeros((n, m)))
             if order == 2:
-                nodes[node].h = np.zeros((n, m, m))
-                nodes[node].hr = np.zeros((n, m, m))
+                nodes[node].hess = np.zeros((n, m, m))
+                nodes[node].hess_error = np.zeros((n, m, m))
             continue
         if isinstance(node, Const):
             nodes[node] = _Node(v, np.zeros(n), np.zeros((n, m)), np.zeros((n, m)))
             if order == 2:
-                nodes[node].h = np.zeros((n, m, m))
-                nodes[node].hr = np.zeros((n, m, m))
+                nodes[node].hess = np.zeros((n, m, m))
+                nodes[node].hess_error = np.zeros((n, m, m))
             continue
         assert isinstance(node, Call)
         with np.errstate(all="ignore"):  # overflowing magnitudes are flagged below, not warned
-            nodes[node] = _step(node, vals, local, nodes, u, floor, order, info.tiny)
+            nodes[node] = _propagate(node, vals, local, nodes, u, floor, order, info.tiny)
         k = nodes[node]
         if k.reach is not None:
             biggest = np.fmax(biggest, k.reach)
         biggest = np.fmax(biggest, np.abs(v))
-        biggest = np.fmax(biggest, np.abs(k.t).max(axis=1, initial=0.0))
-        if k.h is not None:
-            biggest = np.fmax(biggest, np.abs(k.h).reshape(n, -1).max(axis=1, initial=0.0))
+        biggest = np.fmax(biggest, np.abs(k.grad).max(axis=1, initial=0.0))
+        if k.hess is not None:
+            biggest = np.fmax(biggest, np.abs(k.hess).reshape(n, -1).max(axis=1, initial=0.0))
     root = nodes[expr]
     if order == 1:
-        value, radius = root.t, root.s
+        value, radius = root.grad, root.grad_error
     else:
-        assert root.h is not None and root.hr is not None
-        value, radius = root.h, root.hr
+        assert root.hess is not None and root.hess_error is not None
+        value, radius = root.hess, root.hess_error
     # the result itself is rounded to the dtype once more when stored
     radius = radius + 2 * u * np.abs(value) + floor
     # Formulas multiply and divide magnitudes near these, so a factor HEADROOM below the top
@@ -306,10 +319,10 @@ def _compute_local(
         if isinstance(node, Call):
             args = [vals[a] for a in node.args]
             ar = OPS[node.op].arity
-            p = [_partial(node.op, (j,), args) for j in range(ar)]
+            p = [_partial_values(node.op, (j,), args) for j in range(ar)]
             # second partials only scale small error terms at order 1: float64 formulas will do
             q = {
-                (j, k2): _partial(node.op, (j, k2), args, certify=order == 2)
+                (j, k2): _partial_values(node.op, (j, k2), args, certify=order == 2)
                 for j in range(ar)
                 for k2 in range(ar)
             }
@@ -320,7 +333,7 @@ def _compute_local(
 _LOCAL_CACHE: Memo[tuple[dict[Expr, np.ndarray], dict[Expr, _Partials]]] = Memo(8)
 
 
-def _step(
+def _propagate(
     node: Call,
     vals: dict[Expr, np.ndarray],
     local: dict[Expr, Any],
@@ -350,23 +363,28 @@ def _step(
         for j in range(ar)
     ]
     # forward value
-    r = sum(_mul(np.abs(p[j]), kids[j].r) for j in range(ar)) + row.roundings * u * np.abs(v) + floor
-    r = np.where(np.abs(v) < tiny, np.fmax(r, np.abs(v)), r)
-    # tangent
-    t = sum(_mul(p[j][:, None], kids[j].t) for j in range(ar))
-    dp_err = [sum(_mul(np.abs(q[j, k2]), kids[k2].r) for k2 in range(ar)) + u * noise[j] for j in range(ar)]
-    s = sum(
-        _mul(np.abs(p[j])[:, None], kids[j].s) + _mul(np.abs(kids[j].t), dp_err[j][:, None])
+    value_error = sum(_mul(np.abs(p[j]), kids[j].value_error) for j in range(ar))
+    value_error = value_error + row.roundings * u * np.abs(v) + floor
+    value_error = np.where(np.abs(v) < tiny, np.fmax(value_error, np.abs(v)), value_error)
+    # gradient
+    grad = sum(_mul(p[j][:, None], kids[j].grad) for j in range(ar))
+    dp_err = [
+        sum(_mul(np.abs(q[j, k2]), kids[k2].value_error) for k2 in range(ar)) + u * noise[j]
+        for j in range(ar)
+    ]
+    grad_error = sum(
+        _mul(np.abs(p[j])[:, None], kids[j].grad_error) + _mul(np.abs(kids[j].grad), dp_err[j][:, None])
         for j in range(ar)
     )
-    s = s + ar * u * sum(np.abs(_mul(p[j][:, None], kids[j].t)) for j in range(ar)) + floor
-    s = np.where(np.abs(t) < tiny, np.fmax(s, np.abs(t)), s)
+    chain = sum(np.abs(_mul(p[j][:, None], kids[j].grad)) for j in range(ar))
+    grad_error = grad_error + ar * u * chain + floor
+    grad_error = np.where(np.abs(grad) < tiny, np.fmax(grad_error, np.abs(grad)), grad_error)
     partials = [np.abs(x) for x in p] + [np.abs(x) for x in q.values()]
     reach = np.zeros(len(v))
     for x in partials:
         inverse = np.where((x > 0) & np.isfinite(x), 1.0 / np.where(x > 0, x, 1.0), 0.0)
         reach = np.fmax(reach, np.fmax(np.where(np.isfinite(x), x, 0.0), inverse))
-    out = _Node(v, r, np.asarray(t), np.asarray(s), reach=reach)
+    out = _Node(v, value_error, np.asarray(grad), np.asarray(grad_error), reach=reach)
     if order == 2:
         # A second derivative goes through the first derivative's formula, so it inherits
         # that formula's relative noise (tanh'' = -2 y (1 - y**2) cancels like tanh').
@@ -387,12 +405,13 @@ def _step(
             noise2[key] = np.where(
                 np.abs(qv) < tiny, np.fmax(noise2[key], (np.abs(qv) + floor) / u), noise2[key]
             )
-        out.h, out.hr = _hessian_step(node, args, kids, p, q, dp_err, noise2, u, floor)
-        out.hr = np.where(np.abs(out.h) < tiny, np.fmax(out.hr, np.abs(out.h)), out.hr)
+        out.hess, out.hess_error = _propagate_hessian(node, args, kids, p, q, dp_err, noise2, u, floor)
+        small = np.abs(out.hess) < tiny
+        out.hess_error = np.where(small, np.fmax(out.hess_error, np.abs(out.hess)), out.hess_error)
     return out
 
 
-def _hessian_step(
+def _propagate_hessian(
     node: Call,
     args: list[np.ndarray],
     kids: list[_Node],
@@ -404,12 +423,12 @@ def _hessian_step(
     floor: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     ar = len(args)
-    n, m = kids[0].t.shape
+    n, m = kids[0].grad.shape
     h = np.zeros((n, m, m))
     hr = np.zeros((n, m, m))
     terms = np.zeros((n, m, m))
     for j in range(ar):
-        kh, khr = kids[j].h, kids[j].hr
+        kh, khr = kids[j].hess, kids[j].hess_error
         assert kh is not None and khr is not None
         pj = p[j][:, None, None]
         h = h + _mul(pj, kh)
@@ -417,15 +436,18 @@ def _hessian_step(
         terms = terms + np.abs(_mul(pj, kh))
         for k2 in range(ar):
             qjl = q[j, k2][:, None, None]
-            tt = kids[j].t[:, :, None] * kids[k2].t[:, None, :]
+            tt = kids[j].grad[:, :, None] * kids[k2].grad[:, None, :]
             h = h + _mul(qjl, tt)
             d2_err = (
-                sum(_mul(np.abs(_partial(node.op, (j, k2, k), args)), kids[k].r) for k in range(ar))
+                sum(
+                    _mul(np.abs(_partial_values(node.op, (j, k2, k), args)), kids[k].value_error)
+                    for k in range(ar)
+                )
                 + u * noise2[j, k2]
             )
             st = (
-                np.abs(kids[j].s)[:, :, None] * np.abs(kids[k2].t)[:, None, :]
-                + np.abs(kids[j].t)[:, :, None] * np.abs(kids[k2].s)[:, None, :]
+                np.abs(kids[j].grad_error)[:, :, None] * np.abs(kids[k2].grad)[:, None, :]
+                + np.abs(kids[j].grad)[:, :, None] * np.abs(kids[k2].grad_error)[:, None, :]
             )
             hr = hr + _mul(np.abs(qjl), st) + _mul(np.abs(tt), d2_err[:, None, None])
             terms = terms + np.abs(_mul(qjl, tt))

@@ -1,6 +1,6 @@
 """Reports of a campaign: pivot tables, CSV files, terminal text and one offline HTML page.
 
-The inputs are the campaign's plain data (DESIGN.md, "How data flows"): the long
+The inputs are the campaign's plain data: the long
 ``results`` table (one row per derivative entry), ``fd_diagnostics`` (one row per case,
 dtype, scheme, variable and order), the ``theory`` error curve and the run ``metadata``.
 Every function here is pure except :func:`write_report`, which writes the files.
@@ -98,11 +98,11 @@ def _normalise(results: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _fd_rows(df: pd.DataFrame) -> pd.DataFrame:
+def _fd_only(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["scheme"] != ""]
 
 
-def _ad_rows(df: pd.DataFrame) -> pd.DataFrame:
+def _ad_only(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["scheme"] == ""]
 
 
@@ -172,7 +172,7 @@ def error_vs_h(results: pd.DataFrame) -> pd.DataFrame:
     truncation error falling with h, then rounding error (eps/h) rising.
     """
     df = _normalise(results)
-    fd = _fd_rows(df)
+    fd = _fd_only(df)
     fd = fd[(fd["order"] == 1) & fd["h"].notna()]
     names = ["scheme", "dtype", "stat"]
     if fd.empty:
@@ -216,7 +216,7 @@ def ad_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     ``median_rel_error`` (drawn as the engine's horizontal line in the error plot), and a
     count per verdict (every verdict of ``schema.VERDICTS``, zeros included).
     """
-    ad = _ad_rows(_normalise(results))
+    ad = _ad_only(_normalise(results))
     keys = ["engine", "mode", "dtype", "order"]
     counts = _verdict_counts_by(ad, keys)
     stats_cols = ["median_ulp_error", "p90_ulp_error", "max_ulp_error", "median_rel_error"]
@@ -262,7 +262,7 @@ def verdicts_per_op(
     failing ops first, then in op-table order. ``ops_of`` maps expression text to op names
     (each distinct text is parsed once).
     """
-    ad = _ad_rows(_normalise(results))
+    ad = _ad_only(_normalise(results))
     ops = {text: tuple(ops_of(text)) for text in ad["expr"].unique()}
     exploded = ad[["expr", "verdict"]].assign(op=ad["expr"].map(ops)).explode("op")
     counts = _verdict_counts_by(exploded, ["op"])
@@ -290,7 +290,7 @@ def worst_cases(results: pd.DataFrame, n: int = 20) -> pd.DataFrame:
     """
     if n < 0:
         raise ValueError(f"n={n} must be >= 0: the number of rows to keep")
-    ad = _ad_rows(_normalise(results))
+    ad = _ad_only(_normalise(results))
     failing = ad["verdict"].isin(FAILING)
     with np.errstate(all="ignore"):
         ratio = ad["abs_error"].astype(float) / ad["tolerance"].astype(float)
@@ -355,7 +355,7 @@ def fd_summary(fd_diagnostics: pd.DataFrame) -> pd.DataFrame:
 
 def verdict_counts(results: pd.DataFrame) -> pd.Series:
     """Count of AD rows per verdict: every known verdict (zeros too), then unknown ones."""
-    ad = _ad_rows(_normalise(results))
+    ad = _ad_only(_normalise(results))
     counts = ad["verdict"].value_counts()
     columns = _verdict_columns(counts.index)
     return counts.reindex(columns, fill_value=0).astype("int64").rename("rows")
@@ -652,7 +652,7 @@ def _summary_html(results: pd.DataFrame) -> str:
     parts = " &middot; ".join(
         f"{_e(v)}: <b>{int(c)}</b>" for v, c in counts.items() if c or v in ("ok", *FAILING)
     )
-    ad = _ad_rows(_normalise(results))
+    ad = _ad_only(_normalise(results))
     failing_cases = ad.loc[ad["verdict"].isin(FAILING), "case_id"].nunique()
     if failing:
         head = (f"<b>{failing} failing</b> of {total} AD rows "

@@ -14,7 +14,6 @@ curated cases and other stages can ask the same question.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from harness.compile import compile_tree, torch_namespace
 from harness.dtypes import dtype_info, round_array, round_fraction
 from harness.expr import Call, Const, Expr, ExprError, Var, size, walk
 from harness.expr import variables as expr_variables
+from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, OPS
 
 __all__ = [
@@ -324,9 +324,15 @@ def valid_points(
 # ---- points ----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=32)
+_FALLBACKS: Memo[np.ndarray] = Memo(32)
+
+
 def _fallback(n_vars: int, dtype: str) -> np.ndarray:
     """Deterministic fallback rows, simplest first; at most ``_FALLBACK_ROWS`` of them."""
+    return _FALLBACKS.get((n_vars, dtype), lambda: _fallback_rows(n_vars, dtype))
+
+
+def _fallback_rows(n_vars: int, dtype: str) -> np.ndarray:
     base = np.array(_FALLBACK_1D)
     if n_vars == 0:
         rows = np.zeros((1, 0))
@@ -541,13 +547,13 @@ def cases(
 def reproducible_generation() -> Iterator[None]:
     """Within this block, Hypothesis draws depend on the seed alone.
 
-    Recent Hypothesis versions mix literal constants mined from "local" modules (those
-    outside site-packages, which includes an editable install of this package) into
-    their draws, so one seed gave other cases after any edit of diffharness, under a
-    non-editable install, or with a different set of modules imported; and their span
-    mutator draws differently from process to process. Campaigns and seeded searches
-    switch both off here, so a seed names the same cases everywhere (for one Hypothesis
-    version). Harmless where Hypothesis has no such feature.
+    Hypothesis mixes literal constants mined from "local" modules (those outside
+    site-packages, which includes an editable install of this package) into its draws,
+    so a seed would name other cases after any edit of diffharness, under a
+    non-editable install, or with other modules imported; and its span mutator draws
+    differently from process to process. Both are off inside this block, so a seed names
+    the same cases everywhere (for one Hypothesis version). Harmless where Hypothesis
+    has no such feature.
     """
     with _no_span_mutations(), _no_local_constants():
         yield
@@ -579,9 +585,9 @@ def _no_local_constants() -> Iterator[None]:
 @contextlib.contextmanager
 def _no_span_mutations() -> Iterator[None]:
     """Hypothesis's generation-phase mutator (copying one span of a test case over another
-    with the same label) draws differently from process to process: with a fixed seed and
-    PYTHONHASHSEED, about one run in five gave another case list, and none did with the
-    mutator off or with address-space randomisation off (Hypothesis 6.170)."""
+    with the same label) draws differently from process to process, even with a fixed
+    seed and PYTHONHASHSEED (measured with Hypothesis 6.170: about one process in five
+    drew another case list; none with the mutator off)."""
     try:
         from hypothesis.internal.conjecture.engine import ConjectureRunner
     except ImportError:  # pragma: no cover - an older or newer layout

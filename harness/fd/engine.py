@@ -59,6 +59,17 @@ _COMPLEX_DTYPES: Mapping[str, torch.dtype] = MappingProxyType(
 # ---- the engine ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _StepRule:
+    """How a step is made. ``exact``: ``(x + h) - x`` in the working dtype; otherwise h
+    rounded to the dtype (the complex step's imaginary part, and ``exact_h=False`` as
+    hand-written code does: x + h rounds, yet it divides by h). ``relative``: the nominal
+    step is scaled by max(1, |x|)."""
+
+    exact: bool
+    relative: bool
+
+
 @dataclass(frozen=True, eq=False)
 class Sweep:
     """Derivatives at every step of a grid, for one scheme, dtype and order.
@@ -179,12 +190,9 @@ class FiniteDiffEngine:
             )
         return _COMPLEX_DTYPES[dtype]
 
-    def _step_kind(self, order: int) -> str:
-        """How a step is made: ``"exact"``, ``(x + h) - x``, or ``"rounded"``, h rounded to
-        the dtype (the complex step's imaginary part, and ``exact_h=False`` as hand-written
-        code does: x + h rounds, yet it divides by h); ``":relative"`` scales by max(1, |x|)."""
+    def _step_rule(self, order: int) -> _StepRule:
         exact = self.exact_h and not (self.scheme == "complex-step" and order == 1)
-        return ("exact" if exact else "rounded") + (":relative" if self.relative else "")
+        return _StepRule(exact=exact, relative=self.relative)
 
     def _evaluate(
         self, expr: Expr, pts: np.ndarray, grid: np.ndarray, work: torch.dtype, order: int,
@@ -212,12 +220,12 @@ class FiniteDiffEngine:
         table = _stencil_values(expr, pts, work)
         # level-major throughout: (levels, n_h, ...) keeps each level's slice contiguous
         nominal = (grid[None, :] / 2.0 ** np.arange(levels)[:, None]).ravel()
-        kind = self._step_kind(order)
-        raw, h_work, h64 = table.steps(kind, nominal)  # (levels * n_h, n, m) each
+        rule = self._step_rule(order)
+        raw, h_work, h64 = table.steps(rule, nominal)  # (levels * n_h, n, m) each
 
         disp_real = np.concatenate([g.real.reshape(-1, m) for g in groups])
         disp_imag = np.concatenate([g.imag.reshape(-1, m) for g in groups])
-        f = table.values_at(kind, nominal, h_work, disp_real, disp_imag)  # (L * n_h, Q, n)
+        f = table.values_at(rule, nominal, h_work, disp_real, disp_imag)  # (L * n_h, Q, n)
         f = f.reshape(levels, n_h, -1, n)
         h64 = h64.reshape(levels, n_h, n, m)
 
@@ -262,7 +270,7 @@ _PAD = 256  # a multiple of twice the widest vector (512-bit; 2048-bit SVE: 32 d
 class _StencilValues:
     """Steps and f at the stencil inputs of one case (tree, points, working dtype).
 
-    An input is named by how it was made: the step's kind and nominal value and the
+    An input is named by how it was made: the step's rule and nominal value and the
     displacement (real, imaginary) in units of the step. Every such input at these points
     is the same numbers, so each is evaluated once and its values serve every scheme that
     asks (x + h is the forward, central, five-point and Richardson schemes' alike).
@@ -274,19 +282,19 @@ class _StencilValues:
         self.work = work
         self.real = torch.empty((), dtype=work).real.dtype
         self.x = torch.as_tensor(self.pts).to(self.real)
-        self._steps: dict[tuple[str, bytes], tuple[Tensor, Tensor, Tensor]] = {}
+        self._steps: dict[tuple[_StepRule, bytes], tuple[Tensor, Tensor, Tensor]] = {}
         self._values: dict[Hashable, Tensor] = {}
 
-    def steps(self, kind: str, nominal: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    def steps(self, rule: _StepRule, nominal: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
         """Steps for nominal steps ``nominal`` (S,), each (S, n, m): as made (0, inf or
         NaN where unusable), usable in the working dtype (0 where unusable), and float64
         (NaN where unusable)."""
-        key = (kind, nominal.tobytes())
+        key = (rule, nominal.tobytes())
         if key not in self._steps:
-            scale = np.fmax(1.0, np.abs(self.pts)) if kind.endswith(":relative") else 1.0
+            scale = np.fmax(1.0, np.abs(self.pts)) if rule.relative else 1.0
             step = torch.as_tensor(nominal[:, None, None] * (scale * np.ones_like(self.pts)))
             raw = step.to(self.real)
-            if kind.startswith("exact"):
+            if rule.exact:
                 raw = (self.x + raw) - self.x
             valid = (raw > 0) & (raw < math.inf)  # finite and positive; NaN fails both
             self._steps[key] = (
@@ -297,7 +305,7 @@ class _StencilValues:
         return self._steps[key]
 
     def values_at(
-        self, kind: str, nominal: np.ndarray, h: Tensor, disp_real: np.ndarray,
+        self, rule: _StepRule, nominal: np.ndarray, h: Tensor, disp_real: np.ndarray,
         disp_imag: np.ndarray,
     ) -> Tensor:
         """f at x + disp_real[q] * h[s] (+ i disp_imag[q] * h[s]) for every step s and row
@@ -310,7 +318,7 @@ class _StencilValues:
         for step in nominal.tolist():
             for dr, di in rows:
                 # x + 0 * h is x (+0.0 for -0.0) whatever the step
-                keys.append((kind, step, dr, di) if any(dr) or any(di) else ("x",))
+                keys.append((rule, step, dr, di) if any(dr) or any(di) else ("x",))
         todo: dict[Hashable, int] = {}
         for j, key in enumerate(keys):
             if key not in self._values and key not in todo:
