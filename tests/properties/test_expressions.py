@@ -26,6 +26,8 @@ from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
 from harness.parse import parse
 from harness.strategies import CONSTANTS, EXPONENTS, cases, expressions
 
+pytestmark = pytest.mark.slow  # run all with `pytest`, the fast loop with `-m "not slow"`
+
 ALL_OPS = DEFAULT_OPS + KINK_OPS + JUMP_OPS
 MP = mpmath.mpf
 FLOAT64_MAX = MP(2) ** 1024  # the first power of two float64 cannot hold

@@ -30,6 +30,8 @@ from harness.schema import FAILING
 from harness.strategies import cases
 from harness.truth import SymbolicEngine
 
+pytestmark = pytest.mark.slow  # run all with `pytest`, the fast loop with `-m "not slow"`
+
 ALARMS = FAILING | {"error"}
 TRUTH = SymbolicEngine()
 ENGINES = {mode: TorchEngine(mode) for mode in MODES}

@@ -37,6 +37,8 @@ from harness.expr import Call, Var
 from harness.ops import DEFAULT_OPS
 from harness.schema import FAILING
 
+pytestmark = pytest.mark.slow  # run all with `pytest`, the fast loop with `-m "not slow"`
+
 SEED = 20261127
 Rule = Callable[[torch.Tensor], torch.Tensor]
 
