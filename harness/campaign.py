@@ -154,6 +154,7 @@ def generate_cases(config: CampaignConfig) -> list[tuple[Expr, np.ndarray]]:
         n_points=config.n_points,
         dtype=_narrowest(config.dtypes),
         kinks=kinks,
+        edges=True,
     )
     out: list[tuple[Expr, np.ndarray]] = []
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import shlex
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,8 +24,10 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
+from harness.dtypes import dtype_info
+from harness.edges import edge_points
 from harness.engines.base import Engine, EngineError, check_request
-from harness.expr import Expr, to_text, variables
+from harness.expr import Call, Expr, to_text, variables
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import judge, rounding_tolerance
@@ -186,6 +188,14 @@ def _reference(
     def compute() -> _Reference:
         t = truth.evaluate(expr, pts, dtype=dtype, order=order)
         tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
+        if order == 2:
+            # every engine builds a Hessian from the gradient: where the exact gradient
+            # leaves the dtype's range, so does the Hessian's computation (torch's
+            # hessian of x / y at x = y = -5e-324 gives NaN for the 0 of d2/dx2)
+            grad = truth.evaluate(expr, pts, dtype=dtype, order=1)
+            with np.errstate(invalid="ignore"):
+                beyond = np.abs(grad.values) > dtype_info(dtype).max
+            oor = oor | (beyond | (grad.status == "undefined")).any(axis=1)
         kinks = order == 1 and bool((t.status == "kink").any())
         one_sided = truth.one_sided(expr, pts, dtype=dtype) if kinks else None
         return t, tol, oor, one_sided
@@ -268,7 +278,7 @@ def _case_strategy(
     def case(draw: Any) -> tuple[Expr, np.ndarray]:
         e = draw(trees)
         k = draw(st.integers(1, n_points))
-        return e, draw(points(e, k, dtype, kinks=kinks))
+        return e, draw(points(e, k, dtype, kinks=kinks, edges=True))
 
     return case()
 
@@ -276,20 +286,20 @@ def _case_strategy(
 def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Expr]:
     """The simplest tree for each op, then each wrapped in negations.
 
-    First ``op(x)``, ``op(x, y)`` (``pow`` with a few constant exponents): checked before
+    First ``op(x)``, ``op(x, y)`` (``pow`` with each of ``UNIT_EXPONENTS``): checked before
     random trees, so a wrong rule for one op is found within a few examples per op. Then
     ``neg(op(neg(x), ...))``: the incoming gradient (and tangent) is -1 there, not 1, so a
     backward or jvp that forgets to multiply by it is caught as deterministically."""
     from harness.expr import Call, Const, Var
     from harness.ops import OPS
-    from harness.strategies import EXPONENTS
+    from harness.strategies import UNIT_EXPONENTS
 
     leaves = [Var(n) for n in names] or [Var("x")]
     out: list[Expr] = []
     for name in ops:
         row = OPS[name]
         if row.const_args:
-            for c in EXPONENTS[:6]:
+            for c in UNIT_EXPONENTS:
                 args = [
                     Const(c) if i in row.const_args else leaves[i % len(leaves)] for i in range(row.arity)
                 ]
@@ -302,6 +312,30 @@ def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Ex
         if isinstance(t, Call) and t.op != "neg"
     ]
     return out + chained
+
+
+def _at_the_edges(
+    unit: Expr,
+    dtype: str,
+    fails: Callable[[tuple[Expr, np.ndarray]], bool],
+    counter: dict[str, int],
+) -> tuple[Expr, np.ndarray] | None:
+    """One op alone at its edges in ``dtype`` (:func:`harness.edges.edge_points`), as one
+    batch; the first failing point, or None."""
+    pts = edge_points(unit, dtype)
+    if not len(pts):
+        return None
+    for start in range(0, len(pts), _EDGE_BATCH):
+        batch = np.array(pts[start : start + _EDGE_BATCH])  # a writable copy for the engine
+        if fails((unit, batch)):
+            for k in range(len(batch)):  # the first failing point, alone
+                counter["n"] -= 1  # the search for it is not a new example
+                if fails((unit, batch[k : k + 1])):
+                    return unit, batch[k : k + 1]
+    return None
+
+
+_EDGE_BATCH = 64
 
 
 def _search(
@@ -345,7 +379,10 @@ def check_engine(
 ) -> CheckResult:
     """Search for a wrong derivative of ``engine`` and shrink the first one found.
 
-    For each dtype and order: first every op alone (:func:`unit_trees`, ``unit_examples``
+    For each dtype and order: first every op alone at its edges in that dtype
+    (:func:`harness.edges.edge_points`: where its value rounds to a limit, overflows,
+    switches formula, meets its domain's end, at 0 and the subnormals, a few ulps either
+    side), then every op alone at drawn points (:func:`unit_trees`, ``unit_examples``
     point batches each), then up to ``n_examples`` random (expression, points) cases drawn
     by Hypothesis from those ``ops`` the engine ``supports`` (kink and jump ops put special
     points at their kinks). Every entry is judged with :func:`compare`. A failing case is
@@ -372,6 +409,9 @@ def check_engine(
     examples: dict[str, int] = {}
     skipped: dict[str, str] = {}
     units = unit_trees(ops, variables)
+    edge_units: list[Expr] = [
+        u for u in units if isinstance(u, Call) and not any(isinstance(a, Call) for a in u.args)
+    ]
     for dtype in dtypes:
         for order in orders:
             key = f"{dtype}/order{order}"
@@ -397,7 +437,11 @@ def check_engine(
 
             found = None
             try:
-                for unit in units if unit_examples else ():
+                for alone in edge_units if unit_examples else ():
+                    found = _at_the_edges(alone, dtype, fails, counter)
+                    if found is not None:
+                        break
+                for unit in units if unit_examples and found is None else ():
                     found = _search(
                         points(unit, n_points, dtype, kinks=kinks).map(partial(_pair, unit)),
                         fails,

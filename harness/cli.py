@@ -1,6 +1,6 @@
 """Command line: thin argparse wiring over the library.
 
-``diffharness run | merge | check | explain | replay | cases | bench``; ``--help`` on each says
+``diffharness run | merge | check | explain | replay | cases | bench | accuracy``; ``--help`` on each says
 everything it takes. Bad options and bad expressions get one clear line on stderr and
 exit status 2, never a traceback; a found mismatch exits 1.
 """
@@ -324,6 +324,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(bench.main(args.rest) or 0)
 
 
+def _cmd_accuracy(args: argparse.Namespace) -> int:
+    from harness import accuracy
+
+    return int(accuracy.main(args.rest) or 0)
+
+
 # ---- wiring ---------------------------------------------------------------------------
 
 
@@ -459,6 +465,13 @@ def _parser() -> argparse.ArgumentParser:
     ben = sub.add_parser("bench", help="benchmarks (see diffharness bench --help)", add_help=False)
     ben.add_argument("rest", nargs=argparse.REMAINDER)
     ben.set_defaults(func=_cmd_bench)
+
+    acc = sub.add_parser(
+        "accuracy", help="each unary op at every half-precision input (see diffharness accuracy --help)",
+        add_help=False,
+    )
+    acc.add_argument("rest", nargs=argparse.REMAINDER)
+    acc.set_defaults(func=_cmd_accuracy)
     return p
 
 
@@ -469,6 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness import bench
 
         return int(bench.main(argv[1:]) or 0)
+    if argv[:1] == ["accuracy"]:  # its own parser too
+        from harness import accuracy
+
+        return int(accuracy.main(argv[1:]) or 0)
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "ops", None) is None and args.command == "check":

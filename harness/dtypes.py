@@ -72,7 +72,8 @@ def dtype_info(name: str) -> DType:
 def round_array(values: np.ndarray, dtype: str) -> np.ndarray:
     """Round float64 values to ``dtype`` (round-to-nearest-even) and return them as float64."""
     info = dtype_info(dtype)
-    t = torch.as_tensor(np.asarray(values, dtype=np.float64))
+    arr = np.asarray(values, dtype=np.float64)
+    t = torch.as_tensor(arr if arr.flags.writeable else arr.copy())  # torch wants writable
     return t.to(info.torch).to(torch.float64).numpy()
 
 

@@ -31,6 +31,8 @@ from typing import Any
 import sympy
 import torch
 
+from harness.dtypes import DType
+
 __all__ = [
     "OPS",
     "Op",
@@ -143,6 +145,105 @@ def _integer_distance(x: Tensor) -> Tensor:
     return (x - torch.round(x)).abs()
 
 
+# ---- special arguments per dtype ----------------------------------------------------------
+# Each function gives the arguments (as float64 numbers, positive side unless the sign
+# matters; the caller adds the mirror image, rounds to the dtype and steps a few ulps
+# around) where an op's derivative is most often computed wrong: where its value rounds to a
+# limit (the usual backward formula then cancels), where its value or an intermediate of a
+# common formula overflows or underflows, and at thresholds where libraries switch formula.
+# Computed from the dtype's constants, never typed per dtype. Zero, the smallest subnormal,
+# the smallest normal and one are every op's edges (harness.edges adds them).
+
+
+def _ln(x: float) -> float:
+    return math.log(x)
+
+
+def _exp_edges(d: DType) -> tuple[float, ...]:
+    # value overflows past ln(max); underflows to subnormal, then to zero
+    return (_ln(d.max), -_ln(d.max), _ln(d.tiny), _ln(d.smallest_subnormal))
+
+
+def _expm1_edges(d: DType) -> tuple[float, ...]:
+    # expm1 rounds to -1 below ln(u); y + 1 as its derivative cancels there
+    return (_ln(d.max), _ln(d.unit_roundoff), 2 * _ln(d.unit_roundoff), _ln(d.smallest_subnormal))
+
+
+def _log_edges(d: DType) -> tuple[float, ...]:
+    # subnormal and huge arguments; log(1 +- u) is tiny: a derivative near 1 that cancels
+    return (d.smallest_subnormal, d.tiny, d.max, 1 - d.unit_roundoff, 1 + d.eps)
+
+
+def _log1p_edges(d: DType) -> tuple[float, ...]:
+    # next to the pole at -1, and huge arguments
+    return (-1 + d.unit_roundoff, -1 + 4 * d.unit_roundoff, d.max)
+
+
+def _sqrt_edges(d: DType) -> tuple[float, ...]:
+    return (d.smallest_subnormal, d.tiny, d.max)
+
+
+def _trig_edges(d: DType) -> tuple[float, ...]:
+    # large arguments, where argument reduction decides the answer: past 2**bits every
+    # float is an integer; the largest finite ones; the float next to pi/2
+    big = 2.0 ** (d.bits + 2)
+    return (math.pi / 2, big, min(2.0**60, d.max / 4), d.max / 2)
+
+
+def _saturation(d: DType, inverse: Callable[[float], float]) -> float:
+    """The argument past which a function approaching 1 rounds to 1 in ``d``."""
+    return inverse(1 - d.unit_roundoff)
+
+
+def _tanh_edges(d: DType) -> tuple[float, ...]:
+    s = _saturation(d, math.atanh)
+    # tanh rounds to 1 past s (1 - y*y cancels to 0); exp(2x) overflows past ln(max)/2;
+    # sech(x)**2 underflows to 0 past -ln(smallest subnormal / 4) / 2
+    return (s / 2, s, 1.5 * s, 2 * s, _ln(d.max) / 2, -(_ln(d.smallest_subnormal) - _ln(4)) / 2)
+
+
+def _sigmoid_edges(d: DType) -> tuple[float, ...]:
+    s = _ln(1 / d.unit_roundoff)  # sigmoid rounds to 1 past s: y * (1 - y) cancels
+    return (s, 2 * s, _ln(d.max), -_ln(d.max), -_ln(d.smallest_subnormal))
+
+
+def _softplus_edges(d: DType) -> tuple[float, ...]:
+    # torch's threshold=20 switch; sigmoid's saturation (softplus'' cancels); exp overflow
+    return (20.0, _ln(1 / d.unit_roundoff), _ln(d.max), -_ln(d.max), _ln(d.smallest_subnormal))
+
+
+def _atan_edges(d: DType) -> tuple[float, ...]:
+    # 1 + x*x rounds to x*x past 1/sqrt(u); x*x overflows past sqrt(max) (atan' is 1/x**2,
+    # representable, while 1/(1 + x*x) gives 0)
+    return (1 / math.sqrt(d.unit_roundoff), math.sqrt(d.max), d.max)
+
+
+def _arcsine_edges(d: DType) -> tuple[float, ...]:
+    # next to +-1, where 1 - x*x cancels
+    return (1 - d.unit_roundoff, 1 - 4 * d.unit_roundoff, 1 - math.sqrt(d.unit_roundoff))
+
+
+def _hyperbolic_edges(d: DType) -> tuple[float, ...]:
+    # exp(x) overflows at ln(max) before sinh/cosh do, at ln(2 max)
+    return (_ln(d.max), _ln(d.max) + math.log(2) - d.eps)
+
+
+def _erf_edges(d: DType) -> tuple[float, ...]:
+    import mpmath
+
+    s = float(mpmath.erfinv(1 - d.unit_roundoff))  # erf rounds to 1 past s
+    # exp(-x*x) underflows to 0 past sqrt(-ln(smallest subnormal))
+    return (s, 1.5 * s, math.sqrt(-_ln(d.smallest_subnormal)))
+
+
+def _product_edges(d: DType) -> tuple[float, ...]:
+    return (math.sqrt(d.max), math.sqrt(d.tiny), d.max / 2)
+
+
+def _quotient_edges(d: DType) -> tuple[float, ...]:
+    return (math.sqrt(d.max), math.sqrt(d.tiny), d.max)
+
+
 @dataclass(frozen=True)
 class Op:
     """One operator: its builders, domain, smoothness and spelling.
@@ -170,6 +271,9 @@ class Op:
     near y = 1/2). It is written with
     arithmetic and ``abs`` only, so it runs on numpy arrays and tensors alike; the
     oracle's rounding model reads it.
+
+    ``edges(dtype)`` gives the op's special arguments in that dtype (see the functions
+    above the class; :mod:`harness.edges` adds the ones every op shares).
     """
 
     name: str
@@ -187,6 +291,7 @@ class Op:
     const_args: tuple[int, ...] = ()
     grad_noise: GradNoise | None = None
     grad2_noise: GradNoise | None = None
+    edges: Callable[[DType], tuple[float, ...]] | None = None
     roundings: float = LIBM
     doc: str = field(default="", compare=False)
 
@@ -215,19 +320,19 @@ _ADD, _MUL, _NEG, _POW = 10, 20, 30, 40
 _ROWS: tuple[Op, ...] = (
     # arithmetic
     Op(
-        "add", 2, lambda a, b: a + b, torch.add, jax=lambda j: j.numpy.add,
+        "add", 2, lambda a, b: a + b, torch.add, jax=lambda j: j.numpy.add, edges=_product_edges,
         roundings=1, infix="+", precedence=_ADD, ast_node=ast.Add,
     ),
     Op(
-        "sub", 2, lambda a, b: a - b, torch.sub, jax=lambda j: j.numpy.subtract,
+        "sub", 2, lambda a, b: a - b, torch.sub, jax=lambda j: j.numpy.subtract, edges=_product_edges,
         roundings=1, infix="-", precedence=_ADD, ast_node=ast.Sub,
     ),
     Op(
-        "mul", 2, lambda a, b: a * b, torch.mul, jax=lambda j: j.numpy.multiply,
+        "mul", 2, lambda a, b: a * b, torch.mul, jax=lambda j: j.numpy.multiply, edges=_product_edges,
         roundings=1, infix="*", precedence=_MUL, ast_node=ast.Mult,
     ),
     Op(
-        "div", 2, lambda a, b: a / b, torch.div, jax=lambda j: j.numpy.divide,
+        "div", 2, lambda a, b: a / b, torch.div, jax=lambda j: j.numpy.divide, edges=_quotient_edges,
         domain=_nonzero_second, roundings=1,
         infix="/", precedence=_MUL, ast_node=ast.Div,
     ),
@@ -236,50 +341,64 @@ _ROWS: tuple[Op, ...] = (
         roundings=0, infix="-", precedence=_NEG, ast_node=ast.USub,
     ),
     Op(
-        "pow", 2, lambda a, b: a**b, torch.pow, jax=lambda j: j.numpy.power, domain=_pow_domain,
+        "pow", 2, lambda a, b: a**b, torch.pow, jax=lambda j: j.numpy.power,
+        edges=_sqrt_edges, domain=_pow_domain,
         infix="**", precedence=_POW, ast_node=ast.Pow, const_args=(1,),
         doc="integer exponents on any base; other exponents on positive bases",
     ),
     # elementary analytic functions
-    Op("exp", 1, sympy.exp, torch.exp, jax=lambda j: j.numpy.exp),
-    Op("log", 1, sympy.log, torch.log, jax=lambda j: j.numpy.log, domain=_positive),
-    Op("sqrt", 1, sympy.sqrt, torch.sqrt, jax=lambda j: j.numpy.sqrt, domain=_positive, roundings=1),
-    Op("sin", 1, sympy.sin, torch.sin, jax=lambda j: j.numpy.sin),
-    Op("cos", 1, sympy.cos, torch.cos, jax=lambda j: j.numpy.cos),
-    Op("tan", 1, sympy.tan, torch.tan, jax=lambda j: j.numpy.tan, domain=_away_from_tan_poles),
-    Op("tanh", 1, sympy.tanh, torch.tanh, jax=lambda j: j.numpy.tanh, grad_noise=_tanh_noise),
+    Op("exp", 1, sympy.exp, torch.exp, jax=lambda j: j.numpy.exp, edges=_exp_edges),
+    Op("log", 1, sympy.log, torch.log, jax=lambda j: j.numpy.log, edges=_log_edges, domain=_positive),
     Op(
-        "sigmoid", 1, _sympy_sigmoid, torch.sigmoid, jax=lambda j: j.nn.sigmoid, grad_noise=_sigmoid_noise,
+        "sqrt", 1, sympy.sqrt, torch.sqrt, jax=lambda j: j.numpy.sqrt,
+        edges=_sqrt_edges, domain=_positive, roundings=1,
+    ),
+    Op("sin", 1, sympy.sin, torch.sin, jax=lambda j: j.numpy.sin, edges=_trig_edges),
+    Op("cos", 1, sympy.cos, torch.cos, jax=lambda j: j.numpy.cos, edges=_trig_edges),
+    Op(
+        "tan", 1, sympy.tan, torch.tan, jax=lambda j: j.numpy.tan,
+        edges=_trig_edges, domain=_away_from_tan_poles,
+    ),
+    Op(
+        "tanh", 1, sympy.tanh, torch.tanh, jax=lambda j: j.numpy.tanh,
+        edges=_tanh_edges, grad_noise=_tanh_noise,
+    ),
+    Op(
+        "sigmoid", 1, _sympy_sigmoid, torch.sigmoid, jax=lambda j: j.nn.sigmoid,
+        edges=_sigmoid_edges, grad_noise=_sigmoid_noise,
         grad2_noise=_sigmoid_noise2,
     ),
-    Op("atan", 1, sympy.atan, torch.atan, jax=lambda j: j.numpy.arctan),
+    Op("atan", 1, sympy.atan, torch.atan, jax=lambda j: j.numpy.arctan, edges=_atan_edges),
     Op(
-        "asin", 1, sympy.asin, torch.asin, jax=lambda j: j.numpy.arcsin, domain=_open_unit_interval,
+        "asin", 1, sympy.asin, torch.asin, jax=lambda j: j.numpy.arcsin,
+        edges=_arcsine_edges, domain=_open_unit_interval,
         grad_noise=_arcsin_noise,
     ),
     Op(
-        "acos", 1, sympy.acos, torch.acos, jax=lambda j: j.numpy.arccos, domain=_open_unit_interval,
+        "acos", 1, sympy.acos, torch.acos, jax=lambda j: j.numpy.arccos,
+        edges=_arcsine_edges, domain=_open_unit_interval,
         grad_noise=_arcsin_noise,
     ),
-    Op("sinh", 1, sympy.sinh, torch.sinh, jax=lambda j: j.numpy.sinh),
-    Op("cosh", 1, sympy.cosh, torch.cosh, jax=lambda j: j.numpy.cosh),
+    Op("sinh", 1, sympy.sinh, torch.sinh, jax=lambda j: j.numpy.sinh, edges=_hyperbolic_edges),
+    Op("cosh", 1, sympy.cosh, torch.cosh, jax=lambda j: j.numpy.cosh, edges=_hyperbolic_edges),
     Op(
-        "log1p", 1, lambda x: sympy.log(1 + x), torch.log1p, jax=lambda j: j.numpy.log1p,
+        "log1p", 1, lambda x: sympy.log(1 + x), torch.log1p, jax=lambda j: j.numpy.log1p, edges=_log1p_edges,
         domain=_above_minus_one,
     ),
     Op(
-        "expm1", 1, lambda x: sympy.exp(x) - 1, torch.expm1, jax=lambda j: j.numpy.expm1,
+        "expm1", 1, lambda x: sympy.exp(x) - 1, torch.expm1, jax=lambda j: j.numpy.expm1, edges=_expm1_edges,
         grad_noise=_expm1_noise,
     ),
     # torch has no complex erf, so complex step cannot run through it.
     Op(
-        "erf", 1, sympy.erf, torch.erf, jax=lambda j: j.scipy.special.erf,
+        "erf", 1, sympy.erf, torch.erf, jax=lambda j: j.scipy.special.erf, edges=_erf_edges,
         complex_step=False, grad_noise=_erf_noise,
     ),
     # F.softplus returns x itself above threshold=20: torch's own documented shortcut,
     # which the harness reports as it finds it (about 2e-9 relative in float64).
     Op(
         "softplus", 1, _sympy_softplus, torch.nn.functional.softplus, jax=lambda j: j.nn.softplus,
+        edges=_softplus_edges,
         complex_step=False,
         grad2_noise=_sigmoid_noise2,  # softplus' = z / (z + 1), differentiated: same cancellation
     ),

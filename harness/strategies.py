@@ -27,6 +27,7 @@ from hypothesis.strategies import SearchStrategy
 
 from harness.compile import compile_tree, torch_namespace
 from harness.dtypes import dtype_info, round_array, round_fraction
+from harness.edges import edge_points
 from harness.expr import Call, Const, Expr, ExprError, Var, size, walk
 from harness.expr import variables as expr_variables
 from harness.memo import Memo
@@ -35,10 +36,12 @@ from harness.ops import DEFAULT_OPS, OPS
 __all__ = [
     "CONSTANTS",
     "EXPONENTS",
+    "EDGE_SHARE",
     "KINKS",
     "MARGIN",
     "MAX_MAGNITUDE",
     "SHRINK_ORDER",
+    "UNIT_EXPONENTS",
     "cases",
     "expressions",
     "points",
@@ -69,8 +72,17 @@ EXPONENTS: tuple[Fraction, ...] = tuple(
 """Constants for argument positions an op reserves for constants (``Op.const_args``: the
 exponent of ``pow``), simplest first."""
 
+UNIT_EXPONENTS: tuple[Fraction, ...] = tuple(
+    Fraction(p, q) for p, q in ((0, 1), (1, 1), (2, 1), (3, 1), (-1, 1), (-2, 1), (1, 2), (-1, 2), (10, 1))
+)
+"""Exponents of ``pow`` checked alone before random trees: 0 and 1 first (``x**0`` at
+base 0 is the most reported pow bug), the squares, reciprocals, roots and a large one."""
+
 SHRINK_ORDER: tuple[str, ...] = ("add", "mul", "neg", "sub", "div", "pow")
 """Ops that shrinking prefers, in order; the other ops follow in op-table order."""
+
+EDGE_SHARE = 4
+"""With ``edges=True``, up to one row in this many is an edge point of the tree."""
 
 MARGIN = 2.0**-4
 """Default distance every domain margin (and, with ``kinks="avoid"``, every kink margin)
@@ -256,7 +268,12 @@ def expressions(
 
 
 def _valid_in(
-    expr: Expr, pts: np.ndarray, dtype: torch.dtype, margin: float, avoid_kinks: bool = False
+    expr: Expr,
+    pts: np.ndarray,
+    dtype: torch.dtype,
+    margin: float,
+    avoid_kinks: bool = False,
+    max_magnitude: float = MAX_MAGNITUDE,
 ) -> np.ndarray:
     """Rows of ``pts`` where every subexpression, computed literally in ``dtype``, is valid.
 
@@ -284,7 +301,7 @@ def _valid_in(
                 varying.add(node)
                 if avoid_kinks and row.kinks is not None:
                     ok &= row.kinks(*args) > margin
-        ok &= torch.isfinite(value) & (value.abs() <= MAX_MAGNITUDE)
+        ok &= torch.isfinite(value) & (value.abs() <= max_magnitude)
     return ok.numpy()
 
 
@@ -295,13 +312,14 @@ def valid_points(
     *,
     margin: float = MARGIN,
     kinks: str = "avoid",
+    max_magnitude: float = MAX_MAGNITUDE,
 ) -> np.ndarray:
     """Boolean mask over the rows of ``pts``: where ``expr`` may be checked in ``dtype``.
 
     ``pts`` has shape ``(n, len(variables(expr)))`` (columns in ``variables(expr)`` order)
     and is rounded to ``dtype`` first. A row is valid when, computing the tree literally
     both in ``dtype`` and in float64, every op's domain margin exceeds ``margin``, every
-    subexpression is finite and at most :data:`MAX_MAGNITUDE` in magnitude, and, with
+    subexpression is finite and at most ``max_magnitude`` in magnitude, and, with
     ``kinks="avoid"``, every kink or jump op's kink margin exceeds ``margin`` too. The
     float64 pass stands in for exact arithmetic; the ``dtype`` pass is what engines run.
     """
@@ -315,9 +333,9 @@ def valid_points(
         )
     arr = round_array(arr, dtype)
     avoid = kinks == "avoid"
-    mask = _valid_in(expr, arr, torch.float64, margin, avoid)
+    mask = _valid_in(expr, arr, torch.float64, margin, avoid, max_magnitude)
     if dtype != "float64":
-        mask &= _valid_in(expr, arr, dtype_info(dtype).torch, margin, avoid)
+        mask &= _valid_in(expr, arr, dtype_info(dtype).torch, margin, avoid, max_magnitude)
     return mask
 
 
@@ -453,7 +471,8 @@ def _candidates(
 
 @st.composite
 def _points(
-    draw: st.DrawFn, expr: Expr, n: int, dtype: str, margin: float, kinks: str
+    draw: st.DrawFn, expr: Expr, n: int, dtype: str, margin: float, kinks: str,
+    edges: bool = False,
 ) -> np.ndarray:
     n_vars = len(expr_variables(expr))
     tie, values = draw(_candidates(n, n_vars, _mix(expr, kinks == "include")))
@@ -468,6 +487,12 @@ def _points(
         reject()  # no valid point anywhere we looked: log(-exp(x)), asin(2), ...
     bad = np.flatnonzero(~good)
     rows[bad] = pool[np.arange(len(bad)) % len(pool)]
+    if edges:
+        at_edges = edge_points(expr, dtype)
+        if len(at_edges):
+            k = draw(st.integers(0, max(1, n // EDGE_SHARE)))  # shrinks to no edge rows
+            picks = [draw(st.integers(0, len(at_edges) - 1)) for _ in range(k)]
+            rows[n - k :] = at_edges[picks]
     return rows
 
 
@@ -478,6 +503,7 @@ def points(
     *,
     margin: float = MARGIN,
     kinks: str = "avoid",
+    edges: bool = False,
 ) -> SearchStrategy[np.ndarray]:
     """Float64 arrays of shape ``(n, len(variables(expr)))`` of points at which to check ``expr``.
 
@@ -493,9 +519,15 @@ def points(
     rounded to ``dtype``. Rows outside the domain are replaced by valid rows from a fixed
     fallback list (or by valid drawn rows); only a tree with no valid point at all is
     rejected. Shrinks toward special values, first 0 and 1, then toward short floats.
+
+    With ``edges=True`` a drawn number of rows, up to one in :data:`EDGE_SHARE` (at least
+    one), are the tree's edge points (:func:`harness.edges.edge_points`: a variable where
+    an op it feeds rounds to a limit, overflows, switches formula or meets its domain's
+    end); those rows hold :func:`valid_points` only with ``margin=0`` and no bound on
+    magnitudes. The number shrinks to zero, the picks toward the simplest edges.
     """
     _check_points_args(n, dtype, margin, kinks)
-    return _points(expr, n, dtype, float(margin), kinks)
+    return _points(expr, n, dtype, float(margin), kinks, edges)
 
 
 # ---- cases -----------------------------------------------------------------------------
@@ -513,9 +545,10 @@ def _cases(
     dtype: str,
     margin: float,
     kinks: str,
+    edges: bool,
 ) -> tuple[Expr, np.ndarray]:
     expr = draw(trees)
-    return expr, draw(_points(expr, n, dtype, margin, kinks))
+    return expr, draw(_points(expr, n, dtype, margin, kinks, edges))
 
 
 def cases(
@@ -529,18 +562,20 @@ def cases(
     dtype: str = "float64",
     kinks: str = "avoid",
     margin: float = MARGIN,
+    edges: bool = False,
 ) -> SearchStrategy[tuple[Expr, np.ndarray]]:
     """Pairs ``(tree, points)``: a tree from :func:`expressions` that uses at least one
     variable, and ``n_points`` points for it from :func:`points`.
 
-    Arguments are those of :func:`expressions` and :func:`points`. Shrinks as they do:
+    Arguments are those of :func:`expressions` and :func:`points` (``edges``: a share of
+    the points at the tree's edges). Shrinks as they do:
     the tree toward a small one over ``x``, the points toward special values.
     """
     trees = expressions(
         ops, max_size=max_size, variables=variables, constants=constants, exponents=exponents
     ).filter(_has_variables)
     _check_points_args(n_points, dtype, margin, kinks)
-    return _cases(trees, n_points, dtype, float(margin), kinks)
+    return _cases(trees, n_points, dtype, float(margin), kinks, edges)
 
 
 @contextlib.contextmanager

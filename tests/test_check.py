@@ -33,6 +33,7 @@ from harness.check import (
     unit_trees,
 )
 from harness.cli import main
+from harness.edges import edge_points
 from harness.engines.base import EngineError
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Call, Const, Expr, Var, size, to_text
@@ -241,6 +242,15 @@ def test_assert_engine_raises_engine_mismatch_carrying_the_report(wrong: ModuleT
     assert isinstance(info.value, AssertionError)  # pytest shows it as a test failure
 
 
+def unit_phase_examples(ops: tuple[str, ...], dtype: str) -> int:
+    """Examples of the unit phase: batches of (at most 64) edge points of each op alone,
+    then one drawn batch per unit tree."""
+    units = unit_trees(ops)
+    edge_batches = sum(-(-len(edge_points(u, dtype)) // 64) for u in units[: len(ops)])
+    assert edge_batches >= len(ops)  # every op has edges: 0, 1, the subnormals at least
+    return edge_batches + len(units)
+
+
 def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
     result = assert_engine(
         TorchEngine("reverse"),
@@ -252,7 +262,8 @@ def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
         unit_examples=1,
     )
     assert result.ok and result.failures == []
-    assert result.examples == {"float64/order1": len(unit_trees(SMALL_OPS)) + 5}
+    # batches of edge points per op alone, one drawn batch per unit tree, five random cases
+    assert result.examples == {"float64/order1": unit_phase_examples(SMALL_OPS, "float64") + 5}
     assert len(result.frame) > 0 and set(result.frame["verdict"]) <= {"ok"}
     assert "no mismatches" in result.report()
 
@@ -272,7 +283,7 @@ def test_a_chain_rule_bug_is_found_by_the_negated_unit_trees(wrong: ModuleType) 
     )
     assert not result.ok
     f = result.failures[0]
-    assert f.examples <= len(unit_trees(ops))  # found in the unit pass
+    assert f.examples <= unit_phase_examples(ops, "float64")  # found in the unit pass
     assert parse(f.expr) == parse("-tanh(-x)")
     assert len(f.point.split(",")) == 1  # one point, one variable
 

@@ -32,6 +32,8 @@ import pytest
 import torch
 
 from harness.check import CheckResult, check_engine, compare, unit_trees
+from harness.dtypes import DTYPES
+from harness.edges import edge_points
 from harness.engines.torch_ad import TorchEngine
 from harness.expr import Call, Var
 from harness.ops import DEFAULT_OPS
@@ -210,10 +212,13 @@ _DEFAULTS = inspect.signature(check_engine).parameters
 
 
 def budget(ops: tuple[str, ...]) -> int:
-    """Examples check_engine may use per dtype and order with its defaults: the unit pass
-    (every op alone, ``unit_examples`` batches each) and ``n_examples`` random cases."""
-    units = len(unit_trees(ops)) * _DEFAULTS["unit_examples"].default
-    return int(units + _DEFAULTS["n_examples"].default)
+    """Examples check_engine may use per dtype and order with its defaults: the edge pass
+    (every op alone at its edges, in batches of at most 64 points), the unit pass (every
+    op alone, ``unit_examples`` batches each) and ``n_examples`` random cases."""
+    units = unit_trees(ops)
+    plain = [u for u in units if isinstance(u, Call) and not any(isinstance(a, Call) for a in u.args)]
+    edges = max(sum(-(-len(edge_points(u, d)) // 64) for u in plain) for d in DTYPES)
+    return int(edges + len(units) * _DEFAULTS["unit_examples"].default + _DEFAULTS["n_examples"].default)
 
 
 def _first_coordinate(point: str) -> float:

@@ -1,0 +1,67 @@
+"""The exhaustive half-precision sweep (harness/accuracy.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harness.accuracy import inputs, main, run_accuracy, summarise, sweep, write_accuracy
+from harness.engines.torch_ad import TorchEngine
+
+
+def test_float16_inputs_are_every_finite_half_where_the_op_is_defined() -> None:
+    # 65,536 bit patterns; 2,048 are inf or NaN; +0 and -0 are one number
+    assert len(inputs("sin", "float16")) == 65536 - 2048 - 1
+    # log: the positive finite halves, 0x0001 .. 0x7bff
+    logs = inputs("log", "float16")
+    assert len(logs) == 0x7BFF and logs.min() == 2.0**-24 and logs.max() == 65504.0
+    assert len(inputs("sin", "bfloat16")) == 65536 - 2 * 128 - 1  # 128 inf/NaN patterns a side
+
+
+def test_the_dense_sweep_spans_the_whole_range_of_float32() -> None:
+    xs = inputs("atan", "float32", n_dense=1000)
+    assert 1000 <= len(xs) <= 1000 + 200  # plus the edges
+    assert xs.min() == -np.finfo(np.float32).max and xs.max() == np.finfo(np.float32).max
+    assert 2.0**-149 in xs and 0.0 in xs
+
+
+class SinQuarterTooBig(torch.autograd.Function):
+    """sin with a derivative a quarter too large."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def,override]
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
+        (x,) = ctx.saved_tensors
+        return grad * torch.cos(x) * 1.25
+
+
+def test_a_sweep_measures_ulp_errors_and_finds_a_wrong_rule() -> None:
+    right = sweep(TorchEngine("reverse"), "sin", "float16", 1)
+    wrong = sweep(TorchEngine("reverse", overrides={"sin": SinQuarterTooBig.apply}), "sin", "float16", 1)
+    table = summarise([right, wrong])
+    assert table.loc[0, "failing"] == 0 and table.loc[0, "max_ulp_error"] <= 1.0
+    assert table.loc[1, "failing"] > 10000 and table.loc[1, "max_ulp_error"] >= 256
+    worst = table.loc[1, "x_at_max"]
+    assert math.isfinite(worst) and table.loc[1, "points"] == len(right.x)
+
+
+def test_the_page_and_table_are_written(tmp_path: Path) -> None:
+    sweeps, skipped = run_accuracy([TorchEngine("forward")], dtypes=("bfloat16",), orders=(1,), ops=("exp",))
+    table = write_accuracy(tmp_path, sweeps, skipped)
+    assert pd.read_csv(tmp_path / "accuracy.csv").shape == table.shape == (1, table.shape[1])
+    page = (tmp_path / "accuracy.html").read_text()
+    assert "<svg" in page and "exp: bfloat16, order 1" in page
+
+
+def test_bad_arguments_get_one_line_and_exit_2(capsys: object) -> None:
+    assert main(["--ops", "add"]) == 2
+    assert main(["--dtypes", "float8"]) == 2
+    assert main(["--orders", "3"]) == 2
