@@ -25,6 +25,7 @@ import argparse
 import html
 import io
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -41,7 +42,10 @@ from harness.expr import Call, Var
 from harness.ops import OPS
 from harness.schema import FAILING, JUDGED
 
-__all__ = ["DENSE_POINTS", "Sweep", "inputs", "main", "run_accuracy", "summarise", "sweep", "write_accuracy"]
+__all__ = [
+    "DENSE_POINTS", "Digest", "Sweep", "digest", "inputs", "main", "run_accuracy", "summarise", "sweep",
+    "write_accuracy",
+]
 
 DENSE_POINTS = 2**20
 """Points of the dense sweep of float32 and float64 (half of them on each side of 0)."""
@@ -146,67 +150,108 @@ def summarise(sweeps: Sequence[Sweep]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+@dataclass(frozen=True)
+class Digest:
+    """What the report keeps of a sweep: its :func:`summarise` row and, for the plot, the
+    largest ulp error in each of :data:`_PLOT_BINS` bins of x (inputs in sorted order)."""
+
+    record: dict[str, object]
+    plot_x: np.ndarray
+    plot_ulp: np.ndarray
+
+
+def digest(s: Sweep) -> Digest:
+    """The :class:`Digest` of one sweep (small: a worker sends it back, not the sweep)."""
+    ok = np.isfinite(s.ulp_error) & (s.truth != 0) & np.isfinite(s.truth)
+    x, e = s.x[ok], np.maximum(s.ulp_error[ok], 2.0**-10)  # 0 has no place on a log axis
+    cuts = np.linspace(0, len(x), min(_PLOT_BINS, len(x)) + 1).astype(int)
+    spans = [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+    at = [a + int(np.argmax(e[a:b])) for a, b in spans]
+    return Digest(summarise([s]).iloc[0].to_dict(), x[at], e[at])
+
+
+def _sweep_task(task: tuple[str, str, str, int, int]) -> Digest | str:
+    """One sweep in a worker: the engine is rebuilt from its spec there."""
+    from harness.engines import engine_from_spec
+
+    spec, op, dtype, order, n_dense = task
+    try:
+        return digest(sweep(engine_from_spec(spec), op, dtype, order, n_dense))
+    except EngineError as exc:
+        return str(exc)
+
+
 def run_accuracy(
-    engines: Sequence[Engine],
+    engines: Sequence[str],
     *,
     dtypes: Sequence[str] = ("float16", "bfloat16"),
     orders: Sequence[int] = (1, 2),
     ops: Sequence[str] | None = None,
     n_dense: int = DENSE_POINTS,
+    workers: int = 1,
     progress: bool = False,
-) -> tuple[list[Sweep], dict[str, str]]:
-    """Every unary op (or ``ops``) the engines support, in each dtype and order. Returns
-    the sweeps and, keyed ``engine/op/dtype/order``, why each skipped one was skipped."""
+) -> tuple[list[Digest], dict[str, str]]:
+    """Every unary op (or ``ops``) each engine (a spec, as ``--engine`` takes) supports, in
+    each dtype and order, on ``workers`` processes. Returns the digests in task order and,
+    keyed ``engine/op/dtype/order``, why each skipped sweep was skipped."""
+    from harness.engines import engine_from_spec
+
     names = [o for o in (ops or OPS) if OPS[o].arity == 1]
-    sweeps: list[Sweep] = []
+    tasks = [
+        (spec, op, dtype, order, n_dense)
+        for spec in engines
+        for op in names
+        if engine_from_spec(spec).supports(op)
+        for dtype in dtypes
+        for order in orders
+    ]
+    digests: list[Digest] = []
     skipped: dict[str, str] = {}
-    for engine in engines:
-        for op in names:
-            if not engine.supports(op):
-                continue
-            for dtype in dtypes:
-                for order in orders:
-                    key = f"{engine.name}/{op}/{dtype}/{order}"
-                    start = time.perf_counter()
-                    try:
-                        sweeps.append(sweep(engine, op, dtype, order, n_dense))
-                    except EngineError as exc:
-                        skipped[key] = str(exc)
-                        continue
-                    if progress:
-                        print(f"  {key}: {len(sweeps[-1].x)} points in {time.perf_counter() - start:.1f} s",
-                              file=sys.stderr)
-    return sweeps, skipped
+    if workers > 1 and len(tasks) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        with pool:
+            results = pool.map(_sweep_task, tasks)
+            outcomes = list(zip(tasks, results, strict=True))
+    else:
+        outcomes = [(task, _sweep_task(task)) for task in tasks]
+    for (spec, op, dtype, order, _), outcome in outcomes:
+        key = f"{spec}/{op}/{dtype}/{order}"
+        if isinstance(outcome, str):
+            skipped[key] = outcome
+            continue
+        digests.append(outcome)
+        if progress:
+            print(f"  {key}: {outcome.record['points']} points", file=sys.stderr)
+    return digests, skipped
 
 
 _PLOT_BINS = 1500
 
 
-def _plot_op(op: str, sweeps: Sequence[Sweep]) -> str:
-    """Inline SVG: ulp error against x, one panel per dtype and order, one colour per mode.
-    Each curve keeps the largest error in each of ``_PLOT_BINS`` bins of x (symlog axis)."""
+def _plot_op(op: str, digests: Sequence[Digest]) -> str:
+    """Inline SVG: ulp error against x, one panel per dtype and order, one colour per mode
+    (the largest error in each bin of x; symlog x axis)."""
     import matplotlib
     from matplotlib.figure import Figure
 
-    panels = sorted({(s.dtype, s.order) for s in sweeps}, key=lambda k: (list(DTYPES).index(k[0]), k[1]))
+    def key(d: Digest) -> tuple[str, int]:
+        return str(d.record["dtype"]), int(d.record["order"])  # type: ignore[call-overload]
+
+    panels = sorted({key(d) for d in digests}, key=lambda k: (list(DTYPES).index(k[0]), k[1]))
     fig = Figure(figsize=(4.2 * len(panels), 3.0))
     palette = matplotlib.color_sequences["tab10"]
-    modes = sorted({(s.engine, s.mode) for s in sweeps})
+    modes = sorted({str(d.record["engine"]) for d in digests})
     with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "diffharness", "font.size": 8}):
         for i, (dtype, order) in enumerate(panels):
             ax = fig.add_subplot(1, len(panels), i + 1)
-            for s in sweeps:
-                if (s.dtype, s.order) != (dtype, order):
-                    continue
-                ok = np.isfinite(s.ulp_error) & (s.truth != 0) & np.isfinite(s.truth)
-                if not ok.any():
-                    continue
-                x, e = s.x[ok], np.maximum(s.ulp_error[ok], 2.0**-10)
-                edges = np.linspace(0, len(x), min(_PLOT_BINS, len(x)) + 1).astype(int)
-                bx = [x[a:b][np.argmax(e[a:b])] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-                be = [e[a:b].max() for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-                colour = palette[modes.index((s.engine, s.mode)) % 10]
-                ax.plot(bx, be, ".", markersize=1.5, color=colour, label=f"{s.engine}")
+            for d in digests:
+                if key(d) == (dtype, order) and len(d.plot_x):
+                    colour = palette[modes.index(str(d.record["engine"])) % 10]
+                    ax.plot(d.plot_x, d.plot_ulp, ".", markersize=1.5, color=colour,
+                            label=str(d.record["engine"]))
             ax.set_xscale("symlog", linthresh=dtype_info(dtype).tiny)
             ax.set_yscale("log")
             ax.set_title(f"{op}: {dtype}, order {order}")
@@ -221,15 +266,16 @@ def _plot_op(op: str, sweeps: Sequence[Sweep]) -> str:
     return text[text.index("<svg"):]
 
 
-def write_accuracy(out_dir: Path, sweeps: Sequence[Sweep], skipped: dict[str, str]) -> pd.DataFrame:
-    """Write ``accuracy.csv`` (the :func:`summarise` table) and ``accuracy.html`` (the table
+def write_accuracy(out_dir: Path, digests: Sequence[Digest], skipped: dict[str, str]) -> pd.DataFrame:
+    """Write ``accuracy.csv`` (the :func:`summarise` rows) and ``accuracy.html`` (the table
     and a plot per op) under ``out_dir``; returns the table."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = summarise(sweeps)
+    table = pd.DataFrame.from_records([d.record for d in digests])
     table.to_csv(out_dir / "accuracy.csv", index=False)
     sections = []
-    for op in dict.fromkeys(s.op for s in sweeps):
-        sections.append(f"<h2>{html.escape(op)}</h2>{_plot_op(op, [s for s in sweeps if s.op == op])}")
+    for op in dict.fromkeys(str(d.record["op"]) for d in digests):
+        chosen = [d for d in digests if d.record["op"] == op]
+        sections.append(f"<h2>{html.escape(op)}</h2>{_plot_op(op, chosen)}")
     skipped_html = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in skipped.items())
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>diffharness accuracy</title>"
@@ -259,6 +305,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ops", default="", help="comma-separated unary ops (default: all)")
     p.add_argument("--points", type=int, default=DENSE_POINTS,
                    help=f"points of the float32/float64 dense sweep (default {DENSE_POINTS})")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes (default: one per core)")
     p.add_argument("--out", default="reports", help="output folder (default reports)")
     p.add_argument("--name", default="", help="run folder name (default accuracy-<time>)")
     return p
@@ -280,22 +328,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             raise ValueError(f"--ops: {unknown} are not unary ops; unary ops: "
                              f"{', '.join(o for o in OPS if OPS[o].arity == 1)}")
-        engines = [engine_from_spec(s) for s in (args.engine or ["torch:reverse"])]
+        engines = args.engine or ["torch:reverse"]
+        for spec in engines:
+            engine_from_spec(spec)  # an unknown spec is named here, before any work
         if args.points < 2:
             raise ValueError(f"--points {args.points}: expected at least 2")
+        if args.workers < 1:
+            raise ValueError(f"--workers {args.workers}: expected at least 1")
     except ValueError as exc:
         print(f"diffharness accuracy: error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    sweeps, skipped = run_accuracy(engines, dtypes=dtypes, orders=orders, ops=ops, n_dense=args.points,
-                                   progress=True)
+    digests, skipped = run_accuracy(engines, dtypes=dtypes, orders=orders, ops=ops, n_dense=args.points,
+                                    workers=args.workers, progress=True)
     name = args.name or time.strftime("accuracy-%Y%m%d-%H%M%S")
     out_dir = Path(args.out) / name
-    table = write_accuracy(out_dir, sweeps, skipped)
+    table = write_accuracy(out_dir, digests, skipped)
     shown = table[["op", "dtype", "mode", "order", "points", "max_ulp_error", "median_ulp_error",
                    "x_at_max", "failing"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"diffharness accuracy: {len(sweeps)} sweeps, {int(table['points'].sum()) if len(table) else 0} "
+    print(f"diffharness accuracy: {len(digests)} sweeps, {int(table['points'].sum()) if len(table) else 0} "
           f"entries in {time.perf_counter() - start:.1f} s; table: {out_dir / 'accuracy.csv'}, "
           f"page: {out_dir / 'accuracy.html'}")
     return 1 if len(table) and int(table["failing"].sum()) else 0

@@ -54,11 +54,13 @@ def test_a_sweep_measures_ulp_errors_and_finds_a_wrong_rule() -> None:
 
 
 def test_the_page_and_table_are_written(tmp_path: Path) -> None:
-    sweeps, skipped = run_accuracy([TorchEngine("forward")], dtypes=("bfloat16",), orders=(1,), ops=("exp",))
-    table = write_accuracy(tmp_path, sweeps, skipped)
-    assert pd.read_csv(tmp_path / "accuracy.csv").shape == table.shape == (1, table.shape[1])
+    digests, skipped = run_accuracy(["torch:forward"], dtypes=("bfloat16",), orders=(1, 2), ops=("exp",),
+                                    workers=2)
+    table = write_accuracy(tmp_path, digests, skipped)
+    assert pd.read_csv(tmp_path / "accuracy.csv").shape == table.shape == (2, table.shape[1])
+    assert table["order"].tolist() == [1, 2] and (table["points"] > 60000).all()
     page = (tmp_path / "accuracy.html").read_text()
-    assert "<svg" in page and "exp: bfloat16, order 1" in page
+    assert "<svg" in page and "exp: bfloat16, order 1" in page and "exp: bfloat16, order 2" in page
 
 
 def test_bad_arguments_get_one_line_and_exit_2(capsys: object) -> None:
