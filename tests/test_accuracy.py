@@ -58,7 +58,7 @@ def test_the_page_and_table_are_written(tmp_path: Path) -> None:
                                     workers=2)
     table = write_accuracy(tmp_path, digests, skipped)
     assert pd.read_csv(tmp_path / "accuracy.csv").shape == table.shape == (2, table.shape[1])
-    assert table["order"].tolist() == [1, 2] and (table["points"] > 60000).all()
+    assert table["order"].tolist() == [1, 2] and (table["points"] > 45000).all()  # exp overflows past 88
     page = (tmp_path / "accuracy.html").read_text()
     assert "<svg" in page and "exp: bfloat16, order 1" in page and "exp: bfloat16, order 2" in page
 
