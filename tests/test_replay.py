@@ -129,3 +129,19 @@ def test_the_seeds_mean_reduced_autograd_gives_the_exact_derivative_29() -> None
     rows, problems = replay_case(case)
     assert problems == []
     assert len(rows) == 16 and (rows["value"] == 29.0).all() and (rows["truth"] == 29.0).all()
+
+
+def test_a_known_finding_passes_while_the_engine_still_gets_the_expected_verdict(tmp_path: Path) -> None:
+    # a finding kept in cases/ expects the failing verdict the engine gets today; replay
+    # fails once the engine changes, not before
+    path = tmp_path / "finding.toml"
+    path.write_text(
+        '[[case]]\nid = "softplus-threshold"\nexpr = "softplus(x)"\npoints = [{x = 21.0}]\n'
+        'dtypes = ["float64"]\norders = [1]\nengines = ["torch:reverse"]\nexpect = "mismatch"\n',
+        encoding="utf-8",
+    )
+    text, ok = replay_files([path])
+    assert ok and "pass" in text
+    path.write_text(path.read_text().replace("21.0", "2.0"), encoding="utf-8")  # right there
+    text, ok = replay_files([path])
+    assert not ok and "expected mismatch, got ok" in text
