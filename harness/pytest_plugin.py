@@ -2,9 +2,17 @@
 
 Fixtures:
 
-* ``diffharness_check(engine, **kwargs)``: runs :func:`harness.check_engine` (same
-  keyword arguments), fails the test with the shrunk failure report when the engine is
-  wrong, records every checked row, and returns the :class:`~harness.check.CheckResult`;
+* ``diffharness_check(engine, **kwargs)``: runs :func:`harness.check_engine`, fails the
+  test with the shrunk failure report when the engine is wrong, records every checked
+  row, and returns the :class:`~harness.check.CheckResult`. The keyword arguments are
+  ``check_engine``'s: ``n_examples`` (random cases per dtype and order; here
+  :data:`FIXTURE_DEFAULTS` gives 50, where ``check_engine`` takes 200), ``seed``,
+  ``dtypes`` (float64 and float32), ``orders`` (1 and 2), ``ops`` (the engine's supported
+  ones among the default ops), ``max_size``, ``n_points``, ``variables``,
+  ``unit_examples``, ``spec`` (how the printed rerun command names the engine),
+  ``save_dir`` and ``truth``. Without a ``seed``, a derandomised Hypothesis profile (``ci``)
+  gives each test a seed of its own from its node id, so two runs check the same rows;
+  other profiles draw a new seed each run and print it;
 * ``diffharness_recorder``: ``.add(frame)`` records rows of the long results table that a
   test produced itself (e.g. from :func:`harness.compare` inside a Hypothesis test).
 
@@ -19,6 +27,7 @@ conftest files load after plugins.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from collections.abc import Callable
@@ -28,7 +37,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-__all__ = ["PROFILES", "Recorder"]
+__all__ = ["FIXTURE_DEFAULTS", "PROFILES", "Recorder", "stable_seed"]
+
+FIXTURE_DEFAULTS: dict[str, Any] = {"n_examples": 50}
+"""What ``diffharness_check`` passes to ``check_engine`` unless the test says otherwise: a
+budget that checks one custom op in seconds (the edge and unit phases run in full)."""
 
 PROFILES: dict[str, dict[str, Any]] = {
     "dev": {"max_examples": 20, "deadline": None},
@@ -95,12 +108,20 @@ def diffharness_recorder(request: pytest.FixtureRequest) -> Recorder:
     return request.config.stash[_RECORDER_KEY]
 
 
+def stable_seed(text: str) -> int:
+    """A seed from a test's node id: the same in every run and process."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
 @pytest.fixture
-def diffharness_check(diffharness_recorder: Recorder) -> Callable[..., Any]:
+def diffharness_check(diffharness_recorder: Recorder, request: pytest.FixtureRequest) -> Callable[..., Any]:
     """``diffharness_check(engine, **kwargs)``: assert an engine matches the truth."""
     from harness.check import check_engine
 
     def run(engine: Any, **kwargs: Any) -> Any:
+        kwargs = {**FIXTURE_DEFAULTS, **kwargs}
+        if kwargs.get("seed") is None and settings.default.derandomize:
+            kwargs["seed"] = stable_seed(request.node.nodeid)
         result = check_engine(engine, **kwargs)
         diffharness_recorder.add(result.frame)
         if not result.ok:
@@ -126,11 +147,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workerinput = getattr(session.config, "workerinput", None)
     if workerinput is not None:
         rows_dir.mkdir(parents=True, exist_ok=True)
-        if frames:
-            pd.concat(frames, ignore_index=True).to_pickle(rows_dir / f"{workerinput['workerid']}.pkl")
+        if frames:  # CSV, never pickle: the folder is the user's, and data must not run code
+            rows = pd.concat(frames, ignore_index=True)
+            rows.to_csv(rows_dir / f"{workerinput['workerid']}.csv", index=False)
         return
-    for part in sorted(rows_dir.glob("*.pkl")):
-        frames.append(pd.read_pickle(part))
+    for part in sorted(rows_dir.glob("*.csv")):
+        if part.is_file() and not part.is_symlink():
+            frames.append(pd.read_csv(part, keep_default_na=False, na_values=[""]))
     shutil.rmtree(rows_dir, ignore_errors=True)
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
     run_dir.mkdir(parents=True, exist_ok=True)

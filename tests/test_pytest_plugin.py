@@ -126,10 +126,33 @@ def test_under_xdist_the_report_holds_the_rows_of_every_worker(pytester: pytest.
     report_dir = pytester.path / "dh-report"
     (report_dir / ".diffharness-workers").mkdir(parents=True)
     stale = pd.DataFrame({"engine": ["stale"], "verdict": ["ok"]})
-    stale.to_pickle(report_dir / ".diffharness-workers" / "gw9.pkl")  # from an older run
+    stale.to_csv(report_dir / ".diffharness-workers" / "gw9.csv", index=False)  # from an older run
     # two worker processes; each test lands on one of them
     result = pytester.runpytest_subprocess("-n", "2", "-p", "xdist", "--diffharness-report", str(report_dir))
     result.assert_outcomes(passed=1, failed=1)
     rows = pd.read_csv(report_dir / "results.csv")
     assert set(rows["engine"]) == {"torch:reverse", "doubling"}
     assert not (report_dir / ".diffharness-workers").exists()
+
+
+UNSEEDED_TEST = ENGINES + """
+
+def test_torch_reverse_unseeded(diffharness_check):
+    diffharness_check(
+        TorchEngine("reverse"), n_examples=4, dtypes=("float64",), orders=(1,), ops=("sin", "mul")
+    )
+"""
+
+
+def test_two_runs_under_the_ci_profile_check_the_same_rows(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_engine=UNSEEDED_TEST)
+    tables = []
+    for run in ("a", "b"):
+        report_dir = pytester.path / f"report-{run}"
+        result = pytester.runpytest_subprocess(
+            "--hypothesis-profile", "ci", "--diffharness-report", str(report_dir)
+        )
+        result.assert_outcomes(passed=1)
+        tables.append((report_dir / "results.csv").read_text(encoding="utf-8"))
+    assert tables[0] == tables[1] and tables[0].count("\n") > 10
+
