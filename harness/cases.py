@@ -253,7 +253,8 @@ def _toml_str(s: str) -> str:
 
 
 def save_failure(directory: Path, failure: Any, engine_spec: str) -> Path:
-    """Write a shrunk failure as a case file under ``directory``; returns its path."""
+    """Write a shrunk failure as a case file under ``directory``; returns its path.
+    ``engine_spec`` is empty for an engine no ``--engine`` text rebuilds."""
     import hashlib
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -272,7 +273,8 @@ def save_failure(directory: Path, failure: Any, engine_spec: str) -> Path:
             f"points = [{{{point}}}]",
             f"dtypes = [{_toml_str(failure.dtype)}]",
             f"orders = [{failure.order}]",
-            f"engines = [{_toml_str(engine_spec)}]",
+            f"engines = [{_toml_str(engine_spec)}]" if engine_spec else
+            "# engines: found with an engine built in Python; replay with --engine naming it",
             'expect = "ok"',
             'tags = ["found"]',
             f"note = {_toml_str(f'expected {failure.expected!r}, got {failure.got!r}')}",

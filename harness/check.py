@@ -48,14 +48,34 @@ __all__ = [
 
 
 
-def engine_spec(engine: Engine) -> str:
-    """The text ``--engine`` takes to rebuild ``engine``: a built-in name, else module:class."""
-    from harness.engines import BUILTIN_ENGINES
+def engine_spec(engine: Engine) -> str | None:
+    """The text ``--engine`` takes to rebuild ``engine``, or None where no text can.
 
+    The engine's own ``spec`` attribute when it has one (set it to ``"mymodule:engine"``
+    for an engine object your module defines); a built-in name; None for a torch engine
+    with overrides or on another device (built in Python, it cannot be named on the
+    command line; a subclass of it that sets them in its own ``__init__`` is named by
+    class); otherwise ``module:class``, which rebuilds an engine whose class takes no
+    arguments."""
+    from harness.engines import BUILTIN_ENGINES
+    from harness.engines.torch_ad import TorchEngine
+
+    own = getattr(engine, "spec", None)
+    if isinstance(own, str) and own:
+        return own
     if engine.name in BUILTIN_ENGINES:
         return engine.name
+    if type(engine) is TorchEngine:  # overrides or a device: given in Python, not by name
+        return None
     cls = type(engine)
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+_NOT_FROM_THE_COMMAND_LINE = (
+    "not reproducible from the command line: {engine} is built in Python (give it a "
+    "`spec` attribute naming a module:attr that builds it, or pass spec= to check_engine); "
+    "in Python: {call}"
+)
 
 
 def _mode(engine: Engine) -> str:
@@ -403,6 +423,9 @@ def check_engine(
         )
     seed = random.SystemRandom().randrange(2**32) if seed is None else int(seed)
     spec = spec or engine_spec(engine)
+    settings_text = f"seed={seed}, n_examples={n_examples}, dtypes={dtypes!r}, orders={orders!r}" + (
+        f", ops={tuple(ops)!r}" if tuple(ops) != tuple(DEFAULT_OPS) else ""
+    )
     kinks = "include" if set(ops) & set(KINK_OPS + JUMP_OPS) else "avoid"
     frames: list[pd.DataFrame] = []
     failures: list[Failure] = []
@@ -469,8 +492,13 @@ def check_engine(
             if save_dir is not None:
                 from harness.cases import save_failure
 
-                save_failure(Path(save_dir), failure, spec)
+                save_failure(Path(save_dir), failure, spec or "")
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    if spec is None:
+        rerun = _NOT_FROM_THE_COMMAND_LINE.format(
+            engine=engine.name, call=f"harness.check_engine(engine, {settings_text})"
+        )
+        return CheckResult(engine.name, seed, failures, frame, examples, skipped, rerun)
     words = [
         "diffharness",
         "check",
@@ -495,7 +523,7 @@ def _failure(
     case: tuple[Expr, np.ndarray],
     dtype: str,
     order: int,
-    spec: str,
+    spec: str | None,
     examples: int,
     truth: SymbolicEngine | None,
 ) -> Failure:
@@ -513,7 +541,15 @@ def _failure(
         got=float(worst["value"]),
         ulp_error=float(worst["ulp_error"]),
         verdict=str(worst["verdict"]),
-        command=repro_command(spec, str(worst["expr"]), str(worst["point"]), dtype, order),
+        command=(
+            repro_command(spec, str(worst["expr"]), str(worst["point"]), dtype, order)
+            if spec is not None
+            else _NOT_FROM_THE_COMMAND_LINE.format(
+                engine=engine.name,
+                call=f"harness.compare(engine, harness.parse({str(worst['expr'])!r}), numpy.array("
+                f"[{pts[int(worst['point_index'])].tolist()!r}]), dtype={dtype!r}, order={order})",
+            )
+        ),
         examples=examples,
     )
 

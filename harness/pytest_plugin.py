@@ -120,7 +120,7 @@ def diffharness_check(diffharness_recorder: Recorder, request: pytest.FixtureReq
 
     def run(engine: Any, **kwargs: Any) -> Any:
         kwargs = {**FIXTURE_DEFAULTS, **kwargs}
-        if kwargs.get("seed") is None and settings.default.derandomize:
+        if kwargs.get("seed") is None and settings().derandomize:
             kwargs["seed"] = stable_seed(request.node.nodeid)
         result = check_engine(engine, **kwargs)
         diffharness_recorder.add(result.frame)

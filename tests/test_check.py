@@ -488,3 +488,31 @@ def test_an_engine_that_writes_into_its_points_does_not_move_the_truth() -> None
     assert given[0, 0] == 0.5
     assert rows["point"].tolist() == ["x=0.5"]
     assert rows["verdict"].tolist() == ["ok"]
+
+
+def test_an_overridden_engine_without_a_spec_says_its_rerun_is_python_only(wrong: ModuleType) -> None:
+    engine = TorchEngine("reverse", overrides={"exp": wrong.ExpTwice.apply})
+    result = check_engine(engine, seed=SEED, dtypes=("float64",), orders=(1,), ops=("exp",))
+    assert not result.ok
+    command = result.failures[0].command
+    assert command.startswith("not reproducible from the command line")
+    assert "harness.compare(engine, harness.parse('exp(x)')" in command
+    assert "harness.check_engine(engine, seed=" in result.rerun
+
+
+def test_the_rerun_command_of_an_engine_with_a_spec_reproduces_the_failure(
+    wrong: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = TorchEngine("reverse", overrides={"exp": wrong.ExpTwice.apply})
+    engine.spec = f"{MODULE}:SPECIFIED"  # type: ignore[attr-defined]
+    wrong.SPECIFIED = engine  # what a user's module defines: an engine object by name
+    result = check_engine(engine, seed=SEED, dtypes=("float64",), orders=(1,), ops=("exp",))
+    command = result.failures[0].command
+    assert f"--engine {MODULE}:SPECIFIED" in command
+    capsys.readouterr()
+    assert main(shlex.split(command)[1:]) == 1  # run as printed, it fails again
+    assert "mismatch" in capsys.readouterr().out
+    # the same engine without its overrides passes at that point: the spec carried them
+    plain = shlex.split(command)[1:]
+    plain[plain.index("--engine") + 1] = "torch:reverse"
+    assert main(plain) == 0
