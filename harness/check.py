@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import shlex
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,6 +42,7 @@ __all__ = [
     "assert_engine",
     "check_engine",
     "compare",
+    "default_ops",
     "engine_spec",
     "unit_trees",
 ]
@@ -76,6 +77,21 @@ _NOT_FROM_THE_COMMAND_LINE = (
     "`spec` attribute naming a module:attr that builds it, or pass spec= to check_engine); "
     "in Python: {call}"
 )
+
+
+GLUE_OPS: tuple[str, ...] = ("add", "sub", "mul", "div", "neg")
+"""Ops that join an engine's own ops into trees when only those are checked."""
+
+
+def default_ops(engine: Engine) -> tuple[str, ...]:
+    """The ops :func:`check_engine` searches unless told: for an engine that overrides
+    some ops of another (``TorchEngine(overrides=...)``, any engine with an
+    ``overrides`` mapping) those ops and :data:`GLUE_OPS`, so that a check of your own
+    Function is about your Function; otherwise the default ops."""
+    overrides = getattr(engine, "overrides", None)
+    if isinstance(overrides, Mapping) and overrides:
+        return tuple(dict.fromkeys([*overrides, *GLUE_OPS]))
+    return tuple(DEFAULT_OPS)
 
 
 def _mode(engine: Engine) -> str:
@@ -388,7 +404,7 @@ def check_engine(
     seed: int | None = None,
     dtypes: Iterable[str] = ("float64", "float32"),
     orders: Iterable[int] = (1, 2),
-    ops: Sequence[str] = DEFAULT_OPS,
+    ops: Sequence[str] | None = None,
     max_size: int = 10,
     n_points: int = 8,
     variables: Sequence[str] = ("x", "y"),
@@ -405,7 +421,7 @@ def check_engine(
     side), then every op alone at drawn points (:func:`unit_trees`, ``unit_examples``
     point batches each), then up to ``n_examples`` random (expression, points) cases drawn
     by Hypothesis from those ``ops`` the engine ``supports`` (kink and jump ops put special
-    points at their kinks). Every entry is judged with :func:`compare`. A failing case is
+    points at their kinks; without ``ops``, :func:`default_ops`). Every entry is judged with :func:`compare`. A failing case is
     shrunk to the smallest expression and the fewest, simplest points, then reported with
     the exact command that reproduces it; ``examples`` says how many cases it took.
     ``seed`` fixes the search (printed as ``--seed N``); ``save_dir`` writes each shrunk
@@ -415,7 +431,7 @@ def check_engine(
     dtypes, orders = tuple(dtypes), tuple(orders)
     if n_examples < 1 or unit_examples < 0:
         raise ValueError(f"n_examples={n_examples} must be >= 1 and unit_examples={unit_examples} >= 0")
-    wanted = tuple(ops)
+    wanted = tuple(ops) if ops is not None else default_ops(engine)
     ops = tuple(o for o in wanted if engine.supports(o))
     if not ops:
         raise ValueError(
