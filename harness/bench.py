@@ -406,6 +406,8 @@ def _parser() -> argparse.ArgumentParser:
     camp = sub.add_parser("campaign", help="campaign throughput with 1 and 2 workers, peak memory")
     camp.add_argument("--cases", type=int, default=40)
     camp.add_argument("--workers", default="1,2")
+    det = sub.add_parser("detect", help="time to detection of wrong rules: diffharness against gradcheck")
+    det.add_argument("--budget", type=float, default=10.0, help="seconds per contestant and rule (10)")
     sub.add_parser("all", help="check, scaling (10..300 nodes) and campaign, as one JSON document")
     return parser
 
@@ -439,6 +441,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {row['workers']} worker(s): {row['cases_per_second']:.2f} cases/s")
         print(f"speed-up: {result['speedup']:.2f}; peak memory {result['peak_rss_mb']:.0f} MB")
         print(json.dumps(result, sort_keys=True))
+    elif args.benchmark == "detect":
+        from harness.detection import detect, format_detect
+
+        rows = detect(args.budget)
+        print(format_detect(rows, args.budget))
+        print(json.dumps(rows, sort_keys=True))
     elif args.benchmark == "all":
         results = [bench_check(), bench_scaling((10, 30, 100, 300)), bench_campaign()]
         print(json.dumps(results, sort_keys=True, indent=1))

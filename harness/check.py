@@ -421,9 +421,10 @@ def check_engine(
     side), then every op alone at drawn points (:func:`unit_trees`, ``unit_examples``
     point batches each), then up to ``n_examples`` random (expression, points) cases drawn
     by Hypothesis from those ``ops`` the engine ``supports`` (kink and jump ops put special
-    points at their kinks; without ``ops``, :func:`default_ops`). Every entry is judged with :func:`compare`. A failing case is
-    shrunk to the smallest expression and the fewest, simplest points, then reported with
-    the exact command that reproduces it; ``examples`` says how many cases it took.
+    points at their kinks; without ``ops``, :func:`default_ops`). Every entry is judged
+    with :func:`compare`. A failing case is shrunk to the smallest expression and the
+    fewest, simplest points, then reported with the exact command that reproduces it;
+    ``examples`` says how many cases it took.
     ``seed`` fixes the search (printed as ``--seed N``); ``save_dir`` writes each shrunk
     failure as a case file (see ``harness.cases``). A dtype or order the engine does not
     support (it raises ``EngineError``) is listed in ``skipped``.
