@@ -26,7 +26,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from harness.dtypes import dtype_info
 from harness.edges import edge_points
-from harness.engines.base import Engine, EngineError, check_request
+from harness.engines.base import Engine, EngineError, check_engine_object, check_request
 from harness.expr import Call, Expr, to_text, variables
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
@@ -133,6 +133,7 @@ def compare(
     be anything numpy reads, or a torch/JAX array (detached and moved to the CPU). Bad
     *arguments* (points that do not fit the expression or dtype) raise ``ValueError``.
     """
+    check_engine_object(engine)
     pts = check_request(expr, pts, dtype, order)
     truth = truth or truth_engine()
     names = variables(expr)
@@ -429,6 +430,7 @@ def check_engine(
     failure as a case file (see ``harness.cases``). A dtype or order the engine does not
     support (it raises ``EngineError``) is listed in ``skipped``.
     """
+    check_engine_object(engine)
     dtypes, orders = tuple(dtypes), tuple(orders)
     if n_examples < 1 or unit_examples < 0:
         raise ValueError(f"n_examples={n_examples} must be >= 1 and unit_examples={unit_examples} >= 0")

@@ -516,3 +516,17 @@ def test_the_rerun_command_of_an_engine_with_a_spec_reproduces_the_failure(
     plain = shlex.split(command)[1:]
     plain[plain.index("--engine") + 1] = "torch:reverse"
     assert main(plain) == 0
+
+
+def test_an_object_that_is_not_an_engine_is_named_with_what_it_lacks() -> None:
+    class HalfEngine:
+        name = "half"
+
+        def derivatives(self, expr, points, *, dtype, order=1):  # type: ignore[no-untyped-def]
+            return np.zeros((len(points), 1))
+
+    lacks_supports = r"HalfEngine object is not an Engine: it lacks a method supports\(op\)"
+    with pytest.raises(TypeError, match=lacks_supports):
+        check_engine(HalfEngine())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="lacks a name attribute"):
+        compare(object(), parse("x"), np.array([[1.0]]), dtype="float64")  # type: ignore[arg-type]

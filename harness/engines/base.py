@@ -14,7 +14,7 @@ import numpy as np
 from harness.dtypes import dtype_info, round_array
 from harness.expr import Expr, variables
 
-__all__ = ["Engine", "EngineError", "check_request"]
+__all__ = ["Engine", "EngineError", "check_engine_object", "check_request"]
 
 
 class EngineError(RuntimeError):
@@ -41,6 +41,23 @@ class Engine(Protocol):
     def derivatives(
         self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
     ) -> np.ndarray: ...
+
+
+def check_engine_object(engine: object) -> None:
+    """Raise ``TypeError`` naming what ``engine`` lacks of the :class:`Engine` protocol
+    (a ``name`` string, ``supports(op)``, ``derivatives(expr, points, *, dtype, order)``)."""
+    missing = []
+    if not isinstance(getattr(engine, "name", None), str):
+        missing.append("a name attribute (a string such as 'myengine')")
+    for method, signature in (("supports", "supports(op) -> bool"),
+                              ("derivatives", "derivatives(expr, points, *, dtype, order=1)")):
+        if not callable(getattr(engine, method, None)):
+            missing.append(f"a method {signature}")
+    if missing:
+        raise TypeError(
+            f"engine={type(engine).__name__} object is not an Engine: it lacks {'; '.join(missing)}. "
+            "See harness.engines.base.Engine (the README's DualEngine example has all three)"
+        )
 
 
 def check_request(expr: Expr, points: np.ndarray, dtype: str, order: int) -> np.ndarray:
