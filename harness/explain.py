@@ -1,4 +1,4 @@
-"""``explain``: one expression at one point through every engine, the way the seed does by hand.
+"""``explain``: one expression at one point through every engine, the way a tutorial does it by hand.
 
 The symbolic derivative and its certified value; each AD mode's value with its error in
 ulps and verdict; the error-vs-h table of every finite-difference scheme; and a plain
@@ -107,7 +107,10 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
                 cells.append(f"{_fmt(v):>15} ({rel:7.1e})" if np.isfinite(v) else f"{'n/a':>26}")
             lines.append(f"  {h:<7.0e} " + "".join(f"{c:>26}" for c in cells))
         naive = naive_all[:, 0, i]
-        lines.append("  forward difference as the seed writes it, (f(x + h) - f(x)) / h with the nominal h:")
+        lines.append(
+            "  forward difference as hand-written code computes it, (f(x + h) - f(x)) / h "
+            "with the nominal h:"
+        )
         lines.append(
             "    " + ", ".join(f"h={h:.0e}: {_fmt(v)}" for h, v in zip(DEFAULT_H_GRID, naive, strict=False))
         )

@@ -41,9 +41,9 @@ def square_float32() -> str:
 
 
 def seed_forward_difference(text: str) -> dict[float, float]:
-    """h -> value from the line 'forward difference as the seed writes it'."""
+    """h -> value from the line 'forward difference as hand-written code computes it'."""
     lines = text.splitlines()
-    at = next(i for i, line in enumerate(lines) if "as the seed writes it" in line)
+    at = next(i for i, line in enumerate(lines) if "as hand-written code computes it" in line)
     pairs = re.findall(r"h=([0-9.e+-]+): ([^,\s]+)", lines[at + 1])
     return {float(h): float(v) for h, v in pairs}
 
