@@ -334,7 +334,7 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from harness.fd.stencils import SCHEMES
+    from harness.schema import SCHEMES
 
     p = argparse.ArgumentParser(
         prog="diffharness",

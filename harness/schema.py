@@ -28,6 +28,7 @@ __all__ = [
     "JUDGED",
     "RESULT_COLUMNS",
     "RUN_FAILURES",
+    "SCHEMES",
     "THEORY_COLUMNS",
     "VERDICTS",
     "coordinate",
@@ -90,6 +91,12 @@ FD_COLUMNS: tuple[str, ...] = (
 
 THEORY_COLUMNS: tuple[str, ...] = ("case_id", "dtype", "scheme", "h", "rel_error")
 """Columns of a run's theory curves: the median predicted relative error per case and h."""
+
+SCHEMES: tuple[str, ...] = (
+    "forward", "backward", "central", "five-point", "complex-step", "richardson",
+)
+"""Finite-difference scheme names (the ``scheme`` column), in the order reports list them;
+:mod:`harness.fd.stencils` defines each."""
 
 JUDGED: tuple[str, ...] = (
     "ok",

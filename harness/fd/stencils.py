@@ -24,6 +24,8 @@ import numpy as np
 import sympy
 import torch
 
+from harness.schema import SCHEMES
+
 __all__ = [
     "DEFAULT_H_GRID",
     "RICHARDSON_LEVELS",
@@ -36,10 +38,6 @@ __all__ = [
 
 Tensor = torch.Tensor
 
-SCHEMES: tuple[str, ...] = (
-    "forward", "backward", "central", "five-point", "complex-step", "richardson",
-)
-"""Scheme names, in the order reports list them."""
 
 DEFAULT_H_GRID: tuple[float, ...] = tuple(float(f"1e-{k}") for k in range(1, 17))
 """Nominal steps 1e-1, 1e-2, ..., 1e-16 (correctly rounded decimal literals)."""
