@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ import pandas as pd
 
 from harness.check import RESULT_COLUMNS, compare, point_text_array
 from harness.dtypes import dtype_info, round_array, ulp
-from harness.engines import engine_from_spec
+from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.engines.base import EngineError
 from harness.engines.finite_diff import (
     DEFAULT_H_GRID,
@@ -505,9 +505,14 @@ def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
 
 
 def run_case(
-    task: TaskCase, config: CampaignConfig
+    task: TaskCase, config: CampaignConfig, trusted: Collection[str] | None = None
 ) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every engine, dtype, order and scheme on one case; never raises."""
+    """Every engine, dtype, order and scheme on one case; never raises.
+
+    ``trusted`` are the engine specs the user named (default: ``config.engines``); any
+    other engine of the case comes from a case file and must be built in.
+    """
+    trusted = config.engines if trusted is None else trusted
     frames: list[pd.DataFrame] = []
     diags: list[dict[str, Any]] = []
     theory: list[dict[str, Any]] = []
@@ -515,6 +520,8 @@ def run_case(
         with _time_limit(config.case_timeout):
             for dtype in task.dtypes:
                 for spec in task.engines:
+                    if spec not in trusted:
+                        refuse_unless_builtin(spec, f"the case file of case {task.case_id}")
                     engine = engine_from_spec(spec)
                     for order in task.orders:
                         start = time.perf_counter()
@@ -547,11 +554,13 @@ def run_case(
 
 _WORKER_CONFIG: CampaignConfig | None = None
 _WORKER_PARTS: Path | None = None
+_WORKER_TRUSTED: frozenset[str] = frozenset()
 
 
-def _init_worker(config: CampaignConfig, parts: Path) -> None:
-    global _WORKER_CONFIG, _WORKER_PARTS
+def _init_worker(config: CampaignConfig, parts: Path, trusted: frozenset[str]) -> None:
+    global _WORKER_CONFIG, _WORKER_PARTS, _WORKER_TRUSTED
     _WORKER_PARTS = parts
+    _WORKER_TRUSTED = trusted
     import torch
 
     torch.set_num_threads(1)
@@ -562,7 +571,7 @@ def _work(task: TaskCase) -> int:
     """Run one case and write its part files here, in the worker: the parent only counts,
     so writing CSV does not serialise the workers behind one process."""
     assert _WORKER_CONFIG is not None and _WORKER_PARTS is not None
-    _save_part(_WORKER_PARTS, *run_case(task, _WORKER_CONFIG))
+    _save_part(_WORKER_PARTS, *run_case(task, _WORKER_CONFIG, _WORKER_TRUSTED))
     return task.index
 
 
@@ -574,7 +583,7 @@ _PRELOAD = ["harness.campaign", "torch._dynamo"]
 class _PoolStarter:
     """Starts a forkserver pool in a thread; :meth:`get` waits for it."""
 
-    def __init__(self, workers: int, config: CampaignConfig, parts: Path) -> None:
+    def __init__(self, workers: int, config: CampaignConfig, parts: Path, trusted: frozenset[str]) -> None:
         self._pool: Any = None
         self._error: BaseException | None = None
 
@@ -582,7 +591,7 @@ class _PoolStarter:
             try:
                 ctx = multiprocessing.get_context("forkserver")
                 ctx.set_forkserver_preload(_PRELOAD)
-                self._pool = ctx.Pool(workers, initializer=_init_worker, initargs=(config, parts))
+                self._pool = ctx.Pool(workers, initializer=_init_worker, initargs=(config, parts, trusted))
             except BaseException as exc:  # noqa: BLE001 - re-raised in get()
                 self._error = exc
 
@@ -695,6 +704,7 @@ def run_campaign(
     on_case: Callable[[int], None] | None = None,
     shard: tuple[int, int] | None = None,
     cases_from: str | Path | None = None,
+    user_engines: Sequence[str] = (),
 ) -> CampaignResult:
     """Run (or resume) a campaign into ``run_dir`` and return its tables.
 
@@ -706,6 +716,11 @@ def run_campaign(
     ``cases_from`` (a run folder of the same config) takes the generated cases from its
     ``cases.json`` instead of drawing them, so that every shard runs the same list; a
     resumed run reads its own.
+
+    Engines named by data files are built in only: ``config.engines`` (unless read from
+    ``config.json`` on resume) and ``user_engines`` are the caller's, and only those may be
+    ``package.module:attr`` specs. A resumed run whose ``config.json`` names another
+    engine is refused (``ValueError``) before anything runs.
     """
     run_dir = Path(run_dir)
     parts = run_dir / "parts"
@@ -714,6 +729,15 @@ def run_campaign(
         if not cfg_path.exists():
             raise FileNotFoundError(f"--resume {run_dir}: no config.json there; is it a campaign folder?")
         config = CampaignConfig.from_json(json.loads(cfg_path.read_text()))
+        for spec in config.engines:
+            if spec not in user_engines:
+                try:
+                    refuse_unless_builtin(spec, f"{cfg_path} (field engines)")
+                except ValueError as exc:
+                    raise ValueError(
+                        f"{exc}; if you started this run with --engines {spec} yourself, "
+                        "resume with the same --engines"
+                    ) from None
         shard_path = run_dir / "shard.json"
         shard = _check_shard(tuple(json.loads(shard_path.read_text()))) if shard_path.exists() else None
     elif parts.exists() and any(parts.iterdir()):
@@ -725,9 +749,10 @@ def run_campaign(
     _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
     if shard is not None:
         _write_atomic(run_dir / "shard.json", json.dumps(list(shard)))
+    trusted = frozenset(user_engines) | (frozenset() if resume else frozenset(config.engines))
     started = time.time()
     # Worker processes start (imports, about two seconds) while the cases are drawn here.
-    pool = _PoolStarter(workers, config, parts) if workers > 1 else None
+    pool = _PoolStarter(workers, config, parts, trusted) if workers > 1 else None
     try:
         tasks, problems = build_tasks(config, load_cases_file(source, config) if source else None)
     except BaseException:
@@ -748,7 +773,7 @@ def run_campaign(
     if pool is None or len(todo) <= 1:
         if pool is not None:
             pool.close()
-        _init_worker(config, parts)
+        _init_worker(config, parts, trusted)
         for task in todo:
             _work(task)
             bar.step()

@@ -273,6 +273,10 @@ def save_failure(directory: Path, failure: Any, engine_spec: str) -> Path:
         f"{engine_spec}|{failure.expr}|{failure.point}|{failure.dtype}|{failure.order}".encode()
     ).hexdigest()[:12]
     cid = f"found-{digest}"
+    from harness.engines import BUILTIN_ENGINES
+
+    # replay runs a user engine named in a case file only when the command line names it too
+    rerun_engines = "" if engine_spec in BUILTIN_ENGINES else f" --engines {engine_spec}"
     point = (
         ", ".join(
             f"{name} = {_toml_float(float(value))}"
@@ -284,7 +288,7 @@ def save_failure(directory: Path, failure: Any, engine_spec: str) -> Path:
     body = "\n".join(
         [
             f"# Found by diffharness check: {failure.verdict}, {failure.ulp_error:.3g} ulp.",
-            f"# Rerun: diffharness replay {directory / (cid + '.toml')}",
+            f"# Rerun: diffharness replay {directory / (cid + '.toml')}{rerun_engines}",
             "[[case]]",
             f"id = {_toml_str(cid)}",
             f"expr = {_toml_str(failure.expr)}",

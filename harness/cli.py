@@ -172,6 +172,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume=bool(args.resume),
             shard=args.shard,
             cases_from=args.cases_from,
+            user_engines=args.engines or (),
         )
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None

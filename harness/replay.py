@@ -15,7 +15,7 @@ import pandas as pd
 
 from harness.cases import Case, CaseFileError, case_files, load_cases
 from harness.check import FAILING_VERDICTS, compare
-from harness.engines import engine_from_spec
+from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.engines.finite_diff import FiniteDiffEngine
 from harness.engines.torch_ad import MODES
 
@@ -25,12 +25,19 @@ DEFAULT_ENGINES: tuple[str, ...] = tuple(f"torch:{m}" for m in MODES)
 
 
 def replay_case(case: Case, engines: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Run one case; returns its rows and a list of problems (empty when it passes)."""
+    """Run one case; returns its rows and a list of problems (empty when it passes).
+
+    ``engines`` (the caller's) override the case's; the case file's own engines may only be
+    built in, since a case file may come from anyone (see :func:`refuse_unless_builtin`).
+    """
     specs = tuple(engines or case.engines or DEFAULT_ENGINES)
+    from_file = not engines and bool(case.engines)
     frames: list[pd.DataFrame] = []
     problems: list[str] = []
     for spec in specs:
         try:
+            if from_file:
+                refuse_unless_builtin(spec, f"{case.source}:{case.line} (field engines)")
             engine = engine_from_spec(spec)
         except ValueError as exc:
             problems.append(f"{case.id}: {exc}")
