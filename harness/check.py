@@ -9,6 +9,7 @@ judges a case the same way and produces rows of the same long table.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shlex
 import time
@@ -27,6 +28,7 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from harness.engines.base import Engine, EngineError, check_request
 from harness.engines.symbolic import SymbolicEngine
 from harness.expr import Expr, to_text, variables
+from harness.limits import TimeLimitExceeded, time_limit
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import FAILING, judge, rounding_tolerance
@@ -426,6 +428,7 @@ def check_engine(
     spec: str | None = None,
     save_dir: str | Path | None = None,
     truth: SymbolicEngine | None = None,
+    timeout: float | None = None,
 ) -> CheckResult:
     """Search for a wrong derivative of ``engine`` and shrink the first one found.
 
@@ -437,7 +440,9 @@ def check_engine(
     the exact command that reproduces it; ``examples`` says how many cases it took.
     ``seed`` fixes the search (printed as ``--seed N``); ``save_dir`` writes each shrunk
     failure as a case file (see ``harness.cases``). A dtype or order the engine does not
-    support (it raises ``EngineError``) is listed in ``skipped``.
+    support (it raises ``EngineError``) is listed in ``skipped``. ``timeout`` bounds the
+    seconds of each example: one that runs past stops the search with
+    :class:`harness.limits.TimeLimitExceeded` naming it.
     """
     dtypes, orders = tuple(dtypes), tuple(orders)
     if n_examples < 1 or unit_examples < 0:
@@ -469,7 +474,14 @@ def check_engine(
             ) -> bool:
                 expr, pts = case
                 counter["n"] += 1
-                rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
+                try:
+                    with time_limit(timeout) if timeout else contextlib.nullcontext():
+                        rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
+                except TimeLimitExceeded:
+                    raise TimeLimitExceeded(
+                        f"{to_text(expr)} ({dtype}, order {order}) ran past the time limit of "
+                        f"{timeout:g} s per example"
+                    ) from None
                 if len(rows) and (rows["verdict"] == "skipped").all():
                     raise EngineError(rows.attrs.get("message", "not supported"))
                 bad = bool(rows["verdict"].isin(FAILING_VERDICTS).any())

@@ -7,6 +7,7 @@ reproduced by the finite-difference engine within its ``rtol``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from harness.check import FAILING_VERDICTS, compare
 from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.engines.finite_diff import FiniteDiffEngine
 from harness.engines.torch_ad import MODES
+from harness.limits import TimeLimitExceeded, time_limit
 
 __all__ = ["replay_case", "replay_files"]
 
@@ -70,8 +72,13 @@ def replay_case(case: Case, engines: Sequence[str] | None = None) -> tuple[pd.Da
     return frame, problems
 
 
-def replay_files(paths: Sequence[str | Path], engines: Sequence[str] | None = None) -> tuple[str, bool]:
-    """Replay every case in ``paths`` (files or folders); returns a report and pass/fail."""
+def replay_files(
+    paths: Sequence[str | Path], engines: Sequence[str] | None = None, timeout: float | None = None
+) -> tuple[str, bool]:
+    """Replay every case in ``paths`` (files or folders); returns a report and pass/fail.
+
+    ``timeout`` bounds the seconds of each case: one that runs past fails, and the rest run.
+    """
     lines: list[str] = []
     ok = True
     for root in paths:
@@ -87,7 +94,11 @@ def replay_files(paths: Sequence[str | Path], engines: Sequence[str] | None = No
                 ok = False
                 continue
             for case in cases:
-                rows, problems = replay_case(case, engines)
+                try:
+                    with time_limit(timeout) if timeout else contextlib.nullcontext():
+                        rows, problems = replay_case(case, engines)
+                except TimeLimitExceeded:
+                    rows, problems = pd.DataFrame(), [f"{case.id}: ran past --timeout {timeout:g} s"]
                 counts = rows["verdict"].value_counts().to_dict() if len(rows) else {}
                 summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                 lines.append(f"{'FAIL' if problems else 'pass'}  {path}:{case.line}  {case.id}  ({summary})")
