@@ -1001,8 +1001,10 @@ def run_campaign(
     notes: list[str] = []  # damaged files resume found, and what it did about them
     if os.path.islink(parts):
         raise ValueError(f"{parts}: a symlink; a run folder's parts/ must be a folder inside it")
+    started_with: dict[str, Any] = {}
     if resume:
         config, shard = _resumed_config(run_dir, user_engines)
+        started_with = _started_with(run_dir, config)
         complete = _check_complete(run_dir)
         if complete == "":
             return _load_complete(run_dir, config, {"workers": workers, "shard": shard})
@@ -1028,7 +1030,19 @@ def run_campaign(
         tasks, problems = build_tasks(config, load_cases_file(source, config) if source else None)
         if source is None or Path(source).resolve() != (run_dir / CASES_FILE).resolve():
             save_cases_file(run_dir, tasks)
-        info = {"cases": len(tasks), "corpus_problems": problems, "fingerprint": _fingerprint(tasks)}
+        fingerprint = _fingerprint(tasks)
+        if started_with.get("fingerprint") not in (None, fingerprint):
+            raise ValueError(
+                f"{run_dir / CASES_FILE}: the cases of this run (its {CASES_FILE} and the corpus "
+                f"{', '.join(config.corpus) or '-'}) differ from those it started with (tasks.json "
+                "records their fingerprint); restore them, or start a new run"
+            )
+        info = {
+            "cases": len(tasks),
+            "corpus_problems": problems,
+            "fingerprint": fingerprint,
+            "config_sha256": _config_digest(config),
+        }
         _write_atomic(run_dir / "tasks.json", json.dumps(info))
         todo = []
         for task in tasks:
@@ -1065,6 +1079,26 @@ def run_campaign(
             pool.close()
     extra = {"workers": workers, "shard": shard, "damaged": notes}
     return _finish(run_dir, config, len(tasks), problems, started, extra, remove_parts=shard is None)
+
+
+def _config_digest(config: CampaignConfig) -> str:
+    return hashlib.sha256(json.dumps(config.to_json(), indent=2).encode("utf-8")).hexdigest()
+
+
+def _started_with(run_dir: Path, config: CampaignConfig) -> dict[str, Any]:
+    """What ``tasks.json`` recorded when the run started ({} when it cannot be read: it is
+    written again). ``ValueError`` when ``config.json`` no longer holds that config."""
+    try:
+        info = _tasks_info(run_dir / "tasks.json")
+    except ValueError:
+        return {}
+    recorded = info.get("config_sha256")
+    if recorded is not None and recorded != _config_digest(config):
+        raise ValueError(
+            f"{run_dir / 'config.json'}: differs from the config this run started with (tasks.json "
+            "records its SHA-256); restore it, or start a new run"
+        )
+    return info
 
 
 def _resumed_config(
@@ -1249,6 +1283,7 @@ def _tasks_info(path: Path) -> dict[str, Any]:
         and isinstance(info.get("corpus_problems"), list)
         and all(isinstance(p, str) for p in info["corpus_problems"])
         and isinstance(info.get("fingerprint"), (str, type(None)))
+        and isinstance(info.get("config_sha256"), (str, type(None)))
     ):
         raise ValueError(
             f"{path}: expected cases (a whole number up to {2 * MAX_CASES}), corpus_problems "
