@@ -58,6 +58,7 @@ from harness.limits import (
     DataFileError,
     TimeLimitExceeded,
     check_seconds,
+    import_lazy_modules,
     read_data_bytes,
     read_data_file,
     time_limit,
@@ -620,6 +621,7 @@ def _init_worker(config: CampaignConfig, parts: Path, trusted: frozenset[str]) -
     import torch
 
     torch.set_num_threads(1)
+    import_lazy_modules()
     _WORKER_CONFIG = config
 
 

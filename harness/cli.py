@@ -279,7 +279,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from harness.check import check_engine, compare
     from harness.engines import engine_from_spec
     from harness.expr import variables
-    from harness.limits import TimeLimitExceeded, time_limit
+    from harness.limits import TimeLimitExceeded, import_lazy_modules, time_limit
+
+    import_lazy_modules()
 
     try:
         engine = engine_from_spec(args.engine)
@@ -338,8 +340,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from harness.expr import variables
 
     pts = _parse_at(args.at, variables(expr))
-    from harness.limits import TimeLimitExceeded, time_limit
+    from harness.limits import TimeLimitExceeded, import_lazy_modules, time_limit
 
+    import_lazy_modules()
     try:
         with time_limit(args.timeout):
             text = explain(expr, pts[0], dtype=args.dtype, order=args.order)

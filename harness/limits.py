@@ -26,6 +26,7 @@ __all__ = [
     "MAX_POINTS",
     "TimeLimitExceeded",
     "check_seconds",
+    "import_lazy_modules",
     "read_data_bytes",
     "read_data_file",
     "time_limit",
@@ -99,6 +100,13 @@ def check_seconds(seconds: float, name: str = "--timeout") -> float:
     return float(seconds)
 
 
+def import_lazy_modules() -> None:
+    """Import what libraries import on first use, before any :func:`time_limit`: an import
+    cut off by the alarm leaves a half-made module behind, and every later case that needs
+    it fails (torch.func imports torch._dynamo on its first call)."""
+    import torch._dynamo  # noqa: F401
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Raise :class:`TimeLimitExceeded` in this thread once ``seconds`` have passed.
@@ -113,6 +121,9 @@ def time_limit(seconds: float) -> Iterator[None]:
         return
 
     def on_alarm(signum: int, frame: Any) -> None:
+        # Raised inside a __del__ or a callback, the exception is only printed ("unraisable"):
+        # fire again soon until one reaches the body; leaving the block disarms the timer.
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
         raise TimeLimitExceeded(f"ran past its time limit of {seconds:g} s")
 
     old = signal.signal(signal.SIGALRM, on_alarm)

@@ -19,7 +19,7 @@ from harness.check import FAILING_VERDICTS, compare
 from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.engines.finite_diff import FiniteDiffEngine
 from harness.engines.torch_ad import MODES
-from harness.limits import TimeLimitExceeded, time_limit
+from harness.limits import TimeLimitExceeded, import_lazy_modules, time_limit
 
 __all__ = ["replay_case", "replay_files"]
 
@@ -81,6 +81,8 @@ def replay_files(
     """
     lines: list[str] = []
     ok = True
+    if timeout:
+        import_lazy_modules()
     for root in paths:
         files = case_files(root) if Path(root).exists() else []
         if not files:
