@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -202,14 +203,29 @@ class TaskCase:
 
 @dataclass
 class CampaignResult:
-    """A finished (or resumed) campaign: its folder and its tables."""
+    """A finished (or resumed) campaign: its folder and its tables.
+
+    ``judged`` holds the rows of results.csv that carry a verdict (the engines under test,
+    and ``error``/``timeout`` rows) and ``error_table`` the report's error-against-h table of
+    its finite-difference rows: both are built reading results.csv in chunks, so memory does
+    not grow with the finite-difference rows. ``results``, the whole long table, is read
+    from results.csv when first asked for.
+    """
 
     run_dir: Path
-    results: pd.DataFrame
+    judged: pd.DataFrame
     fd_diagnostics: pd.DataFrame
     theory: pd.DataFrame
     timings: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+    error_table: pd.DataFrame | None = None
+
+    @functools.cached_property
+    def results(self) -> pd.DataFrame:
+        """results.csv, every row (it grows with the run: a 2,000-case run is about 1 GB)."""
+        results = pd.read_csv(self.run_dir / "results.csv", keep_default_na=False, na_values=[""])
+        results["verdict"] = results["verdict"].fillna("")
+        return results
 
 
 # ---- the case list ------------------------------------------------------------------
@@ -1371,9 +1387,8 @@ def _result(
     extra: dict[str, Any],
     theory: pd.DataFrame,
 ) -> CampaignResult:
-    """The run's tables, read from its folder, and its metadata."""
-    results = pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
-    results["verdict"] = results["verdict"].fillna("")
+    """The run's tables, read from its folder in chunks, and its metadata."""
+    judged, error_table = _read_results(run_dir / "results.csv")
     metadata = {
         "versions": _versions(),
         "config": config.to_json(),
@@ -1388,12 +1403,58 @@ def _result(
     }
     return CampaignResult(
         run_dir,
-        results,
-        pd.read_csv(run_dir / "fd_diagnostics.csv"),
+        judged,
+        _read_compact(run_dir / "fd_diagnostics.csv", {}),
         theory,
-        pd.read_csv(run_dir / "timings.csv"),
+        _read_compact(run_dir / "timings.csv", {}),
         metadata,
+        error_table,
     )
+
+
+CHUNK_ROWS = 200_000
+"""Rows of a table read at a time: memory for reading is this, not the table's size."""
+
+
+def _read_results(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The judged rows of results.csv (``scheme`` empty) and the error-against-h table of
+    its finite-difference rows, reading ``CHUNK_ROWS`` rows at a time: of each
+    finite-difference row only its relative error is kept, under (scheme, dtype, h)."""
+    judged: list[pd.DataFrame] = []
+    errors: dict[tuple[str, str, float], list[np.ndarray]] = {}
+    canon: dict[str, str] = {}
+    for chunk in pd.read_csv(path, keep_default_na=False, na_values=[""], chunksize=CHUNK_ROWS):
+        fd = chunk["scheme"].notna() & (chunk["scheme"] != "")
+        judged.append(_compact(chunk[~fd].copy(), canon))
+        rows = chunk[fd & (pd.to_numeric(chunk["order"], errors="coerce") == 1)]
+        h = pd.to_numeric(rows["h"], errors="coerce").astype(float)
+        rel = pd.to_numeric(rows["rel_error"], errors="coerce").astype(float)
+        rows = pd.DataFrame(
+            {"scheme": rows["scheme"].astype(str), "dtype": rows["dtype"].astype(str), "h": h, "rel": rel}
+        )[h.notna()]
+        for key, values in rows.groupby(["scheme", "dtype", "h"])["rel"]:
+            errors.setdefault(key, []).append(values.to_numpy(dtype=np.float64))
+    frame = pd.concat(judged, ignore_index=True) if judged else pd.DataFrame(columns=list(CSV_COLUMNS))
+    frame["verdict"] = frame["verdict"].fillna("")
+    from harness.report import error_vs_h_table
+
+    return frame, error_vs_h_table({k: np.concatenate(v) for k, v in errors.items()})
+
+
+def _read_compact(path: Path, canon: dict[str, str]) -> pd.DataFrame:
+    """A CSV table read in chunks, each text value stored once however often it repeats."""
+    chunks = [_compact(c, canon) for c in pd.read_csv(path, chunksize=CHUNK_ROWS)]
+    return pd.concat(chunks, ignore_index=True) if chunks else pd.read_csv(path)
+
+
+def _compact(frame: pd.DataFrame, canon: dict[str, str]) -> pd.DataFrame:
+    """``frame`` with equal strings of its text columns made one object (``canon`` holds
+    them): pandas makes a new string per cell, which multiplies the memory of a table."""
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            values = [canon.setdefault(v, v) if type(v) is str else v for v in frame[column].to_numpy()]
+            frame[column] = pd.Series(values, index=frame.index, dtype=object)
+    return frame
 
 
 def _check_complete(run_dir: Path) -> str | None:

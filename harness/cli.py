@@ -236,7 +236,14 @@ def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -
     """Write the report, point ``out/latest`` at it and print the summary lines."""
     from harness.report import write_report
 
-    html = write_report(run_dir, result.results, result.fd_diagnostics, result.theory, result.metadata)
+    html = write_report(
+        run_dir,
+        result.judged,
+        result.fd_diagnostics,
+        result.theory,
+        result.metadata,
+        error_table=result.error_table,
+    )
     latest = out / "latest"
     try:
         if latest.is_symlink():
@@ -247,7 +254,7 @@ def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -
             latest.symlink_to(run_dir.resolve(), target_is_directory=True)
     except OSError:
         pass
-    verdicts = result.results.loc[result.results["verdict"] != "", "verdict"].value_counts()
+    verdicts = result.judged.loc[result.judged["verdict"] != "", "verdict"].value_counts()
     failing = int(
         verdicts.reindex(["mismatch", "nan-mismatch", "kink-violation", "error", "timeout"]).fillna(0).sum()
     )
@@ -256,7 +263,7 @@ def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -
     print(
         f"diffharness {'merge' if 'merged_from' in result.metadata else 'run'}: "
         + (
-            f"{result.results['case_id'].nunique()} of {n_cases} cases (shard {shard[0]}/{shard[1]})"
+            f"{result.judged['case_id'].nunique()} of {n_cases} cases (shard {shard[0]}/{shard[1]})"
             if shard
             else f"{n_cases} cases"
         )

@@ -288,3 +288,22 @@ def test_resume_refuses_a_config_json_edited_since_the_run_started(
     with pytest.raises(ValueError, match="config.json: differs from the config this run started with"):
         run_campaign(SMALL, run_dir, resume=True, progress=False)
 
+
+
+def test_the_report_read_in_chunks_is_the_report_of_the_whole_table(
+    clean_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.report import error_vs_h, render_html
+
+    monkeypatch.setattr(campaign, "CHUNK_ROWS", 7)  # many chunks, each a mix of row kinds
+    run_dir = tmp_path / "run"
+    shutil.copytree(clean_run, run_dir)
+    result = run_campaign(SMALL, run_dir, resume=True, progress=False)
+    assert result.error_table is not None
+    pd.testing.assert_frame_equal(result.error_table, error_vs_h(result.results))
+    assert (result.results["scheme"].isna()).sum() == len(result.judged)
+    whole = render_html(result.results, result.fd_diagnostics, result.theory, {})
+    chunked = render_html(
+        result.judged, result.fd_diagnostics, result.theory, {}, error_table=result.error_table
+    )
+    assert chunked == whole
