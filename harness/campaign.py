@@ -1015,6 +1015,8 @@ def run_campaign(
     engine is refused (``ValueError``) before anything runs.
     """
     run_dir = Path(run_dir)
+    if not 0 <= workers <= max_workers():
+        raise ValueError(f"workers={workers}: expected 0 to {max_workers()} (4 per CPU core, at least 64)")
     parts = run_dir / "parts"
     notes: list[str] = []  # damaged files resume found, and what it did about them
     if os.path.islink(parts):
@@ -1117,6 +1119,11 @@ def _started_with(run_dir: Path, config: CampaignConfig) -> dict[str, Any]:
             "records its SHA-256); restore it, or start a new run"
         )
     return info
+
+
+def max_workers() -> int:
+    """Most worker processes a run may start: 4 per CPU core, at least 64."""
+    return max(64, 4 * (os.cpu_count() or 1))
 
 
 def _resumed_config(

@@ -336,3 +336,15 @@ def test_replay_fails_a_case_past_its_time_limit_and_goes_on(
     assert [line.split()[0] for line in out.splitlines() if not line.startswith(" ")] == [
         "pass", "FAIL", "pass"
     ]
+
+
+def test_a_worker_count_past_the_limit_is_refused_before_any_process_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.campaign import max_workers
+
+    code, _, err = invoke(
+        capsys, "run", "--cases", "1", "--no-corpus", "--workers", str(max_workers() + 1),
+        "--out", str(tmp_path), "--name", "w",
+    )
+    assert_one_line_error(code, err, "workers", str(max_workers()))
