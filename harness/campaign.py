@@ -1170,7 +1170,8 @@ def _cases_source(
                 "folder of a run (a shard) of this campaign"
             )
         ours = json.loads(json.dumps(config.to_json()))  # tuples as lists, as in the file
-        differ = _differing_options(json.loads(cfg_path.read_text()), ours)
+        theirs = _read_json(cfg_path, "config.json")
+        differ = _differing_options(theirs if isinstance(theirs, dict) else {}, ours)
         if differ:
             raise ValueError(
                 f"--cases-from {src}: that run's options differ in {', '.join(differ)}; "
@@ -1260,7 +1261,7 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
         tasks, problems = build_tasks(config)
         n = len(tasks)
     parts.mkdir(parents=True, exist_ok=True)
-    merged: dict[int, list[bytes]] = {}
+    merged: dict[int, list[str]] = {}  # the SHA-256 of each case's files, from any shard
     for src, _ in configs:
         for i in range(n):
             try:
@@ -1269,8 +1270,9 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
                 raise ValueError(f"{exc}; run its case again with: diffharness run --resume {src}") from None
             if files is None:
                 continue
+            digests = [hashlib.sha256(data).hexdigest() for data in files]
             if i in merged:
-                if merged[i] != files:
+                if merged[i] != digests:
                     raise ValueError(
                         f"{src / 'parts' / _part_names(i)[0]} and the same case from another shard "
                         "differ; shards of one campaign must come from the same diffharness and "
@@ -1278,7 +1280,7 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
                     )
                 continue
             _write_case_parts(parts, i, files)
-            merged[i] = files if len(configs) > 1 else []
+            merged[i] = digests
     _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
     _write_atomic(
         run_dir / "tasks.json",

@@ -307,3 +307,18 @@ def test_the_report_read_in_chunks_is_the_report_of_the_whole_table(
         result.judged, result.fd_diagnostics, result.theory, {}, error_table=result.error_table
     )
     assert chunked == whole
+
+
+def test_resume_on_the_command_line_names_each_damaged_part_on_stderr(
+    unjoined_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(unjoined_run, run_dir)
+    _empty(run_dir / "parts" / "00001.fd.csv")
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert f"damaged: {run_dir / 'parts' / '00001.fd.csv'}: 0 bytes" in err
+    assert "case g00001 runs again" in err
