@@ -348,3 +348,27 @@ def test_a_worker_count_past_the_limit_is_refused_before_any_process_starts(
         "--out", str(tmp_path), "--name", "w",
     )
     assert_one_line_error(code, err, "workers", str(max_workers()))
+
+
+def test_a_check_search_stops_at_an_example_past_its_time_limit_naming_it() -> None:
+    import time
+
+    import numpy as np
+
+    from harness.check import check_engine
+    from harness.engines.torch_ad import TorchEngine
+    from harness.limits import TimeLimitExceeded
+
+    class Sleeper(TorchEngine):
+        def derivatives(self, expr: object, points: np.ndarray, *, dtype: str, order: int = 1) -> object:
+            try:
+                time.sleep(600)
+            except Exception:  # noqa: BLE001, S110 - swallows what it can, as engines do
+                pass
+            return super().derivatives(expr, points, dtype=dtype, order=order)
+
+    with pytest.raises(TimeLimitExceeded, match="per example"):
+        check_engine(
+            Sleeper(), n_examples=1, unit_examples=1, dtypes=("float64",), orders=(1,), seed=1,
+            timeout=1.0,
+        )
