@@ -5,12 +5,18 @@ run folder). Its cases are the corpus files plus ``n_cases`` generated ones, dra
 Hypothesis from ``seed`` in the parent process, so the case list, and therefore
 ``results.csv``, is byte-identical for the same seed whatever the number of workers.
 
-Each finished case is written at once to ``parts/NNNNN.csv`` (atomically), so an
-interrupted run keeps what it finished and ``resume`` skips those cases. A case that
+Each finished case is written at once to ``parts/NNNNN*.csv`` (atomically), then recorded
+(sizes and SHA-256) in ``parts/NNNNN.json``, so an interrupted run keeps what it finished
+and ``resume`` skips those cases, after checking each against its record. A case that
 raises or runs past ``case_timeout`` seconds becomes a row with verdict ``error`` or
-``timeout``; it never stops the run. ``results.csv`` holds every column of
-:data:`harness.check.RESULT_COLUMNS` except ``seconds``, which differs between runs and so
-goes to ``timings.csv``.
+``timeout``, and a worker process that dies twice on a case an ``error`` row; none stops
+the run. ``results.csv`` holds every column of :data:`harness.check.RESULT_COLUMNS` except
+``seconds``, which differs between runs and so goes to ``timings.csv``. The tables are
+joined from the parts file by file; once every case is in, ``complete.json`` records them
+and ``parts/`` is removed.
+
+A run folder is data that may come from anyone: its files are read bounded, never through
+a link, and the engines its ``config.json`` names must be built in.
 """
 
 from __future__ import annotations
