@@ -322,3 +322,36 @@ def test_resume_on_the_command_line_names_each_damaged_part_on_stderr(
     err = capsys.readouterr().err
     assert f"damaged: {run_dir / 'parts' / '00001.fd.csv'}: 0 bytes" in err
     assert "case g00001 runs again" in err
+
+
+def test_a_run_killed_with_sigkill_mid_way_resumes_to_the_uninterrupted_results(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from harness.cli import main
+
+    options = [
+        "--cases", "12", "--seed", "3", "--no-corpus", "--engines", "torch:reverse",
+        "--dtypes", "float64", "--schemes", "central", "--workers", "2", "--out", str(tmp_path),
+    ]
+    assert main(["run", *options, "--name", "clean"]) == 0
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", *options, "--name", "killed"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        while len(list((killed / "parts").glob("*.json"))) < 2:
+            assert process.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGKILL)  # the parent and its workers, mid-way
+    finally:
+        process.wait()
+    assert not (killed / "complete.json").exists()
+    assert main(["run", "--resume", str(killed)]) == 0
+    assert (killed / "results.csv").read_bytes() == (tmp_path / "clean" / "results.csv").read_bytes()
