@@ -5,28 +5,39 @@ run folder). Its cases are the corpus files plus ``n_cases`` generated ones, dra
 Hypothesis from ``seed`` in the parent process, so the case list, and therefore
 ``results.csv``, is byte-identical for the same seed whatever the number of workers.
 
-Each finished case is written at once to ``parts/NNNNN.csv`` (atomically), so an
-interrupted run keeps what it finished and ``resume`` skips those cases. A case that
+Each finished case is written at once to ``parts/NNNNN*.csv`` (atomically), then recorded
+(sizes and SHA-256) in ``parts/NNNNN.json``, so an interrupted run keeps what it finished
+and ``resume`` skips those cases, after checking each against its record. A case that
 raises or runs past ``case_timeout`` seconds becomes a row with verdict ``error`` or
-``timeout``; it never stops the run. ``results.csv`` holds every column of
-:data:`harness.check.RESULT_COLUMNS` except ``seconds``, which differs between runs and so
-goes to ``timings.csv``.
+``timeout``, and a worker process that dies twice on a case an ``error`` row; none stops
+the run. ``results.csv`` holds every column of :data:`harness.schema.RESULT_COLUMNS` except
+``seconds``, which differs between runs and so goes to ``timings.csv``. The tables are
+joined from the parts file by file; once every case is in, ``complete.json`` records them
+and ``parts/`` is removed.
+
+A run folder is data that may come from anyone: its files are read bounded, never through
+a link, and the engines its ``config.json`` names must be built in.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
+import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import shutil
 import signal
+import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +47,22 @@ import pandas as pd
 
 from harness.check import compare
 from harness.dtypes import dtype_info, round_array
-from harness.engines import engine_from_spec
+from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.expr import Expr, to_text, variables
 from harness.fd.stencils import DEFAULT_H_GRID, SCHEMES
 from harness.fd.tables import fd_tables
-from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
+from harness.limits import (
+    MAX_CASES,
+    MAX_POINTS,
+    DataFileError,
+    TimeLimitExceeded,
+    check_seconds,
+    import_lazy_modules,
+    read_data_bytes,
+    read_data_file,
+    time_limit,
+)
+from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
 from harness.parse import parse
 from harness.schema import CSV_COLUMNS, FD_COLUMNS, RESULT_COLUMNS, THEORY_COLUMNS
 from harness.truth import truth_engine
@@ -76,27 +98,69 @@ class CampaignConfig:
     case_timeout: float = 60.0
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         for d in self.dtypes:
             dtype_info(d)
         bad = [s for s in self.schemes if s not in SCHEMES]
         if bad:
             raise ValueError(f"schemes={bad} unknown; expected some of {list(SCHEMES)}")
-        if self.n_cases < 0:
-            raise ValueError(f"n_cases={self.n_cases} must be >= 0")
+        if not 0 <= self.n_cases <= MAX_CASES:
+            raise ValueError(f"n_cases={self.n_cases}: expected 0 to {MAX_CASES}")
         for o in self.orders:
             if o not in (1, 2):
                 raise ValueError(f"orders={self.orders}: each order must be 1 or 2")
+        unknown_ops = [o for o in self.ops if o not in OPS]
+        if unknown_ops:
+            raise ValueError(f"ops={unknown_ops} unknown; expected some of {list(OPS)}")
+        if not 1 <= self.n_points <= MAX_POINTS:
+            raise ValueError(f"n_points={self.n_points}: expected 1 to {MAX_POINTS}")
+        if not 1 <= self.max_size <= MAX_EXPR_SIZE:
+            raise ValueError(f"max_size={self.max_size}: expected 1 to {MAX_EXPR_SIZE}")
+        if any(not (abs(h) < 1e300 and math.isfinite(h) and h > 0) for h in self.h_grid):
+            raise ValueError(f"h_grid={list(self.h_grid)}: expected finite steps > 0")
+        check_seconds(self.case_timeout, "case_timeout")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CampaignConfig:
+        """The config saved by :meth:`to_json`; ``ValueError`` names a field of a wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object of campaign options, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known
         }
         return cls(**kwargs)
+
+
+MAX_EXPR_SIZE = 200
+"""Largest ``max_size`` (nodes of a generated expression) a campaign may ask for."""
+
+
+def _check_field_types(config: CampaignConfig) -> None:
+    """``ValueError`` naming the first field whose value is not of its declared type
+    (``config.json`` is a data file: any field may hold anything)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        default = f.default
+        if isinstance(default, tuple):
+            item = type(default[0]) if default else str
+            ok = isinstance(value, tuple) and all(
+                isinstance(v, item) and not isinstance(v, bool)
+                or (item is float and isinstance(v, int) and not isinstance(v, bool))
+                for v in value
+            )
+            expected = f"a list of {item.__name__}"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            expected = "a number"
+        else:
+            ok = isinstance(value, type(default)) and not isinstance(value, bool)
+            expected = f"a value of type {type(default).__name__}"
+        if not ok:
+            raise ValueError(f"{f.name}={value!r}: expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -115,14 +179,29 @@ class TaskCase:
 
 @dataclass
 class CampaignResult:
-    """A finished (or resumed) campaign: its folder and its tables."""
+    """A finished (or resumed) campaign: its folder and its tables.
+
+    ``judged`` holds the rows of results.csv that carry a verdict (the engines under test,
+    and ``error``/``timeout`` rows) and ``error_table`` the report's error-against-h table of
+    its finite-difference rows: both are built reading results.csv in chunks, so memory does
+    not grow with the finite-difference rows. ``results``, the whole long table, is read
+    from results.csv when first asked for.
+    """
 
     run_dir: Path
-    results: pd.DataFrame
+    judged: pd.DataFrame
     fd_diagnostics: pd.DataFrame
     theory: pd.DataFrame
     timings: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+    error_table: pd.DataFrame | None = None
+
+    @functools.cached_property
+    def results(self) -> pd.DataFrame:
+        """results.csv, every row (it grows with the run: a 2,000-case run is about 1 GB)."""
+        results = pd.read_csv(self.run_dir / "results.csv", keep_default_na=False, na_values=[""])
+        results["verdict"] = results["verdict"].fillna("")
+        return results
 
 
 # ---- the case list ------------------------------------------------------------------
@@ -252,55 +331,51 @@ def save_cases_file(run_dir: Path, tasks: Sequence[TaskCase]) -> None:
 
 
 def load_cases_file(path: Path, config: CampaignConfig) -> list[tuple[Expr, np.ndarray]]:
-    """The generated cases saved by :func:`save_cases_file` (``path`` is the file)."""
+    """The generated cases saved by :func:`save_cases_file` (``path`` is the file).
+
+    Bounded like every data file: at most :func:`_cases_file_limit` bytes, exactly
+    ``config.n_cases`` cases of ``config.n_points`` points over the config's variables.
+    """
+    limit = _cases_file_limit(config)
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))["generated"]
+        items = json.loads(read_data_file(path, limit, follow_symlinks=False))["generated"]
+        if not isinstance(items, list):
+            raise TypeError("'generated' is not a list")
+        if len(items) != config.n_cases:
+            raise ValueError(
+                f"{path} holds {len(items)} generated cases, but the campaign asks for "
+                f"n_cases={config.n_cases}; use the same --cases as the run that wrote it"
+            )
         cases = []
-        for item in items:
+        for k, item in enumerate(items):
             expr = parse(item["expr"])
-            pts = np.asarray(item["points"], dtype=np.float64).reshape(len(item["points"]), -1)
+            raw = item["points"]
+            if not isinstance(raw, list) or len(raw) != config.n_points:
+                raise ValueError(f"case {k} has {len(raw)} points, expected n_points={config.n_points}")
+            pts = np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)
+            if pts.shape[1] != len(variables(expr)) or pts.shape[1] > len(config.variables):
+                raise ValueError(f"case {k}: points of {pts.shape[1]} values for {to_text(expr)!r}")
             cases.append((expr, pts))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except DataFileError as exc:
+        raise ValueError(f"{exc}; expected the {CASES_FILE} of a run") from None
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
+        if str(exc).startswith(str(path)):
+            raise
         raise ValueError(
-            f"{path}: not a readable case list ({exc}); expected the cases.json of a run"
-        ) from exc
-    if len(cases) != config.n_cases:
-        raise ValueError(
-            f"{path} holds {len(cases)} generated cases, but the campaign asks for "
-            f"n_cases={config.n_cases}; use the same --cases as the run that wrote it"
-        )
+            f"{path}: not a readable case list ({type(exc).__name__}: {str(exc)[:200]}); "
+            "expected the cases.json of a run"
+        ) from None
     return cases
 
 
+def _cases_file_limit(config: CampaignConfig) -> int:
+    """Bytes a ``cases.json`` of ``config`` may hold: generous per case (about 40 bytes a
+    number, 80 an expression node), so that only a file of other cases reaches it."""
+    per_case = 200 + 80 * config.max_size + 40 * config.n_points * len(config.variables)
+    return 1000 + config.n_cases * per_case
+
+
 # ---- one case -----------------------------------------------------------------------
-
-
-class CaseTimeout(Exception):
-    """Raised inside a worker when a case runs past its time limit."""
-
-
-@contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    if seconds <= 0 or not hasattr(signal, "setitimer") or not _main_thread():
-        yield
-        return
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise CaseTimeout(f"case ran past {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 
@@ -326,17 +401,28 @@ def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
     return pd.DataFrame([row], columns=list(RESULT_COLUMNS))
 
 
+def _timeout_message(config: CampaignConfig) -> str:
+    return f"case ran past {config.case_timeout} s"
+
+
 def run_case(
-    task: TaskCase, config: CampaignConfig
+    task: TaskCase, config: CampaignConfig, trusted: Collection[str] | None = None
 ) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every engine, dtype, order and scheme on one case; never raises."""
+    """Every engine, dtype, order and scheme on one case; never raises.
+
+    ``trusted`` are the engine specs the user named (default: ``config.engines``); any
+    other engine of the case comes from a case file and must be built in.
+    """
+    trusted = config.engines if trusted is None else trusted
     frames: list[pd.DataFrame] = []
     diags: list[dict[str, Any]] = []
     theory: list[dict[str, Any]] = []
     try:
-        with _time_limit(config.case_timeout):
+        with time_limit(config.case_timeout):
             for dtype in task.dtypes:
                 for spec in task.engines:
+                    if spec not in trusted:
+                        refuse_unless_builtin(spec, f"the case file of case {task.case_id}")
                     engine = engine_from_spec(spec)
                     for order in task.orders:
                         start = time.perf_counter()
@@ -360,8 +446,8 @@ def run_case(
                     frames += f
                     diags += d
                     theory += th
-    except CaseTimeout as exc:
-        frames.append(_error_row(task, "timeout", str(exc)))
+    except TimeLimitExceeded:
+        frames.append(_error_row(task, "timeout", _timeout_message(config)))
     except Exception as exc:  # noqa: BLE001 - a bad case must not take the run down
         frames.append(_error_row(task, "error", f"{type(exc).__name__}: {exc}"))
     frame = pd.concat(frames, ignore_index=True) if frames else _error_row(task, "error", "no rows")
@@ -372,14 +458,17 @@ def run_case(
 
 _WORKER_CONFIG: CampaignConfig | None = None
 _WORKER_PARTS: Path | None = None
+_WORKER_TRUSTED: frozenset[str] = frozenset()
 
 
-def _init_worker(config: CampaignConfig, parts: Path) -> None:
-    global _WORKER_CONFIG, _WORKER_PARTS
+def _init_worker(config: CampaignConfig, parts: Path, trusted: frozenset[str]) -> None:
+    global _WORKER_CONFIG, _WORKER_PARTS, _WORKER_TRUSTED
     _WORKER_PARTS = parts
+    _WORKER_TRUSTED = trusted
     import torch
 
     torch.set_num_threads(1)
+    import_lazy_modules()
     _WORKER_CONFIG = config
 
 
@@ -387,8 +476,22 @@ def _work(task: TaskCase) -> int:
     """Run one case and write its part files here, in the worker: the parent only counts,
     so writing CSV does not serialise the workers behind one process."""
     assert _WORKER_CONFIG is not None and _WORKER_PARTS is not None
-    _save_part(_WORKER_PARTS, *run_case(task, _WORKER_CONFIG))
+    _save_part(_WORKER_PARTS, *run_case(task, _WORKER_CONFIG, _WORKER_TRUSTED))
     return task.index
+
+
+def _worker_main(conn: Any, config: CampaignConfig, parts: Path, trusted: frozenset[str]) -> None:
+    """A worker process: run each case the parent sends, answer with its index."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers on Ctrl-C
+    _init_worker(config, parts, trusted)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        conn.send(_work(task))
 
 
 # Imported once in the fork server, so that no worker pays for them: the campaign and
@@ -396,40 +499,167 @@ def _work(task: TaskCase) -> int:
 _PRELOAD = ["harness.campaign", "torch._dynamo"]
 
 
-class _PoolStarter:
-    """Starts a forkserver pool in a thread; :meth:`get` waits for it."""
+@dataclass
+class _Slot:
+    process: Any
+    conn: Any
+    task: TaskCase | None = None
+    started: float = 0.0
 
-    def __init__(self, workers: int, config: CampaignConfig, parts: Path) -> None:
-        self._pool: Any = None
+
+class _Workers:
+    """Worker processes, each running one case at a time, watched by the parent.
+
+    Each worker has its own pipe, so the parent knows which case every worker runs
+    (``multiprocessing.Pool`` waits forever for a worker that died). A worker that dies
+    (killed, out of memory, a crash in C code) is replaced and its case runs once more; if
+    it dies again, the case becomes an ``error`` row saying so. A worker still on its case
+    well past ``case_timeout`` (the alarm inside it did not stop the case: a long call into
+    C code) is killed and the case becomes a ``timeout`` row. The processes start in a
+    thread, while the parent draws the cases.
+    """
+
+    def __init__(self, workers: int, config: CampaignConfig, parts: Path, trusted: frozenset[str]) -> None:
+        self._n, self._config, self._parts, self._trusted = workers, config, parts, trusted
+        self._slots: list[_Slot] = []
         self._error: BaseException | None = None
+        self._ctx: Any = None
 
         def start() -> None:
             try:
-                ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(_PRELOAD)
-                self._pool = ctx.Pool(workers, initializer=_init_worker, initargs=(config, parts))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in get()
+                self._ctx = multiprocessing.get_context("forkserver")
+                self._ctx.set_forkserver_preload(_PRELOAD)
+                self._slots = [self._start() for _ in range(workers)]
+            except BaseException as exc:  # noqa: BLE001 - re-raised in run()
                 self._error = exc
 
-        self._thread = threading.Thread(target=start, name="diffharness-pool", daemon=True)
+        self._thread = threading.Thread(target=start, name="diffharness-workers", daemon=True)
         self._thread.start()
 
-    def get(self) -> Any:
+    def _start(self) -> _Slot:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(
+            target=_worker_main, args=(child, self._config, self._parts, self._trusted), daemon=True
+        )
+        process.start()
+        child.close()
+        return _Slot(process, parent)
+
+    def _replace(self, slot: _Slot) -> None:
+        _stop(slot)
+        fresh = self._start()
+        slot.process, slot.conn, slot.task = fresh.process, fresh.conn, None
+
+    def run(self, todo: Sequence[TaskCase], done: Callable[[int], None]) -> None:
+        """Run every case of ``todo``; ``done(index)`` after each one's parts are written."""
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._pool
+        queue = list(reversed(todo))  # popped from the end: in the order given
+        deaths: dict[int, int] = {}
+        limit = self._config.case_timeout + max(5.0, self._config.case_timeout / 4)
+        while queue or any(s.task is not None for s in self._slots):
+            for slot in self._slots:
+                if slot.task is None and queue:
+                    if not slot.process.is_alive():
+                        self._replace(slot)
+                    task = queue.pop()
+                    try:
+                        slot.conn.send(task)
+                    except OSError:  # died since the check: give it to a fresh worker
+                        queue.append(task)
+                        self._replace(slot)
+                        continue
+                    slot.task, slot.started = task, time.monotonic()
+            busy = [s for s in self._slots if s.task is not None]
+            if not busy:
+                continue
+            wait_s = max(0.0, min(s.started + limit for s in busy) - time.monotonic())
+            ready = multiprocessing.connection.wait(
+                [s.conn for s in busy] + [s.process.sentinel for s in busy], timeout=wait_s
+            )
+            for slot in busy:
+                if slot.task is None:
+                    continue
+                task = slot.task
+                if slot.conn in ready:
+                    try:
+                        index = slot.conn.recv()
+                    except (EOFError, OSError):
+                        pass  # died: handled below with its exit code
+                    else:
+                        slot.task = None
+                        done(index)
+                        continue
+                if slot.process.sentinel in ready or slot.conn in ready:
+                    slot.process.join()
+                    why = _exit_reason(slot.process.exitcode)
+                    self._replace(slot)
+                    deaths[task.index] = deaths.get(task.index, 0) + 1
+                    if deaths[task.index] == 1:
+                        queue.append(task)  # next: a fresh worker reruns it once
+                    else:
+                        message = f"the worker process running this case died twice ({why})"
+                        _save_part(self._parts, *_failed_case(task, "error", message))
+                        done(task.index)
+                elif time.monotonic() > slot.started + limit:
+                    self._replace(slot)
+                    _save_part(self._parts, *_failed_case(task, "timeout", _timeout_message(self._config)))
+                    done(task.index)
 
     def close(self) -> None:
+        """Stop every worker (at once: a case still running is left for --resume)."""
         self._thread.join()
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+        for slot in self._slots:
+            _stop(slot)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _stop(slot: _Slot) -> None:
+    if slot.process.is_alive():
+        slot.process.kill()
+    slot.process.join()
+    slot.conn.close()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _failed_case(
+    task: TaskCase, verdict: str, message: str
+) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    """What :func:`run_case` returns for a case stopped from outside: one row saying why."""
+    return task.index, _error_row(task, verdict, message), [], []
+
+
+# ---- part files ----------------------------------------------------------------------
+
+PART_KINDS: tuple[str, ...] = ("", ".fd", ".time", ".theory")
+"""Case i's part files are ``parts/{i:05d}{kind}.csv``; ``parts/{i:05d}.json`` records
+their sizes and SHA-256, and is written last, so that it marks the case as done."""
+TIMING_COLUMNS: tuple[str, ...] = ("case_id", "engine", "dtype", "order", "scheme", "seconds")
+MAX_PART_BYTES = 1 << 30
+"""Largest part file a record may name (a case of 1,000 points, 2 variables, every engine,
+dtype, order, scheme and step stays far below it)."""
+MAX_RUN_JSON_BYTES = 1_000_000
+"""Largest config.json, shard.json, tasks.json or part record read from a run folder."""
+COMPLETE_FILE = "complete.json"
+"""Written when a run has every case: sizes and SHA-256 of its tables (the parts are gone)."""
+TABLES: tuple[str, ...] = ("results.csv", "fd_diagnostics.csv", "timings.csv", "theory.csv")
+
+
+class DamagedPart(ValueError):
+    """A part file (or its record) of a run folder does not match what was written."""
+
+
+def _write_atomic(path: Path, text: str | bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
     os.replace(tmp, path)
 
 
@@ -439,37 +669,114 @@ def _csv(frame: pd.DataFrame, columns: Sequence[str], header: bool) -> str:
     return buf.getvalue()
 
 
+def _part_names(index: int) -> list[str]:
+    return [f"{index:05d}{kind}.csv" for kind in PART_KINDS]
+
+
 def _save_part(
     parts: Path, index: int, frame: pd.DataFrame, diags: list[dict[str, Any]], theory: list[dict[str, Any]]
 ) -> None:
-    stem = f"{index:05d}"
-    _write_atomic(
-        parts / f"{stem}.fd.csv", _csv(pd.DataFrame(diags, columns=list(FD_COLUMNS)), FD_COLUMNS, False)
-    )
-    _write_atomic(
-        parts / f"{stem}.theory.csv",
-        _csv(pd.DataFrame(theory, columns=list(THEORY_COLUMNS)), THEORY_COLUMNS, False),
-    )
+    # one call of compare gives all rows of a group, each with the call's seconds
     timing = (
-        frame.groupby(["case_id", "engine", "dtype", "order", "scheme"], dropna=False, sort=False)["seconds"]
-        .sum()
-        .reset_index()
+        frame.groupby(list(TIMING_COLUMNS[:-1]), dropna=False, sort=False)["seconds"].max().reset_index()
     )
-    _write_atomic(
-        parts / f"{stem}.time.csv",
-        _csv(timing, ["case_id", "engine", "dtype", "order", "scheme", "seconds"], False),
-    )
-    # the results part last: its presence marks the case as done for --resume
-    _write_atomic(parts / f"{stem}.csv", _csv(frame, CSV_COLUMNS, False))
+    texts = [
+        _csv(frame, CSV_COLUMNS, False),
+        _csv(pd.DataFrame(diags, columns=list(FD_COLUMNS)), FD_COLUMNS, False),
+        _csv(timing, TIMING_COLUMNS, False),
+        _csv(pd.DataFrame(theory, columns=list(THEORY_COLUMNS)), THEORY_COLUMNS, False),
+    ]
+    _write_case_parts(parts, index, [t.encode("utf-8") for t in texts])
 
 
-def _merge(parts: Path, n: int, name: str, columns: Sequence[str]) -> str:
-    chunks = [",".join(columns) + "\n"]
-    for i in range(n):
-        p = parts / (f"{i:05d}{name}.csv")
-        if p.exists():
-            chunks.append(p.read_text(encoding="utf-8"))
-    return "".join(chunks)
+def _write_case_parts(parts: Path, index: int, files: Sequence[bytes]) -> None:
+    """Write case ``index``'s part files (in :data:`PART_KINDS` order), then their record."""
+    record = {}
+    for name, data in zip(_part_names(index), files, strict=True):
+        _write_atomic(parts / name, data)
+        record[name] = [len(data), hashlib.sha256(data).hexdigest()]
+    _write_atomic(parts / f"{index:05d}.json", json.dumps(record, sort_keys=True))
+
+
+def _read_case_parts(parts: Path, index: int) -> list[bytes] | None:
+    """The part files of case ``index`` in :data:`PART_KINDS` order, each checked against
+    the case's record; None when the case has no record (it never finished). Raises
+    :class:`DamagedPart` naming the file and what is wrong with it."""
+    record_path = parts / f"{index:05d}.json"
+    if not os.path.lexists(record_path):
+        return None
+    try:
+        record = json.loads(read_data_file(record_path, MAX_RUN_JSON_BYTES, follow_symlinks=False))
+    except (ValueError, RecursionError) as exc:
+        raise DamagedPart(f"{record_path}: not a readable part record ({str(exc)[:120]})") from None
+    names = _part_names(index)
+    if not (
+        isinstance(record, dict)
+        and sorted(record) == sorted(names)
+        and all(
+            isinstance(v, list)
+            and len(v) == 2
+            and isinstance(v[0], int)
+            and 0 <= v[0] <= MAX_PART_BYTES
+            and isinstance(v[1], str)
+            for v in record.values()
+        )
+    ):
+        raise DamagedPart(f"{record_path}: expected the sizes and SHA-256 of {', '.join(names)}")
+    out = []
+    for name in names:
+        size, digest = record[name]
+        path = parts / name
+        try:
+            data = read_data_bytes(path, size, follow_symlinks=False)
+        except DataFileError as exc:
+            raise DamagedPart(str(exc)) from None
+        if len(data) != size:
+            raise DamagedPart(f"{path}: {len(data)} bytes, but its record {record_path.name} says {size}")
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise DamagedPart(f"{path}: contents differ from its record {record_path.name} (SHA-256)")
+        out.append(data)
+    return out
+
+
+def _remove_case_parts(parts: Path, index: int) -> None:
+    for name in [f"{index:05d}.json", *_part_names(index)]:
+        with contextlib.suppress(FileNotFoundError):
+            (parts / name).unlink()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """A small JSON file of a run folder (never a link, at most MAX_RUN_JSON_BYTES)."""
+    try:
+        return json.loads(read_data_file(path, MAX_RUN_JSON_BYTES, follow_symlinks=False))
+    except DataFileError as exc:
+        raise ValueError(f"{exc}; expected the {what} of a diffharness run") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(
+            f"{path}: not valid JSON ({type(exc).__name__}: {str(exc)[:120]}); expected the {what} "
+            "of a diffharness run"
+        ) from None
+
+
+class _HashingWriter:
+    """A binary file written at ``path`` + ``.tmp`` and moved into place on :meth:`close`,
+    hashing what goes through it."""
+
+    def __init__(self, path: Path, header: Sequence[str]) -> None:
+        self.path, self.tmp = path, path.with_suffix(path.suffix + ".tmp")
+        self.fh = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()
+        self.digest, self.size = hashlib.sha256(), 0
+        self.write((",".join(header) + "\n").encode("utf-8"))
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def close(self) -> list[Any]:
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+        return [self.size, self.digest.hexdigest()]
 
 
 class _Progress:
@@ -520,6 +827,7 @@ def run_campaign(
     on_case: Callable[[int], None] | None = None,
     shard: tuple[int, int] | None = None,
     cases_from: str | Path | None = None,
+    user_engines: Sequence[str] = (),
 ) -> CampaignResult:
     """Run (or resume) a campaign into ``run_dir`` and return its tables.
 
@@ -531,17 +839,32 @@ def run_campaign(
     ``cases_from`` (a run folder of the same config) takes the generated cases from its
     ``cases.json`` instead of drawing them, so that every shard runs the same list; a
     resumed run reads its own.
+
+    Engines named by data files are built in only: ``config.engines`` (unless read from
+    ``config.json`` on resume) and ``user_engines`` are the caller's, and only those may be
+    ``package.module:attr`` specs. A resumed run whose ``config.json`` names another
+    engine is refused (``ValueError``) before anything runs.
     """
     run_dir = Path(run_dir)
+    if not 0 <= workers <= max_workers():
+        raise ValueError(f"workers={workers}: expected 0 to {max_workers()} (4 per CPU core, at least 64)")
     parts = run_dir / "parts"
+    notes: list[str] = []  # damaged files resume found, and what it did about them
+    if os.path.islink(parts):
+        raise ValueError(f"{parts}: a symlink; a run folder's parts/ must be a folder inside it")
+    started_with: dict[str, Any] = {}
     if resume:
-        cfg_path = run_dir / "config.json"
-        if not cfg_path.exists():
-            raise FileNotFoundError(f"--resume {run_dir}: no config.json there; is it a campaign folder?")
-        config = CampaignConfig.from_json(json.loads(cfg_path.read_text()))
-        shard_path = run_dir / "shard.json"
-        shard = _check_shard(tuple(json.loads(shard_path.read_text()))) if shard_path.exists() else None
-    elif parts.exists() and any(parts.iterdir()):
+        config, shard = _resumed_config(run_dir, user_engines)
+        started_with = _started_with(run_dir, config)
+        complete = _check_complete(run_dir)
+        if complete == "":
+            return _load_complete(run_dir, config, {"workers": workers, "shard": shard})
+        if complete is not None:
+            notes.append(
+                f"{complete}; the run's parts were removed when it completed, so every case runs again"
+            )
+            (run_dir / COMPLETE_FILE).unlink()
+    elif (parts.exists() and any(parts.iterdir())) or os.path.lexists(run_dir / COMPLETE_FILE):
         raise FileExistsError(f"{run_dir} already holds a campaign; pass --resume or choose another folder")
     else:
         shard = _check_shard(shard) if shard is not None else None
@@ -550,42 +873,118 @@ def run_campaign(
     _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
     if shard is not None:
         _write_atomic(run_dir / "shard.json", json.dumps(list(shard)))
+    trusted = frozenset(user_engines) | (frozenset() if resume else frozenset(config.engines))
     started = time.time()
     # Worker processes start (imports, about two seconds) while the cases are drawn here.
-    pool = _PoolStarter(workers, config, parts) if workers > 1 else None
+    pool = _Workers(workers, config, parts, trusted) if workers > 1 else None
     try:
         tasks, problems = build_tasks(config, load_cases_file(source, config) if source else None)
-    except BaseException:
-        if pool is not None:
-            pool.close()
-        raise
-    if source is None or Path(source).resolve() != (run_dir / CASES_FILE).resolve():
-        save_cases_file(run_dir, tasks)
-    _write_atomic(
-        run_dir / "tasks.json",
-        json.dumps({"cases": len(tasks), "corpus_problems": problems, "fingerprint": _fingerprint(tasks)}),
-    )
-    todo = [t for t in tasks if not (parts / f"{t.index:05d}.csv").exists()]
-    if shard is not None:
-        todo = [t for t in todo if t.index % shard[1] == shard[0]]
-    show = (sys.stderr.isatty() and not os.environ.get("CI")) if progress is None else progress
-    bar = _Progress(len(todo), show)
-    if pool is None or len(todo) <= 1:
-        if pool is not None:
-            pool.close()
-        _init_worker(config, parts)
-        for task in todo:
-            _work(task)
+        if source is None or Path(source).resolve() != (run_dir / CASES_FILE).resolve():
+            save_cases_file(run_dir, tasks)
+        fingerprint = _fingerprint(tasks)
+        if started_with.get("fingerprint") not in (None, fingerprint):
+            raise ValueError(
+                f"{run_dir / CASES_FILE}: the cases of this run (its {CASES_FILE} and the corpus "
+                f"{', '.join(config.corpus) or '-'}) differ from those it started with (tasks.json "
+                "records their fingerprint); restore them, or start a new run"
+            )
+        info = {
+            "cases": len(tasks),
+            "corpus_problems": problems,
+            "fingerprint": fingerprint,
+            "config_sha256": _config_digest(config),
+        }
+        _write_atomic(run_dir / "tasks.json", json.dumps(info))
+        todo = []
+        for task in tasks:
+            if shard is not None and task.index % shard[1] != shard[0]:
+                continue
+            try:
+                finished = _read_case_parts(parts, task.index) is not None
+            except DamagedPart as exc:
+                notes.append(f"{exc}; case {task.case_id} runs again")
+                _remove_case_parts(parts, task.index)
+                finished = False
+            if not finished:
+                todo.append(task)
+        show = (sys.stderr.isatty() and not os.environ.get("CI")) if progress is None else progress
+        bar = _Progress(len(todo), show)
+
+        def done(index: int) -> None:
             bar.step()
             if on_case:
-                on_case(task.index)
-    else:
-        with pool.get() as running:
-            for index in running.imap_unordered(_work, todo, chunksize=1):
-                bar.step()
-                if on_case:
-                    on_case(index)
-    return _finish(run_dir, config, len(tasks), problems, started, {"workers": workers, "shard": shard})
+                on_case(index)
+
+        if pool is None or len(todo) <= 1:
+            if pool is not None:
+                pool.close()
+                pool = None
+            _init_worker(config, parts, trusted)
+            for task in todo:
+                _work(task)
+                done(task.index)
+        else:
+            pool.run(todo, done)
+    finally:
+        if pool is not None:
+            pool.close()
+    extra = {"workers": workers, "shard": shard, "damaged": notes}
+    return _finish(run_dir, config, len(tasks), problems, started, extra, remove_parts=shard is None)
+
+
+def _config_digest(config: CampaignConfig) -> str:
+    return hashlib.sha256(json.dumps(config.to_json(), indent=2).encode("utf-8")).hexdigest()
+
+
+def _started_with(run_dir: Path, config: CampaignConfig) -> dict[str, Any]:
+    """What ``tasks.json`` recorded when the run started ({} when it cannot be read: it is
+    written again). ``ValueError`` when ``config.json`` no longer holds that config."""
+    try:
+        info = _tasks_info(run_dir / "tasks.json")
+    except ValueError:
+        return {}
+    recorded = info.get("config_sha256")
+    if recorded is not None and recorded != _config_digest(config):
+        raise ValueError(
+            f"{run_dir / 'config.json'}: differs from the config this run started with (tasks.json "
+            "records its SHA-256); restore it, or start a new run"
+        )
+    return info
+
+
+def max_workers() -> int:
+    """Most worker processes a run may start: 4 per CPU core, at least 64."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
+def _resumed_config(
+    run_dir: Path, user_engines: Sequence[str]
+) -> tuple[CampaignConfig, tuple[int, int] | None]:
+    """The config and shard a run folder holds, checked as the data they are."""
+    cfg_path = run_dir / "config.json"
+    if not os.path.lexists(cfg_path):
+        raise FileNotFoundError(f"--resume {run_dir}: no config.json there; is it a campaign folder?")
+    try:
+        config = CampaignConfig.from_json(_read_json(cfg_path, "config.json"))
+    except ValueError as exc:
+        raise ValueError(exc if str(exc).startswith(str(cfg_path)) else f"{cfg_path}: {exc}") from None
+    for spec in config.engines:
+        if spec not in user_engines:
+            try:
+                refuse_unless_builtin(spec, f"{cfg_path} (field engines)")
+            except ValueError as exc:
+                raise ValueError(
+                    f"{exc}; if you started this run with --engines {spec} yourself, "
+                    "resume with the same --engines"
+                ) from None
+    shard_path = run_dir / "shard.json"
+    if not os.path.lexists(shard_path):
+        return config, None
+    raw = _read_json(shard_path, "shard.json")
+    try:
+        return config, _check_shard(tuple(raw) if isinstance(raw, list) else ())
+    except ValueError as exc:
+        raise ValueError(f"{shard_path}: {exc}") from None
 
 
 def _cases_source(
@@ -602,7 +1001,8 @@ def _cases_source(
                 "folder of a run (a shard) of this campaign"
             )
         ours = json.loads(json.dumps(config.to_json()))  # tuples as lists, as in the file
-        differ = _differing_options(json.loads(cfg_path.read_text()), ours)
+        theirs = _read_json(cfg_path, "config.json")
+        differ = _differing_options(theirs if isinstance(theirs, dict) else {}, ours)
         if differ:
             raise ValueError(
                 f"--cases-from {src}: that run's options differ in {', '.join(differ)}; "
@@ -645,7 +1045,8 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
     tables from them, byte-identical to a one-machine run of the same config when every
     case is present. Cases no shard finished are listed in the metadata under
     ``missing_cases``; ``run_campaign(..., resume=True)`` on ``run_dir`` runs them.
-    Raises ``ValueError`` when the sources are not shards of one campaign.
+    Raises ``ValueError`` when the sources are not shards of one campaign, or when a part
+    file of one does not match its record (naming it).
     """
     run_dir = Path(run_dir)
     if not sources:
@@ -653,9 +1054,14 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
     configs = []
     for src in map(Path, sources):
         cfg = src / "config.json"
-        if not cfg.exists():
+        if not os.path.lexists(cfg):
             raise ValueError(f"{src}: no config.json there; expected a campaign (shard) folder")
-        configs.append((src, json.loads(cfg.read_text())))
+        data = _read_json(cfg, "config.json")
+        try:
+            CampaignConfig.from_json(data)
+        except ValueError as exc:
+            raise ValueError(f"{cfg}: {exc}") from None
+        configs.append((src, data))
     first_src, first = configs[0]
     for src, cfg in configs[1:]:
         differ = _differing_options(first, cfg)
@@ -664,11 +1070,12 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
                 f"{src} and {first_src} are not shards of one campaign: their config.json "
                 f"differ in {', '.join(differ)}; run every shard with the same options"
             )
-    prints = {}
+    infos = {}
     for src, _ in configs:
         tasks_file = src / "tasks.json"
-        if tasks_file.exists():
-            prints[src] = json.loads(tasks_file.read_text()).get("fingerprint")
+        if os.path.lexists(tasks_file):
+            infos[src] = _tasks_info(tasks_file)
+    prints = {src: info.get("fingerprint") for src, info in infos.items()}
     if len(set(prints.values())) > 1:
         raise ValueError(
             f"shards {', '.join(map(str, prints))} drew different case lists from the same "
@@ -676,43 +1083,71 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
             "shard with the same versions and the same cases/ folder"
         )
     parts = run_dir / "parts"
-    if parts.exists() and any(parts.iterdir()):
+    if (parts.exists() and any(parts.iterdir())) or os.path.lexists(run_dir / COMPLETE_FILE):
         raise FileExistsError(f"{run_dir} already holds a campaign; choose another folder")
-    parts.mkdir(parents=True, exist_ok=True)
-    for src, _ in configs:
-        for part in sorted((src / "parts").glob("*.csv")):
-            target = parts / part.name
-            data = part.read_bytes()
-            if target.exists() and target.read_bytes() != data:
-                raise ValueError(
-                    f"{part} and the same case from another shard differ; shards of one "
-                    "campaign must come from the same diffharness and library versions"
-                )
-            target.write_bytes(data)
     config = CampaignConfig.from_json(first)
-    _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
-    tasks_file = first_src / "tasks.json"
-    if tasks_file.exists():
-        info = json.loads(tasks_file.read_text())
-        n, problems = int(info["cases"]), list(info["corpus_problems"])
+    if first_src in infos:
+        n, problems = infos[first_src]["cases"], infos[first_src]["corpus_problems"]
     else:
         tasks, problems = build_tasks(config)
         n = len(tasks)
+    parts.mkdir(parents=True, exist_ok=True)
+    merged: dict[int, list[str]] = {}  # the SHA-256 of each case's files, from any shard
+    for src, _ in configs:
+        for i in range(n):
+            try:
+                files = _read_case_parts(src / "parts", i)
+            except DamagedPart as exc:
+                raise ValueError(f"{exc}; run its case again with: diffharness run --resume {src}") from None
+            if files is None:
+                continue
+            digests = [hashlib.sha256(data).hexdigest() for data in files]
+            if i in merged:
+                if merged[i] != digests:
+                    raise ValueError(
+                        f"{src / 'parts' / _part_names(i)[0]} and the same case from another shard "
+                        "differ; shards of one campaign must come from the same diffharness and "
+                        "library versions"
+                    )
+                continue
+            _write_case_parts(parts, i, files)
+            merged[i] = digests
+    _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
     _write_atomic(
         run_dir / "tasks.json",
         json.dumps(
             {"cases": n, "corpus_problems": problems, "fingerprint": next(iter(prints.values()), None)}
         ),
     )
-    missing = [i for i in range(n) if not (parts / f"{i:05d}.csv").exists()]
     return _finish(
         run_dir,
         config,
         n,
         problems,
         time.time(),
-        {"merged_from": [str(s) for s in sources], "missing_cases": missing},
+        {"merged_from": [str(s) for s in sources]},
+        remove_parts=True,
     )
+
+
+def _tasks_info(path: Path) -> dict[str, Any]:
+    """``tasks.json`` of a run folder, checked: a case count, problems and a fingerprint."""
+    info = _read_json(path, "tasks.json")
+    if not (
+        isinstance(info, dict)
+        and isinstance(info.get("cases"), int)
+        and not isinstance(info.get("cases"), bool)
+        and 0 <= info["cases"] <= 2 * MAX_CASES
+        and isinstance(info.get("corpus_problems"), list)
+        and all(isinstance(p, str) for p in info["corpus_problems"])
+        and isinstance(info.get("fingerprint"), (str, type(None)))
+        and isinstance(info.get("config_sha256"), (str, type(None)))
+    ):
+        raise ValueError(
+            f"{path}: expected cases (a whole number up to {2 * MAX_CASES}), corpus_problems "
+            "(a list of text) and fingerprint; is it the tasks.json of a diffharness run?"
+        )
+    return info
 
 
 def _finish(
@@ -722,18 +1157,78 @@ def _finish(
     problems: list[str],
     started: float,
     extra: dict[str, Any],
+    *,
+    remove_parts: bool,
 ) -> CampaignResult:
-    """Join the part files of cases 0..n-1 into the run's tables and metadata."""
+    """Join the part files of cases 0..n-1 into the run's tables and metadata.
+
+    The tables are built file by file (each part checked against its record), never whole
+    in memory. With every case present and ``remove_parts``, the sizes and SHA-256 of the
+    tables go to ``complete.json`` and ``parts/`` is removed: the tables hold all it held.
+    """
     parts = run_dir / "parts"
-    _write_atomic(run_dir / "results.csv", _merge(parts, n, "", CSV_COLUMNS))
-    _write_atomic(run_dir / "fd_diagnostics.csv", _merge(parts, n, ".fd", FD_COLUMNS))
-    _write_atomic(
-        run_dir / "timings.csv",
-        _merge(parts, n, ".time", ["case_id", "engine", "dtype", "order", "scheme", "seconds"]),
-    )
-    theory_long = pd.read_csv(io.StringIO(_merge(parts, n, ".theory", THEORY_COLUMNS)))
-    results = pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
-    results["verdict"] = results["verdict"].fillna("")
+    writers = [
+        _HashingWriter(run_dir / "results.csv", CSV_COLUMNS),
+        _HashingWriter(run_dir / "fd_diagnostics.csv", FD_COLUMNS),
+        _HashingWriter(run_dir / "timings.csv", TIMING_COLUMNS),
+        _HashingWriter(run_dir / "theory_long.csv", THEORY_COLUMNS),
+    ]
+    missing: list[int] = []
+    damaged = list(extra.pop("damaged", []))
+    try:
+        for i in range(n):
+            try:
+                files = _read_case_parts(parts, i)
+            except DamagedPart as exc:
+                damaged.append(f"{exc}; case {i} is missing from the tables")
+                files = None
+            if files is None:
+                missing.append(i)
+                continue
+            for writer, data in zip(writers, files, strict=True):
+                writer.write(data)
+    except BaseException:
+        for writer in writers:
+            writer.fh.close()
+        raise
+    records = {w.path.name: w.close() for w in writers}
+    theory = _theory_medians(run_dir / "theory_long.csv")
+    (run_dir / "theory_long.csv").unlink()
+    theory_bytes = _csv(theory, ["dtype", "scheme", "h", "rel_error"], True).encode("utf-8")
+    _write_atomic(run_dir / "theory.csv", theory_bytes)
+    records["theory.csv"] = [len(theory_bytes), hashlib.sha256(theory_bytes).hexdigest()]
+    del records["theory_long.csv"]
+    if missing or "merged_from" in extra:
+        extra["missing_cases"] = missing
+    if damaged:
+        extra["damaged"] = damaged
+    if remove_parts and not missing:
+        _write_atomic(run_dir / COMPLETE_FILE, json.dumps(records, sort_keys=True))
+        shutil.rmtree(parts)
+    return _result(run_dir, config, n, problems, started, extra, theory)
+
+
+def _theory_medians(path: Path) -> pd.DataFrame:
+    """The median predicted error per dtype, scheme and h over the theory rows at ``path``."""
+    kinds = {"dtype": "category", "scheme": "category"}
+    long = pd.read_csv(path, usecols=["dtype", "scheme", "h", "rel_error"], dtype=kinds)
+    if not len(long):
+        return pd.DataFrame(columns=["dtype", "scheme", "h", "rel_error"])
+    medians = long.groupby(["dtype", "scheme", "h"], observed=True)["rel_error"].median().reset_index()
+    return medians.astype({"dtype": str, "scheme": str})
+
+
+def _result(
+    run_dir: Path,
+    config: CampaignConfig,
+    n: int,
+    problems: list[str],
+    started: float,
+    extra: dict[str, Any],
+    theory: pd.DataFrame,
+) -> CampaignResult:
+    """The run's tables, read from its folder in chunks, and its metadata."""
+    judged, error_table = _read_results(run_dir / "results.csv")
     metadata = {
         "versions": _versions(),
         "config": config.to_json(),
@@ -746,16 +1241,99 @@ def _finish(
         "seconds": round(time.time() - started, 2),
         "command": " ".join(sys.argv),
     }
-    theory = (
-        theory_long.groupby(["dtype", "scheme", "h"])["rel_error"].median().reset_index()
-        if len(theory_long)
-        else pd.DataFrame(columns=["dtype", "scheme", "h", "rel_error"])
-    )
     return CampaignResult(
         run_dir,
-        results,
-        pd.read_csv(run_dir / "fd_diagnostics.csv"),
+        judged,
+        _read_compact(run_dir / "fd_diagnostics.csv", {}),
         theory,
-        pd.read_csv(run_dir / "timings.csv"),
+        _read_compact(run_dir / "timings.csv", {}),
         metadata,
+        error_table,
     )
+
+
+CHUNK_ROWS = 200_000
+"""Rows of a table read at a time: memory for reading is this, not the table's size."""
+
+
+def _read_results(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The judged rows of results.csv (``scheme`` empty) and the error-against-h table of
+    its finite-difference rows, reading ``CHUNK_ROWS`` rows at a time: of each
+    finite-difference row only its relative error is kept, under (scheme, dtype, h)."""
+    judged: list[pd.DataFrame] = []
+    errors: dict[tuple[str, str, float], list[np.ndarray]] = {}
+    canon: dict[str, str] = {}
+    for chunk in pd.read_csv(path, keep_default_na=False, na_values=[""], chunksize=CHUNK_ROWS):
+        fd = chunk["scheme"].notna() & (chunk["scheme"] != "")
+        judged.append(_compact(chunk[~fd].copy(), canon))
+        rows = chunk[fd & (pd.to_numeric(chunk["order"], errors="coerce") == 1)]
+        h = pd.to_numeric(rows["h"], errors="coerce").astype(float)
+        rel = pd.to_numeric(rows["rel_error"], errors="coerce").astype(float)
+        rows = pd.DataFrame(
+            {"scheme": rows["scheme"].astype(str), "dtype": rows["dtype"].astype(str), "h": h, "rel": rel}
+        )[h.notna()]
+        for key, values in rows.groupby(["scheme", "dtype", "h"])["rel"]:
+            errors.setdefault(key, []).append(values.to_numpy(dtype=np.float64))
+    frame = pd.concat(judged, ignore_index=True) if judged else pd.DataFrame(columns=list(CSV_COLUMNS))
+    frame["verdict"] = frame["verdict"].fillna("")
+    from harness.report import error_vs_h_table
+
+    return frame, error_vs_h_table({k: np.concatenate(v) for k, v in errors.items()})
+
+
+def _read_compact(path: Path, canon: dict[str, str]) -> pd.DataFrame:
+    """A CSV table read in chunks, each text value stored once however often it repeats."""
+    chunks = [_compact(c, canon) for c in pd.read_csv(path, chunksize=CHUNK_ROWS)]
+    return pd.concat(chunks, ignore_index=True) if chunks else pd.read_csv(path)
+
+
+def _compact(frame: pd.DataFrame, canon: dict[str, str]) -> pd.DataFrame:
+    """``frame`` with equal strings of its text columns made one object (``canon`` holds
+    them): pandas makes a new string per cell, which multiplies the memory of a table."""
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            values = [canon.setdefault(v, v) if type(v) is str else v for v in frame[column].to_numpy()]
+            frame[column] = pd.Series(values, index=frame.index, dtype=object)
+    return frame
+
+
+def _check_complete(run_dir: Path) -> str | None:
+    """None when the run has no ``complete.json``; "" when its tables match it; otherwise
+    what does not match, naming the file."""
+    path = run_dir / COMPLETE_FILE
+    if not os.path.lexists(path):
+        return None
+    try:
+        record = _read_json(path, COMPLETE_FILE)
+    except ValueError as exc:
+        return str(exc)
+    if not (
+        isinstance(record, dict)
+        and sorted(record) == sorted(TABLES)
+        and all(isinstance(v, list) and len(v) == 2 for v in record.values())
+    ):
+        return f"{path}: expected the sizes and SHA-256 of {', '.join(TABLES)}"
+    for name in TABLES:
+        table = run_dir / name
+        try:
+            st = os.lstat(table)
+        except OSError:
+            return f"{table}: missing"
+        if not stat.S_ISREG(st.st_mode):
+            return f"{table}: not a regular file"
+        if st.st_size != record[name][0]:
+            return f"{table}: {st.st_size} bytes, but {COMPLETE_FILE} says {record[name][0]}"
+        digest = hashlib.sha256()
+        with open(table, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != record[name][1]:
+            return f"{table}: contents differ from {COMPLETE_FILE} (SHA-256)"
+    return ""
+
+
+def _load_complete(run_dir: Path, config: CampaignConfig, extra: dict[str, Any]) -> CampaignResult:
+    """A resumed run that had already finished: its checked tables, nothing run again."""
+    info = _tasks_info(run_dir / "tasks.json")
+    theory = pd.read_csv(run_dir / "theory.csv")
+    return _result(run_dir, config, info["cases"], info["corpus_problems"], time.time(), extra, theory)

@@ -38,6 +38,7 @@ import numpy as np
 
 from harness.dtypes import DTYPES, round_array
 from harness.expr import Expr, variables
+from harness.limits import MAX_POINTS, DataFileError, read_data_file
 from harness.parse import ParseError, parse
 from harness.schema import VERDICTS, coordinate, point_items
 
@@ -138,6 +139,8 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
     pts_raw = raw["points"]
     if not isinstance(pts_raw, list) or not pts_raw:
         raise fail("points", "expected a non-empty list of tables like [{x = 1.0}]")
+    if len(pts_raw) > MAX_POINTS:
+        raise fail("points", f"{len(pts_raw)} points, over the limit of {MAX_POINTS}; split the case")
     rows = []
     for k, p in enumerate(pts_raw):
         if not isinstance(p, dict) or set(p) != set(names):
@@ -171,7 +174,12 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
     if not isinstance(note, str):
         raise fail("note", "expected a string")
     fds = []
-    for k, f in enumerate(raw.get("fd", [])):
+    fd_raw = raw.get("fd", [])
+    if not isinstance(fd_raw, list):
+        raise fail("fd", "expected [[case.fd]] tables")
+    from harness.schema import SCHEMES
+
+    for k, f in enumerate(fd_raw):
         if not isinstance(f, dict) or set(f) - _FD_KNOWN or not {"scheme", "h", "dtype", "value"} <= set(f):
             raise fail(
                 "fd", f"fd[{k}]: expected scheme, h, dtype, value (and optional rtol, relative, exact_h)"
@@ -192,6 +200,10 @@ def _validate(raw: dict[str, Any], path: Path, text: str, line: int, index: int)
             raise fail("fd", f"fd[{k}]: {exc}") from None
         if fds[-1].dtype not in DTYPES:
             raise fail("fd", f"fd[{k}].dtype = {fds[-1].dtype!r}: expected one of {list(DTYPES)}")
+        if fds[-1].scheme not in SCHEMES:
+            raise fail("fd", f"fd[{k}].scheme = {fds[-1].scheme!r}: expected one of {list(SCHEMES)}")
+        if not (np.isfinite(fds[-1].h) and fds[-1].h > 0):
+            raise fail("fd", f"fd[{k}].h = {fds[-1].h!r}: expected a finite step > 0, e.g. 1e-3")
     return Case(
         cid,
         expr,
@@ -213,19 +225,15 @@ def load_cases(path: str | Path) -> list[Case]:
     """Read and validate one case file; raises :class:`CaseFileError` naming file:line."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise CaseFileError(f"{path}: cannot read case file: {exc.strerror}") from None
-    if size > MAX_FILE_BYTES:
-        raise CaseFileError(f"{path}: {size} bytes is larger than {MAX_FILE_BYTES}; split the file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CaseFileError(f"{path}: not UTF-8 text") from None
+        text = read_data_file(path, MAX_FILE_BYTES)
+    except DataFileError as exc:
+        raise CaseFileError(f"{exc}; expected a case file (split a larger one)") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CaseFileError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise CaseFileError(f"{path}: arrays or tables nested too deep; expected [[case]] tables") from None
     extra = sorted(set(data) - {"case"})
     if extra:
         raise CaseFileError(f"{path}: unexpected top-level key {extra[0]!r}; write cases as [[case]] tables")
@@ -233,6 +241,8 @@ def load_cases(path: str | Path) -> list[Case]:
     if not isinstance(raws, list) or not raws:
         raise CaseFileError(f"{path}: no [[case]] tables found")
     lines = _case_lines(text) + [0] * len(raws)
+    if any(not isinstance(raw, dict) for raw in raws):
+        raise CaseFileError(f"{path}: 'case' must be [[case]] tables")
     cases = [_validate(raw, path, text, lines[i], i) for i, raw in enumerate(raws)]
     seen: set[str] = set()
     for c in cases:
@@ -243,9 +253,9 @@ def load_cases(path: str | Path) -> list[Case]:
 
 
 def case_files(root: str | Path) -> list[Path]:
-    """Every ``*.toml`` under ``root`` (a file is returned as itself), sorted."""
+    """Every ``*.toml`` under ``root`` (anything else is returned as itself), sorted."""
     root = Path(root)
-    return [root] if root.is_file() else sorted(root.rglob("*.toml"))
+    return sorted(root.rglob("*.toml")) if root.is_dir() else [root]
 
 
 def _toml_str(s: str) -> str:
@@ -262,11 +272,15 @@ def save_failure(directory: Path, failure: Any, engine_spec: str) -> Path:
         f"{engine_spec}|{failure.expr}|{failure.point}|{failure.dtype}|{failure.order}".encode()
     ).hexdigest()[:12]
     cid = f"found-{digest}"
+    from harness.engines import BUILTIN_ENGINES
+
+    # replay runs a user engine named in a case file only when the command line names it too
+    rerun_engines = "" if not engine_spec or engine_spec in BUILTIN_ENGINES else f" --engines {engine_spec}"
     point = ", ".join(f"{name} = {_toml_float(v)}" for name, v in point_items(failure.point).items())
     body = "\n".join(
         [
             f"# Found by diffharness check: {failure.verdict}, {failure.ulp_error:.3g} ulp.",
-            f"# Rerun: diffharness replay {directory / (cid + '.toml')}",
+            f"# Rerun: diffharness replay {directory / (cid + '.toml')}{rerun_engines}",
             "[[case]]",
             f"id = {_toml_str(cid)}",
             f"expr = {_toml_str(failure.expr)}",

@@ -9,6 +9,7 @@ judges a case the same way and produces rows of the same long table.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shlex
 import time
@@ -28,6 +29,7 @@ from harness.dtypes import dtype_info
 from harness.edges import edge_points
 from harness.engines.base import Engine, EngineError, check_engine_object, check_request
 from harness.expr import Call, Expr, to_text, variables
+from harness.limits import TimeLimitExceeded, time_limit
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import judge, rounding_tolerance
@@ -413,6 +415,7 @@ def check_engine(
     spec: str | None = None,
     save_dir: str | Path | None = None,
     truth: SymbolicEngine | None = None,
+    timeout: float | None = None,
 ) -> CheckResult:
     """Search for a wrong derivative of ``engine`` and shrink the first one found.
 
@@ -428,7 +431,9 @@ def check_engine(
     ``examples`` says how many cases it took.
     ``seed`` fixes the search (printed as ``--seed N``); ``save_dir`` writes each shrunk
     failure as a case file (see ``harness.cases``). A dtype or order the engine does not
-    support (it raises ``EngineError``) is listed in ``skipped``.
+    support (it raises ``EngineError``) is listed in ``skipped``. ``timeout`` bounds the
+    seconds of each example: one that runs past stops the search with
+    :class:`harness.limits.TimeLimitExceeded` naming it.
     """
     check_engine_object(engine)
     dtypes, orders = tuple(dtypes), tuple(orders)
@@ -467,7 +472,14 @@ def check_engine(
             ) -> bool:
                 expr, pts = case
                 counter["n"] += 1
-                rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
+                try:
+                    with time_limit(timeout) if timeout else contextlib.nullcontext():
+                        rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
+                except TimeLimitExceeded:
+                    raise TimeLimitExceeded(
+                        f"{to_text(expr)} ({dtype}, order {order}) ran past the time limit of "
+                        f"{timeout:g} s per example"
+                    ) from None
                 if len(rows) and (rows["verdict"] == "skipped").all():
                     raise EngineError(rows.attrs.get("message", "not supported"))
                 bad = bool(rows["verdict"].isin(FAILING).any())

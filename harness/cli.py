@@ -78,6 +78,37 @@ def _parse_at(text: str, names: Sequence[str]) -> Any:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
+def _seconds(text: str) -> float:
+    from harness.limits import check_seconds
+
+    try:
+        return check_seconds(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a finite number of seconds > 0, e.g. 60"
+        ) from None
+
+
+def _run_name(text: str) -> str:
+    """A run folder's name: one path component, so the run stays inside --out."""
+    if (
+        not text
+        or text in (".", "..")
+        or "/" in text
+        or "\\" in text
+        or "\0" in text
+        or os.path.isabs(text)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a plain folder name (no '/', not '..'); the run goes under --out"
+        )
+    return text
+
+
+def _too_long(args: argparse.Namespace) -> str:
+    return f"{args.expr} ran past --timeout {args.timeout:g} s; pass a larger --timeout"
+
+
 def _shard(text: str) -> tuple[int, int]:
     k, sep, n = text.partition("/")
     try:
@@ -152,6 +183,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume=bool(args.resume),
             shard=args.shard,
             cases_from=args.cases_from,
+            user_engines=args.engines or (),
         )
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -182,15 +214,25 @@ def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -
     """Write the report, point ``out/latest`` at it and print the summary lines."""
     from harness.report import write_report
 
-    html = write_report(run_dir, result.results, result.fd_diagnostics, result.theory, result.metadata)
+    html = write_report(
+        run_dir,
+        result.judged,
+        result.fd_diagnostics,
+        result.theory,
+        result.metadata,
+        error_table=result.error_table,
+    )
     latest = out / "latest"
     try:
-        if latest.is_symlink() or latest.exists():
+        if latest.is_symlink():
             latest.unlink()
-        latest.symlink_to(run_dir.resolve(), target_is_directory=True)
+        if os.path.lexists(latest):
+            print(f"note: {latest} is not a symlink; left as it is", file=sys.stderr)
+        else:
+            latest.symlink_to(run_dir.resolve(), target_is_directory=True)
     except OSError:
         pass
-    verdicts = result.results.loc[result.results["verdict"] != "", "verdict"].value_counts()
+    verdicts = result.judged.loc[result.judged["verdict"] != "", "verdict"].value_counts()
     from harness.schema import FAILING
 
     failing = int(verdicts[verdicts.index.isin(FAILING)].sum())
@@ -199,7 +241,7 @@ def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -
     print(
         f"diffharness {'merge' if 'merged_from' in result.metadata else 'run'}: "
         + (
-            f"{result.results['case_id'].nunique()} of {n_cases} cases (shard {shard[0]}/{shard[1]})"
+            f"{result.judged['case_id'].nunique()} of {n_cases} cases (shard {shard[0]}/{shard[1]})"
             if shard
             else f"{n_cases} cases"
         )
@@ -208,6 +250,8 @@ def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -
     )
     for problem in result.metadata.get("corpus_problems", []):
         print(f"  corpus problem: {problem}", file=sys.stderr)
+    for damage in result.metadata.get("damaged", []):
+        print(f"  damaged: {damage}", file=sys.stderr)
     print(f"report: {html}")
     print(f"results: {run_dir / 'results.csv'}")
     return EXIT_MISMATCH if (failing and strict) else EXIT_OK
@@ -220,6 +264,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from harness.check import check_engine, compare
     from harness.engines import engine_from_spec
     from harness.expr import variables
+    from harness.limits import TimeLimitExceeded, import_lazy_modules, time_limit
+
+    import_lazy_modules()
 
     try:
         engine = engine_from_spec(args.engine)
@@ -231,9 +278,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
             raise UsageError("--expr needs --at, e.g. --at x=1,y=0.5")
         pts = _parse_at(args.at, variables(expr))
         try:
-            rows = compare(engine, expr, pts, dtype=args.dtype, order=args.order)
+            with time_limit(args.timeout):
+                rows = compare(engine, expr, pts, dtype=args.dtype, order=args.order)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        except TimeLimitExceeded:
+            raise UsageError(_too_long(args)) from None
         from harness.report import terminal_table
 
         cols = ["var", "value", "truth", "ulp_error", "tolerance", "verdict"]
@@ -255,9 +305,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
             ops=args.ops,
             spec=args.engine,
             save_dir=args.save,
+            timeout=args.timeout,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    except TimeLimitExceeded as exc:
+        raise UsageError(f"{exc}; pass a larger --timeout") from None
     print(result.report())
     for key, n in result.examples.items():
         print(f"  {key}: {n} example(s)")
@@ -274,10 +327,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from harness.expr import variables
 
     pts = _parse_at(args.at, variables(expr))
+    from harness.limits import TimeLimitExceeded, import_lazy_modules, time_limit
+
+    import_lazy_modules()
     try:
-        print(explain(expr, pts[0], dtype=args.dtype, order=args.order))
+        with time_limit(args.timeout):
+            text = explain(expr, pts[0], dtype=args.dtype, order=args.order)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    except TimeLimitExceeded:
+        raise UsageError(_too_long(args)) from None
+    print(text)
     return EXIT_OK
 
 
@@ -287,7 +347,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from harness.replay import replay_files
 
-    text, ok = replay_files(args.files, engines=args.engines)
+    text, ok = replay_files(args.files, engines=args.engines, timeout=args.timeout)
     print(text)
     return EXIT_OK if ok else EXIT_MISMATCH
 
@@ -368,10 +428,12 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes (default: one per CPU core)",
     )
     run.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds per case before it is cut off (default 60)"
+        "--timeout", type=_seconds, default=60.0, help="seconds per case before it is cut off (default 60)"
     )
     run.add_argument("--out", default="reports", help="folder for runs (default reports/)")
-    run.add_argument("--name", help="run folder name (default: timestamp and seed)")
+    run.add_argument(
+        "--name", type=_run_name, help="run folder name under --out (default: timestamp and seed)"
+    )
     run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run in RUN_DIR")
     run.add_argument("--strict", action="store_true", help="exit 1 when any failing verdict is found")
     run.add_argument(
@@ -398,7 +460,10 @@ def _parser() -> argparse.ArgumentParser:
     mrg.add_argument("shards", nargs="+", help="the shards' run folders")
     mrg.add_argument("--out", default="reports", help="folder for runs (default reports/)")
     mrg.add_argument(
-        "--name", default=None, help="name of the merged run folder (default: timestamp and 'merged')"
+        "--name",
+        type=_run_name,
+        default=None,
+        help="name of the merged run folder under --out (default: timestamp and 'merged')",
     )
     mrg.add_argument("--strict", action="store_true", help="exit 1 when any failing verdict is found")
     mrg.set_defaults(func=_cmd_merge)
@@ -433,6 +498,12 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument(
         "--save", metavar="DIR", help="save each shrunk failure as a case file (e.g. cases/found)"
     )
+    chk.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=60.0,
+        help="seconds for --expr, or for each example of the search (default 60)",
+    )
     chk.set_defaults(func=_cmd_check)
 
     exp = sub.add_parser(
@@ -445,6 +516,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--at", required=True, help="the point, e.g. x=1")
     exp.add_argument("--dtype", type=_dtype, default="float64", help="dtype (default float64)")
     exp.add_argument("--order", type=int, choices=(1, 2), default=1, help="1 or 2 (default 1)")
+    exp.add_argument("--timeout", type=_seconds, default=60.0, help="seconds before it stops (default 60)")
     exp.set_defaults(func=_cmd_explain)
 
     rep = sub.add_parser(
@@ -455,6 +527,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("files", nargs="+", help="case files or folders")
     rep.add_argument("--engines", type=_csv_list, help="override the engines of every case")
+    rep.add_argument(
+        "--timeout", type=_seconds, default=60.0, help="seconds per case before it fails (default 60)"
+    )
     rep.set_defaults(func=_cmd_replay)
 
     cas = sub.add_parser("cases", help="list or validate case files")
@@ -503,3 +578,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # an output folder that is a file, read-only, full, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"diffharness {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RecursionError:
+        print(f"diffharness {args.command}: error: input nested too deep", file=sys.stderr)
+        return EXIT_USAGE

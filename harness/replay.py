@@ -7,6 +7,7 @@ reproduced by the finite-difference engine within its ``rtol``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,9 +16,10 @@ import pandas as pd
 
 from harness.cases import Case, CaseFileError, case_files, load_cases
 from harness.check import compare
-from harness.engines import engine_from_spec
+from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.engines.torch_ad import MODES
 from harness.fd import FiniteDiffEngine
+from harness.limits import TimeLimitExceeded, import_lazy_modules, time_limit
 from harness.schema import FAILING
 
 __all__ = ["replay_case", "replay_files"]
@@ -26,12 +28,19 @@ DEFAULT_ENGINES: tuple[str, ...] = tuple(f"torch:{m}" for m in MODES)
 
 
 def replay_case(case: Case, engines: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Run one case; returns its rows and a list of problems (empty when it passes)."""
+    """Run one case; returns its rows and a list of problems (empty when it passes).
+
+    ``engines`` (the caller's) override the case's; the case file's own engines may only be
+    built in, since a case file may come from anyone (see :func:`refuse_unless_builtin`).
+    """
     specs = tuple(engines or case.engines or DEFAULT_ENGINES)
+    from_file = not engines and bool(case.engines)
     frames: list[pd.DataFrame] = []
     problems: list[str] = []
     for spec in specs:
         try:
+            if from_file:
+                refuse_unless_builtin(spec, f"{case.source}:{case.line} (field engines)")
             engine = engine_from_spec(spec)
         except ValueError as exc:
             problems.append(f"{case.id}: {exc}")
@@ -65,10 +74,17 @@ def replay_case(case: Case, engines: Sequence[str] | None = None) -> tuple[pd.Da
     return frame, problems
 
 
-def replay_files(paths: Sequence[str | Path], engines: Sequence[str] | None = None) -> tuple[str, bool]:
-    """Replay every case in ``paths`` (files or folders); returns a report and pass/fail."""
+def replay_files(
+    paths: Sequence[str | Path], engines: Sequence[str] | None = None, timeout: float | None = None
+) -> tuple[str, bool]:
+    """Replay every case in ``paths`` (files or folders); returns a report and pass/fail.
+
+    ``timeout`` bounds the seconds of each case: one that runs past fails, and the rest run.
+    """
     lines: list[str] = []
     ok = True
+    if timeout:
+        import_lazy_modules()
     for root in paths:
         files = case_files(root) if Path(root).exists() else []
         if not files:
@@ -82,7 +98,11 @@ def replay_files(paths: Sequence[str | Path], engines: Sequence[str] | None = No
                 ok = False
                 continue
             for case in cases:
-                rows, problems = replay_case(case, engines)
+                try:
+                    with time_limit(timeout) if timeout else contextlib.nullcontext():
+                        rows, problems = replay_case(case, engines)
+                except TimeLimitExceeded:
+                    rows, problems = pd.DataFrame(), [f"{case.id}: ran past --timeout {timeout:g} s"]
                 counts = rows["verdict"].value_counts().to_dict() if len(rows) else {}
                 summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                 lines.append(f"{'FAIL' if problems else 'pass'}  {path}:{case.line}  {case.id}  ({summary})")

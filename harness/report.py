@@ -43,6 +43,7 @@ __all__ = [
     "UNPARSED",
     "ad_accuracy",
     "error_vs_h",
+    "error_vs_h_table",
     "fd_summary",
     "ops_in_expression",
     "render_html",
@@ -174,15 +175,27 @@ def error_vs_h(results: pd.DataFrame) -> pd.DataFrame:
     df = _normalise(results)
     fd = _fd_only(df)
     fd = fd[(fd["order"] == 1) & fd["h"].notna()]
+    groups = {key: g.to_numpy() for key, g in fd.groupby(["scheme", "dtype", "h"])["rel_error"]}
+    return error_vs_h_table(groups)
+
+
+def error_vs_h_table(groups: Mapping[tuple[str, str, float], np.ndarray]) -> pd.DataFrame:
+    """:func:`error_vs_h` from the ``rel_error`` values of each ``(scheme, dtype, h)``: a
+    campaign gathers them reading results.csv in chunks, never holding the whole table."""
     names = ["scheme", "dtype", "stat"]
-    if fd.empty:
+    if not groups:
         return pd.DataFrame(
             index=pd.Index([], name="h", dtype=float),
             columns=pd.MultiIndex.from_tuples([], names=names),
             dtype=float,
         )
-    stats = fd.groupby(["scheme", "dtype", "h"])["rel_error"].agg([_median, _p90, _max])
-    stats.columns = list(_STATS)
+    keys = sorted(groups)
+    stats = pd.DataFrame(
+        [[_median(groups[k]), _p90(groups[k]), _max(groups[k])] for k in keys],
+        index=pd.MultiIndex.from_tuples(keys, names=["scheme", "dtype", "h"]),
+        columns=list(_STATS),
+        dtype=float,
+    )
     table = stats.unstack(["scheme", "dtype"])
     table.columns = table.columns.reorder_levels([1, 2, 0]).set_names(names)
     stat_key = _rank(_STATS)
@@ -434,7 +447,9 @@ def _positive_finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values) & (values > 0)]
 
 
-def _plot_svg(results: pd.DataFrame, theory: pd.DataFrame) -> str | None:
+def _plot_svg(
+    results: pd.DataFrame, theory: pd.DataFrame, table: pd.DataFrame | None = None
+) -> str | None:
     """Inline SVG of median relative error against h, one panel per dtype; None if no data.
 
     Per panel: one solid line per FD scheme, its theory curve dashed in the same colour,
@@ -448,7 +463,7 @@ def _plot_svg(results: pd.DataFrame, theory: pd.DataFrame) -> str | None:
             f"theory is missing columns={missing}; expected dtype, scheme, h, rel_error "
             "(the predicted median relative error at each h)"
         )
-    table = error_vs_h(results)
+    table = error_vs_h(results) if table is None else table
     accuracy = ad_accuracy(results)
     accuracy = accuracy[accuracy["order"] == 1] if len(accuracy) else accuracy
     theory = theory if len(theory) else pd.DataFrame(columns=["dtype", "scheme", "h", "rel_error"])
@@ -671,9 +686,9 @@ def _metadata_html(metadata: Mapping[str, Any]) -> str:
     return f'<div class="scroll"><table class="dataframe">{"".join(rows)}</table></div>'
 
 
-def _plot_html(results: pd.DataFrame, theory: pd.DataFrame) -> str:
+def _plot_html(results: pd.DataFrame, theory: pd.DataFrame, table: pd.DataFrame) -> str:
     try:
-        svg = _plot_svg(results, theory)
+        svg = _plot_svg(results, theory, table)
     except ImportError:
         return ('<p class="nodata">no plot: matplotlib is not installed '
                 "(pip install 'diffharness[report]')</p>")
@@ -702,13 +717,17 @@ def render_html(
     metadata: Mapping[str, Any],
     *,
     worst: int = 20,
+    error_table: pd.DataFrame | None = None,
 ) -> str:
     """The whole report as one self-contained HTML page (no scripts, fonts or links out).
 
     Top to bottom: title, verdict summary (red when any verdict fails), run metadata, the
     error-against-h plot, then the worst cases, AD accuracy, verdicts per op, FD
     diagnostics summary and error-against-h tables. Every piece of text is escaped.
+    ``error_table`` (:func:`error_vs_h` computed elsewhere) lets ``results`` hold the
+    judged rows only, without the finite-difference rows.
     """
+    error_table = error_vs_h(results) if error_table is None else error_table
     tables = [
         ("Worst AD cases", "failing rows first, then largest ulp error; "
          "the command under each row re-checks its case",
@@ -720,7 +739,7 @@ def render_html(
         ("Finite differences: best h and observed order", "medians over cases; per-case rows "
          "are in fd_diagnostics.csv", _html_table(fd_summary(fd_diagnostics))),
         ("Finite differences: relative error against h", "first derivatives; statistics over "
-         "all cases, points and variables", _error_vs_h_html(error_vs_h(results))),
+         "all cases, points and variables", _error_vs_h_html(error_table)),
     ]
     sections = "".join(
         f"<h2>{_e(title)}</h2><p class=\"note\">{_e(note)}</p>{body}"
@@ -738,7 +757,7 @@ def render_html(
         "<h2>Relative error against step size h</h2>"
         '<p class="note">solid: median measured error of each finite-difference scheme; '
         "dashed: what theory predicts; dotted: median error of each AD engine</p>"
-        f"{_plot_html(results, theory)}{sections}</body></html>\n"
+        f"{_plot_html(results, theory, error_table)}{sections}</body></html>\n"
     )
 
 
@@ -751,6 +770,8 @@ def write_report(
     fd_diagnostics: pd.DataFrame,
     theory: pd.DataFrame,
     metadata: Mapping[str, Any],
+    *,
+    error_table: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report files of one run into ``run_dir`` and return the HTML page's path.
 
@@ -758,10 +779,13 @@ def write_report(
     ``pd.read_csv(path, header=[0, 1, 2], index_col=0)``), ad_accuracy.csv,
     verdicts_per_op.csv, worst_cases.csv, fd_diagnostics.csv, metadata.json and
     report.html. results.csv is the campaign's to write, not this function's.
+    ``error_table`` is :func:`error_vs_h` of the finite-difference rows when ``results``
+    holds only the judged rows (see :func:`render_html`).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    error_vs_h(results).to_csv(run_dir / "error_vs_h.csv")
+    error_table = error_vs_h(results) if error_table is None else error_table
+    error_table.to_csv(run_dir / "error_vs_h.csv")
     ad_accuracy(results).to_csv(run_dir / "ad_accuracy.csv", index=False)
     verdicts_per_op(results).to_csv(run_dir / "verdicts_per_op.csv", index=False)
     worst_cases(results).to_csv(run_dir / "worst_cases.csv", index=False)
@@ -770,5 +794,7 @@ def write_report(
         json.dumps(dict(metadata), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
     )
     page = run_dir / "report.html"
-    page.write_text(render_html(results, fd_diagnostics, theory, metadata), encoding="utf-8")
+    page.write_text(
+        render_html(results, fd_diagnostics, theory, metadata, error_table=error_table), encoding="utf-8"
+    )
     return page

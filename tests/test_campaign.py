@@ -79,6 +79,16 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+@pytest.fixture(scope="module")
+def unjoined_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of SMALL stopped after its last case, before its tables were joined: every
+    part file is there (a finished run removes them)."""
+    run_dir = tmp_path_factory.mktemp("unjoined") / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(SMALL, run_dir, progress=False, on_case=stop_after(SMALL.n_cases))
+    return run_dir
+
+
 def test_the_clean_run_holds_every_generated_case(clean_run: Path) -> None:
     results = pd.read_csv(clean_run / "results.csv")
     assert sorted(set(results["case_id"])) == [f"g{i:05d}" for i in range(SMALL.n_cases)]
@@ -120,13 +130,13 @@ def test_an_interrupted_run_resumes_without_losing_or_duplicating_rows(
 
 
 def test_resume_reruns_exactly_the_cases_whose_parts_are_missing(
-    clean_run: Path, tmp_path: Path
+    clean_run: Path, unjoined_run: Path, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    shutil.copytree(clean_run, run_dir)
+    shutil.copytree(unjoined_run, run_dir)
     for stem in ("00001", "00004"):
-        (run_dir / "parts" / f"{stem}.csv").unlink()
-    (run_dir / "results.csv").unlink()
+        for part in (run_dir / "parts").glob(f"{stem}.*"):
+            part.unlink()
     rerun: list[int] = []
     run_campaign(SMALL, run_dir, resume=True, progress=False, on_case=rerun.append)
     assert sorted(rerun) == [1, 4]
@@ -379,11 +389,11 @@ def test_shards_that_take_the_cases_from_one_shard_merge_to_the_one_machine_resu
 
 
 def test_a_resumed_run_reads_its_own_cases_instead_of_drawing_again(
-    clean_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    clean_run: Path, unjoined_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_dir = tmp_path / "run"
-    shutil.copytree(clean_run, run_dir)
-    (run_dir / "parts" / "00002.csv").unlink()
+    shutil.copytree(unjoined_run, run_dir)
+    (run_dir / "parts" / "00002.json").unlink()
     monkeypatch.setattr(campaign, "generate_cases", lambda config: pytest.fail("drew cases again"))
     run_campaign(SMALL, run_dir, resume=True, progress=False)
     assert (run_dir / "results.csv").read_bytes() == (clean_run / "results.csv").read_bytes()

@@ -225,7 +225,12 @@ def test_save_dir_writes_a_case_file_that_loads_and_fails_on_replay(found: Check
     assert case.engines == (f"{MODULE}:WrongExp",)
     assert case.dtypes == ("float64",) and case.orders == (1,)
     assert format_point(["x"], case.points[0]) == f.point
+    # a case file may name only built-in engines: the user's comes from the command line,
+    # as the saved file's rerun line says
+    assert f"--engines {MODULE}:WrongExp" in files[0].read_text()
     text, ok = replay_files([files[0]])
+    assert not ok and "refused" in text
+    text, ok = replay_files([files[0]], engines=[f"{MODULE}:WrongExp"])
     assert not ok
     assert "FAIL" in text and "mismatch" in text
     # a correct engine passes the same case

@@ -8,6 +8,11 @@ seed's ``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference
 ``package.module:attr``,
 where ``attr`` is an Engine instance or a callable returning one (a class with no
 required arguments, say), imported the way pytest imports plugins.
+
+Only the person running diffharness may name a ``package.module:attr`` engine (on the
+command line or through the Python API): importing it runs its code. Data files (case
+files, a run folder's ``config.json``) may come from anyone, so the engines they name go
+through :func:`refuse_unless_builtin` first, which never imports anything.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ __all__ = [  # noqa: F822 - FiniteDiffEngine is provided lazily by __getattr__
     "FiniteDiffEngine",
     "TorchEngine",
     "engine_from_spec",
+    "refuse_unless_builtin",
 ]
 
 
@@ -97,9 +103,25 @@ BUILTIN_ENGINES: Mapping[str, Callable[[], Engine]] = MappingProxyType(
 )
 
 
+def refuse_unless_builtin(spec: str, where: str) -> None:
+    """Raise ``ValueError`` unless ``spec`` is a built-in engine name; imports nothing.
+
+    For engine names read from a data file (``where`` names it): a case file or run folder
+    may come from anyone, and a ``package.module:attr`` spec imports and calls code.
+    """
+    if spec not in BUILTIN_ENGINES:
+        raise ValueError(
+            f"engine={spec!r} in {where} is refused: data files may name only built-in "
+            "engines; a user engine (package.module:attr) is named only on the command line "
+            f"(--engine, --engines) or through the Python API. Built-in: {', '.join(BUILTIN_ENGINES)}"
+        )
+
+
 def engine_from_spec(spec: str) -> Engine:
     """Build an engine from a built-in name or ``package.module:attr``.
 
+    Imports and calls user code for a ``package.module:attr`` spec: call it only with a
+    spec the user gave (see :func:`refuse_unless_builtin` for specs read from files).
     Raises ``ValueError`` naming the spec and what was expected.
     """
     if spec in BUILTIN_ENGINES:
