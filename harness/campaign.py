@@ -183,9 +183,10 @@ class CampaignResult:
 
     ``judged`` holds the rows of results.csv that carry a verdict (the engines under test,
     and ``error``/``timeout`` rows) and ``error_table`` the report's error-against-h table of
-    its finite-difference rows: both are built reading results.csv in chunks, so memory does
-    not grow with the finite-difference rows. ``results``, the whole long table, is read
-    from results.csv when first asked for.
+    its finite-difference rows: both are built reading results.csv in chunks, keeping of
+    each finite-difference row only its relative error (8 bytes, where the row takes a few
+    hundred in a DataFrame). ``results``, the whole long table, is read from results.csv
+    when first asked for.
     """
 
     run_dir: Path
