@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -187,6 +188,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished cases are kept: diffharness run --resume {shlex.quote(str(run_dir))}",
+              file=sys.stderr)
+        return 130
     return _report(result, run_dir, Path(args.out if not args.resume else run_dir.parent), start, args.strict)
 
 
@@ -494,7 +499,11 @@ def _parser() -> argparse.ArgumentParser:
         help="dtypes to search (default float64,float32)",
     )
     chk.add_argument("--orders", type=_orders, default=(1,), help="orders to search (default 1)")
-    chk.add_argument("--ops", type=_ops, default=None, help="ops to draw from (default: analytic ops)")
+    chk.add_argument(
+        "--ops", type=_ops, default=None,
+        help="ops to draw from (default: the analytic ops; for an engine with overrides, "
+        "its own ops and + - * / neg)",
+    )
     chk.add_argument(
         "--save", metavar="DIR", help="save each shrunk failure as a case file (e.g. cases/found)"
     )
@@ -563,17 +572,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(accuracy.main(argv[1:]) or 0)
     parser = _parser()
     args = parser.parse_args(argv)
-    if getattr(args, "ops", None) is None and args.command == "check":
-        from harness.ops import DEFAULT_OPS
-
-        args.ops = DEFAULT_OPS
     try:
         return int(args.func(args))
     except UsageError as exc:
         print(f"diffharness {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\ninterrupted; finished cases are kept (diffharness run --resume RUN_DIR)", file=sys.stderr)
+        print("\ninterrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

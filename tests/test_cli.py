@@ -369,3 +369,9 @@ def test_merge_joins_shards_into_the_report_of_a_one_machine_run(
     assert (tmp_path / "merged" / "report.html").is_file()
     code, _, err = invoke(capsys, "merge", str(tmp_path / "s0"), "--out", str(tmp_path), "--name", "half")
     assert code == 0 and "--resume" in err  # the cases of shard 1 are missing, and it says how to finish
+
+
+def test_a_misspelt_built_in_engine_lists_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--engine", "torch:sideways", "--expr", "x", "--at", "x=1"]) == 2
+    err = capsys.readouterr().err
+    assert "not a built-in engine" in err and "torch:reverse, torch:forward, torch:functional" in err

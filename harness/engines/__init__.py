@@ -132,6 +132,11 @@ def engine_from_spec(spec: str) -> Engine:
             "nor of the form package.module:attr"
         )
     module_name, attr = spec.split(":")
+    family = [name for name in BUILTIN_ENGINES if name.split(":")[0] == module_name]
+    if family:  # torch:sideways is a misspelt built-in, not the attribute of a module
+        raise ValueError(
+            f"engine={spec!r} is not a built-in engine; the {module_name} engines are {', '.join(family)}"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
