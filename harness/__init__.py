@@ -22,8 +22,10 @@ import importlib
 from typing import Any
 
 # Public names -> the module that defines them. Imported on first use, so that
-# ``import harness.ops`` (or a worker process) does not pay for torch, sympy and pandas
-# twice, and a half-built optional piece cannot break the whole package.
+# ``import harness`` (the command line's --help, a worker process) does not pay for torch,
+# sympy and pandas until a name needs them, and a half-built optional piece cannot break
+# the whole package. The parser module is ``harness.parser``, not ``harness.parse``: a
+# submodule of that name would replace the function ``harness.parse`` once imported.
 _EXPORTS: dict[str, str] = {
     "CampaignConfig": "harness.campaign",
     "run_campaign": "harness.campaign",
@@ -45,12 +47,9 @@ _EXPORTS: dict[str, str] = {
     "variables": "harness.expr",
     "expressions": "harness.strategies",
     "points": "harness.strategies",
+    "ParseError": "harness.parser",
+    "parse": "harness.parser",
 }
-
-
-# ``parse`` is also a submodule's name: importing harness.parse anywhere would rebind
-# ``harness.parse`` to the module, so the function is bound eagerly, after the module.
-from harness.parse import ParseError, parse  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:

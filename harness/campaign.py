@@ -63,7 +63,7 @@ from harness.limits import (
     time_limit,
 )
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
-from harness.parse import parse
+from harness.parser import parse
 from harness.schema import CSV_COLUMNS, FD_COLUMNS, RESULT_COLUMNS, THEORY_COLUMNS
 from harness.truth import truth_engine
 

@@ -4,7 +4,7 @@ A case file holds one or more ``[[case]]`` tables::
 
     [[case]]
     id = "seed-autograd"              # required; letters, digits, - _ . ; unique per file
-    expr = "3*x**2"                   # required; read with harness.parse (never eval)
+    expr = "3*x**2"                   # required; read with harness.parser (never eval)
     points = [{x = 1.0}]              # required; one table per point, every variable given
     dtypes = ["float32", "float64"]   # optional (default float64 and float32)
     orders = [1]                      # optional (default [1]); 1 or 2
@@ -39,7 +39,7 @@ import numpy as np
 from harness.dtypes import DTYPES, round_array
 from harness.expr import Expr, variables
 from harness.limits import MAX_POINTS, DataFileError, read_data_file
-from harness.parse import ParseError, parse
+from harness.parser import ParseError, parse
 from harness.schema import VERDICTS, coordinate, point_items
 
 if sys.version_info >= (3, 11):

@@ -124,7 +124,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _expr(text: str) -> Any:
-    from harness.parse import ParseError, parse
+    from harness.parser import ParseError, parse
 
     try:
         return parse(text)
@@ -133,7 +133,7 @@ def _expr(text: str) -> Any:
 
 
 def _dtype(text: str) -> str:
-    from harness.dtypes import DTYPES
+    from harness.schema import DTYPE_NAMES as DTYPES
 
     if text not in DTYPES:
         raise argparse.ArgumentTypeError(f"{text!r} is not a dtype; expected one of {', '.join(DTYPES)}")

@@ -260,7 +260,7 @@ def _print(node: Call, args: tuple[tuple[str, int], ...]) -> tuple[str, int]:
 
 
 def to_text(expr: Expr) -> str:
-    """Python-syntax text that :func:`harness.parse.parse` reads back to the same tree."""
+    """Python-syntax text that :func:`harness.parser.parse` reads back to the same tree."""
 
     def const(c: Const) -> tuple[str, int]:
         return _const_text(c.value), (_NEG_PRECEDENCE if c.value < 0 else _ATOM)

@@ -253,10 +253,10 @@ def ad_accuracy(results: pd.DataFrame) -> pd.DataFrame:
 def ops_in_expression(text: str) -> tuple[str, ...]:
     """Distinct op names in an expression's text, in op-table order.
 
-    Parsed with :func:`harness.parse.parse` (never evaluated). Text that does not parse
+    Parsed with :func:`harness.parser.parse` (never evaluated). Text that does not parse
     gives ``(UNPARSED,)`` and a tree without ops ``(NO_OPS,)``, so every row is counted.
     """
-    from harness.parse import parse  # the parser pulls in torch; only needed here
+    from harness.parser import parse  # the parser pulls in torch; only needed here
 
     try:
         tree = parse(text)

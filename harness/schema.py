@@ -23,6 +23,7 @@ from harness.memo import Memo
 
 __all__ = [
     "CSV_COLUMNS",
+    "DTYPE_NAMES",
     "FAILING",
     "FD_COLUMNS",
     "JUDGED",
@@ -91,6 +92,10 @@ FD_COLUMNS: tuple[str, ...] = (
 
 THEORY_COLUMNS: tuple[str, ...] = ("case_id", "dtype", "scheme", "h", "rel_error")
 """Columns of a run's theory curves: the median predicted relative error per case and h."""
+
+DTYPE_NAMES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
+"""The dtypes under test (the ``dtype`` column), widest first; :mod:`harness.dtypes` holds
+their constants."""
 
 SCHEMES: tuple[str, ...] = (
     "forward", "backward", "central", "five-point", "complex-step", "richardson",

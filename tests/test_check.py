@@ -37,7 +37,7 @@ from harness.edges import edge_points
 from harness.engines.base import EngineError
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Call, Const, Expr, Var, size, to_text
-from harness.parse import parse
+from harness.parser import parse
 from harness.replay import replay_files
 from harness.schema import RESULT_COLUMNS, format_point
 

@@ -12,7 +12,7 @@ import torch
 
 from harness.compile import Namespace, compile_tree, kernel_key, torch_namespace
 from harness.expr import Call, Const, Var, walk
-from harness.parse import parse
+from harness.parser import parse
 
 
 def _numpy_namespace(calls: list[tuple[str, tuple[Any, ...]]]) -> Namespace:

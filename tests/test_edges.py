@@ -17,7 +17,7 @@ from harness.dtypes import DTYPES, dtype_info, round_array
 from harness.edges import edge_points, op_edges
 from harness.engines.torch_ad import TorchEngine
 from harness.ops import OPS
-from harness.parse import parse
+from harness.parser import parse
 from harness.strategies import points, valid_points
 
 

@@ -17,7 +17,7 @@ import torch
 import harness
 from harness.check import EngineMismatch
 from harness.expr import Call, walk
-from harness.parse import parse
+from harness.parser import parse
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from harness import schema
 from harness.schema import (
     CSV_COLUMNS,
+    DTYPE_NAMES,
     FAILING,
     JUDGED,
     RESULT_COLUMNS,
@@ -119,3 +120,9 @@ def test_repro_command_round_trips_any_text_through_shlex(expr_text: str) -> Non
         "diffharness", "check", "--engine", "pkg.mod:Engine", "--expr", expr_text,
         "--at", "x=0.5,y=-1.0", "--dtype", "float32", "--order", "2",
     ]
+
+
+def test_the_dtype_names_are_those_the_dtype_table_holds() -> None:
+    from harness.dtypes import DTYPES
+
+    assert tuple(DTYPES) == DTYPE_NAMES

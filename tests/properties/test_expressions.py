@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from harness.expr import Call, Const, Expr, Var, size, to_sympy, to_text, variables, walk
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
-from harness.parse import parse
+from harness.parser import parse
 from harness.strategies import CONSTANTS, EXPONENTS, cases, expressions
 
 pytestmark = pytest.mark.slow  # run all with `pytest`, the fast loop with `-m "not slow"`

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from harness.parse import parse
+from harness.parser import parse
 from harness.strategies import cases
 from harness.truth import SymbolicEngine, certify
 from harness.truth.forms import VALUES, dtype_key, taylor

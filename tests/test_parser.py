@@ -1,4 +1,4 @@
-"""Tests for harness.parse: valid text gives hand-written trees, printed trees read back,
+"""Tests for harness.parser: valid text gives hand-written trees, printed trees read back,
 and hostile or malformed text is refused quickly with a clear error, without running."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sympy
 
 from harness.expr import Call, Const, Expr, Var, depth, size, to_text
 from harness.ops import OPS
-from harness.parse import (
+from harness.parser import (
     MAX_CONST_EXPONENT,
     MAX_DEPTH,
     MAX_NODES,
@@ -352,7 +352,7 @@ def test_literals_that_underflow_are_refused_and_a_huge_zero_is_zero(monkeypatch
     assert "underflows to 0" in error.message
     # Fraction("0e999999999") would build a huge power of ten: the parser must decide
     # zero from the digits and never hand the text to Fraction.
-    parse_module = sys.modules["harness.parse"]  # harness.parse is the function
+    parse_module = sys.modules["harness.parser"]
 
     def guarded(*args: Any) -> Fraction:
         if any("e999999999" in str(a) for a in args):
