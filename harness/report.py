@@ -777,8 +777,9 @@ def write_report(
 
     Files: error_vs_h.csv (three header rows: scheme, dtype, stat; read it back with
     ``pd.read_csv(path, header=[0, 1, 2], index_col=0)``), ad_accuracy.csv,
-    verdicts_per_op.csv, worst_cases.csv, fd_diagnostics.csv, metadata.json and
-    report.html. results.csv is the campaign's to write, not this function's.
+    verdicts_per_op.csv, worst_cases.csv, metadata.json and report.html. results.csv and
+    fd_diagnostics.csv are the campaign's to write (once, with their digests), not this
+    function's.
     ``error_table`` is :func:`error_vs_h` of the finite-difference rows when ``results``
     holds only the judged rows (see :func:`render_html`).
     """
@@ -789,7 +790,6 @@ def write_report(
     ad_accuracy(results).to_csv(run_dir / "ad_accuracy.csv", index=False)
     verdicts_per_op(results).to_csv(run_dir / "verdicts_per_op.csv", index=False)
     worst_cases(results).to_csv(run_dir / "worst_cases.csv", index=False)
-    fd_diagnostics.to_csv(run_dir / "fd_diagnostics.csv", index=False)
     (run_dir / "metadata.json").write_text(
         json.dumps(dict(metadata), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
     )
