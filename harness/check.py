@@ -28,7 +28,7 @@ from harness.engines.base import Engine, EngineError, check_request
 from harness.expr import Expr, to_text, variables
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
-from harness.oracle import judge, rounding_tolerance
+from harness.oracle import judge, one_sided_tolerance, rounding_tolerance
 from harness.schema import FAILING, RESULT_COLUMNS, point_text_array, repro_command
 from harness.strategies import expressions, points, reproducible_generation
 from harness.truth import SymbolicEngine, truth_engine
@@ -179,6 +179,8 @@ def _reference(
 ) -> tuple[Any, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Truth, tolerance, out-of-range mask and one-sided limits for one request.
 
+    At a kink the tolerance is that of the one-sided values (:func:`one_sided_tolerance`).
+
     They depend on the case, not on the engine, so several engines judged on the same
     case (every mode of a campaign) share one computation through a small LRU cache.
     """
@@ -186,8 +188,14 @@ def _reference(
     def compute() -> _Reference:
         t = truth.evaluate(expr, pts, dtype=dtype, order=order)
         tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
-        kinks = order == 1 and bool((t.status == "kink").any())
-        one_sided = truth.one_sided(expr, pts, dtype=dtype) if kinks else None
+        kink = t.status == "kink"
+        one_sided = None
+        if order == 1 and kink.any():
+            one_sided = truth.one_sided(expr, pts, dtype=dtype)
+            rows = np.flatnonzero(kink.any(axis=1))
+            side_tol = one_sided_tolerance(expr, pts[rows], dtype=dtype)
+            tol = tol.copy()
+            tol[rows] = np.where(kink[rows], np.fmax(tol[rows], side_tol), tol[rows])
         return t, tol, oor, one_sided
 
     return _REFERENCE_CACHE.get((truth, expr, dtype, order, pts.shape, pts.tobytes()), compute)

@@ -59,6 +59,7 @@ __all__ = [
     "SAFETY",
     "Judgement",
     "judge",
+    "one_sided_tolerance",
     "rounding_tolerance",
 ]
 
@@ -289,6 +290,31 @@ def rounding_tolerance(
     # x = 63 in float16: (1 + x**2)**2 = 1.6e7 > 65504, so torch gets 0).
     out_of_range = ~(biggest <= info.max / HEADROOM)
     return SAFETY * radius, out_of_range
+
+
+SIDE_STEP = 2.0**-30
+"""Relative step off a kink for :func:`one_sided_tolerance` (absolute at 0)."""
+
+
+def one_sided_tolerance(expr: Expr, points: np.ndarray, *, dtype: str) -> np.ndarray:
+    """Tolerance on a one-sided derivative at a kink, per gradient entry: (n, m).
+
+    At the kink itself the model's partials are the convention sympy picks (abs'(0) =
+    0), so its tolerance says nothing about an engine that takes either branch (JAX's
+    abs'(0) = 1 makes d/dy abs(y / 0.75) the rounded 4/3). Each branch is smooth a step
+    off the point, so entry [p, i] is the larger of :func:`rounding_tolerance` at
+    x_p -/+ step * e_i, step = :data:`SIDE_STEP` * |x_i| (or SIDE_STEP at 0).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    out = np.zeros(pts.shape)
+    for i in range(pts.shape[1]):
+        step = np.where(pts[:, i] != 0, np.abs(pts[:, i]) * SIDE_STEP, SIDE_STEP)
+        for sign in (-1.0, 1.0):
+            side = pts.copy()
+            side[:, i] = side[:, i] + sign * step
+            tol, _ = rounding_tolerance(expr, side, dtype=dtype, order=1)
+            out[:, i] = np.fmax(out[:, i], tol[:, i])
+    return out
 
 
 _Partials = tuple[list[np.ndarray], dict[tuple[int, int], np.ndarray]]

@@ -102,6 +102,12 @@ class SymbolicEngine:
                 full[:, ju, iu] = flat
                 parts.append(full)
             values, bounds, codes, bits = parts
+        kinks = np.flatnonzero((codes == _KINK).reshape(n, -1).any(axis=1))
+        if len(kinks):
+            germs = certify.along_axes(compiled(expr, dtype_key(expr, dtype), VALUES), pts[kinks], order)
+            parts = [values[kinks], bounds[kinks], codes[kinks], bits[kinks]]
+            _settle_along_axes(*parts, germs=germs, order=order)
+            values[kinks], bounds[kinks], codes[kinks], bits[kinks] = parts
         return Truth(values, bounds, _status_names(codes), bits)
 
     def values(self, expr: Expr, points: np.ndarray, *, dtype: str) -> np.ndarray:
@@ -148,10 +154,61 @@ class SymbolicEngine:
         (x_p + delta e_i) with delta = :data:`~.certify.ONE_SIDED_SHIFT` = 2**-300: the
         one-sided limits of a piecewise-analytic derivative, to within about delta * |f''|
         (relu'(0-) = 0, relu'(0+) = 1, abs'(0-) = -1). NaN where a side is undefined or
-        itself a kink.
+        itself a kink. They come from f's one-sided germs along the axis
+        (:func:`~.certify.along_axes`), else from the derivative a step off the point.
         """
         pts = check_request(expr, points, dtype, 1)
-        return certify.one_sided(compiled(expr, dtype_key(expr, dtype), GRADIENT), pts)
+        key = dtype_key(expr, dtype)
+        germs = certify.along_axes(compiled(expr, key, VALUES), pts, 1)
+        left, right = germs.left[:, 0, :], germs.right[:, 0, :]
+        missing = np.flatnonzero((np.isnan(left) | np.isnan(right)).any(axis=1))
+        if len(missing):  # no germ (a tie the balls cannot order): step off the point instead
+            stepped = certify.one_sided(compiled(expr, key, GRADIENT), pts[missing])
+            for side, off in zip((left, right), stepped, strict=True):
+                side[missing] = np.where(np.isnan(side[missing]), off, side[missing])
+        return left, right
+
+
+_KINK = STATUSES.index("kink")
+_OK = STATUSES.index("ok")
+_UNDEFINED = STATUSES.index("undefined")
+
+
+def _settle_along_axes(
+    values: np.ndarray,
+    bounds: np.ndarray,
+    codes: np.ndarray,
+    bits: np.ndarray,
+    *,
+    germs: certify.AxisGerms,
+    order: int,
+) -> None:
+    """Decide each ``kink`` entry along the axes it differentiates (in place).
+
+    An entry of the gradient is about f along its variable alone: where f jumps along it
+    the derivative is undefined; where both one-sided germs agree it exists (x * floor(y)
+    at y = 1: d/dx = 1); else it stays a kink. A diagonal Hessian entry likewise, to
+    second order. A mixed entry (i, j) is undefined where f jumps along i or j and stays
+    a kink otherwise: two axes alone do not settle a mixed partial (|x y| at 0).
+    """
+    k = germs.jump.shape[1]
+    for i in range(k):
+        entry = (slice(None), i) if order == 1 else (slice(None), i, i)
+        kink = codes[entry] == _KINK
+        jump = kink & germs.jump[:, i]
+        exists = kink & ~jump & germs.same[:, :order, i].all(axis=1)
+        settled_value = germs.right[:, order - 1, i]
+        values[entry] = np.where(exists, settled_value, np.where(jump, np.nan, values[entry]))
+        bounds[entry] = np.where(exists, germs.bound[:, order - 1, i], np.where(jump, np.nan, bounds[entry]))
+        codes[entry] = np.where(exists, _OK, np.where(jump, _UNDEFINED, codes[entry]))
+        bits[entry] = np.where(exists | jump, certify.START_BITS, bits[entry])
+        if order == 2:
+            for j in range(k):
+                if j != i:
+                    off = (codes[:, i, j] == _KINK) & (germs.jump[:, i] | germs.jump[:, j])
+                    values[:, i, j] = np.where(off, np.nan, values[:, i, j])
+                    bounds[:, i, j] = np.where(off, np.nan, bounds[:, i, j])
+                    codes[:, i, j] = np.where(off, _UNDEFINED, codes[:, i, j])
 
 
 _TRUTH = SymbolicEngine()
