@@ -391,10 +391,11 @@ def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
                         s is not None and not (sr.head(s[0]) - own).contains(0) for s in sides
                     ):
                         jump[rows, axis] = True
-                    if any(s is None for s in sides):
+                    below, above = sides
+                    if below is None or above is None:
                         continue
                     for j in range(1, max_order + 1):
-                        lo, hi = (_coefficient(s, j) * factorials[j] for s in sides)
+                        lo, hi = (_coefficient(s, j) * factorials[j] for s in (below, above))
                         lo = lo if j % 2 == 0 else -lo  # the left germ ran on x_i - t
                         if _tight(lo):
                             left[rows, j - 1, axis] = float(lo.mid()) + 0.0
