@@ -28,7 +28,7 @@ from harness.engines.base import Engine, EngineError, check_request
 from harness.expr import Expr, to_text, variables
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
-from harness.oracle import judge, one_sided_tolerance, rounding_tolerance
+from harness.oracle import judge, one_sided_tolerance, rounding_model
 from harness.schema import FAILING, RESULT_COLUMNS, point_text_array, repro_command
 from harness.strategies import expressions, points, reproducible_generation
 from harness.truth import SymbolicEngine, truth_engine
@@ -114,7 +114,7 @@ def compare(
     except Exception as exc:  # noqa: BLE001 - an engine crash is a finding, not our crash
         verdict_override, message = "error", f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
-    t, tol, oor, one_sided = _reference(truth, expr, pts, dtype, order)
+    t, tol, oor, one_sided, branch = _reference(truth, expr, pts, dtype, order)
     if verdict_override is not None:
         got = np.full(t.values.shape, np.nan)
     j = judge(
@@ -126,6 +126,7 @@ def compare(
         truth_bound=t.bounds,
         out_of_range=oor,
         one_sided=one_sided,
+        branch=branch,
     )
     entries = _derivative_entries(names, order)
     per_point = len(entries)
@@ -170,14 +171,16 @@ def compare(
     return frame
 
 
-_Reference = tuple[Any, np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None"]
+_Branch = tuple[np.ndarray, np.ndarray, np.ndarray]
+_Reference = tuple[Any, np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None", _Branch]
 _REFERENCE_CACHE: Memo[_Reference] = Memo(32)
 
 
 def _reference(
     truth: SymbolicEngine, expr: Expr, pts: np.ndarray, dtype: str, order: int
-) -> tuple[Any, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """Truth, tolerance, out-of-range mask and one-sided limits for one request.
+) -> _Reference:
+    """Truth, tolerance, out-of-range mask, one-sided limits and the other branch (where
+    rounding may flip a kink, see :class:`~harness.oracle.RoundingModel`) for one request.
 
     At a kink the tolerance is that of the one-sided values (:func:`one_sided_tolerance`).
 
@@ -187,7 +190,8 @@ def _reference(
 
     def compute() -> _Reference:
         t = truth.evaluate(expr, pts, dtype=dtype, order=order)
-        tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
+        model = rounding_model(expr, pts, dtype=dtype, order=order)
+        tol, oor = model.tolerance, model.out_of_range
         kink = t.status == "kink"
         one_sided = None
         if order == 1 and kink.any():
@@ -196,7 +200,7 @@ def _reference(
             side_tol = one_sided_tolerance(expr, pts[rows], dtype=dtype)
             tol = tol.copy()
             tol[rows] = np.where(kink[rows], np.fmax(tol[rows], side_tol), tol[rows])
-        return t, tol, oor, one_sided
+        return t, tol, oor, one_sided, (model.ambiguous, model.other, model.other_tolerance)
 
     return _REFERENCE_CACHE.get((truth, expr, dtype, order, pts.shape, pts.tobytes()), compute)
 

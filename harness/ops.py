@@ -143,6 +143,14 @@ def _integer_distance(x: Tensor) -> Tensor:
     return (x - torch.round(x)).abs()
 
 
+def _mirrored(x: Any) -> tuple[Any, ...]:
+    return (-x,)
+
+
+def _swapped(a: Any, b: Any) -> tuple[Any, ...]:
+    return (b, a)
+
+
 @dataclass(frozen=True)
 class Op:
     """One operator: its builders, domain, smoothness and spelling.
@@ -155,6 +163,11 @@ class Op:
     operator node that spells the op in text (``None``: written as a call ``name(...)``).
     ``const_args`` lists argument positions the generator fills with constants only
     (the exponent of ``pow``); the parser accepts any expression there.
+
+    ``across(*args)``, for an op with a kink, gives the arguments mirrored to the other
+    side of the break (abs: -x; max: the two swapped): the other branch's partials are
+    the op's partials there. The oracle reads it where rounding may have put an argument
+    on the other side (see ``harness.oracle``).
 
     ``roundings`` is the error of the forward value in unit roundoffs: 1 for a correctly
     rounded arithmetic op, 0 for exact ones (neg, abs, max, ...), ``LIBM`` for library
@@ -188,6 +201,7 @@ class Op:
     grad_noise: GradNoise | None = None
     grad2_noise: GradNoise | None = None
     roundings: float = LIBM
+    across: Callable[..., tuple[Any, ...]] | None = None
     doc: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -195,6 +209,8 @@ class Op:
             raise ValueError(f"op {self.name!r}: kinks must be given exactly when not analytic")
         if self.smoothness is not Smoothness.ANALYTIC and self.complex_step:
             raise ValueError(f"op {self.name!r}: complex step is invalid through a kink or jump")
+        if (self.smoothness is Smoothness.KINK) != (self.across is not None):
+            raise ValueError(f"op {self.name!r}: across must be given exactly for an op with kinks")
 
 
 def _sympy_relu(x: Any) -> Any:
@@ -286,21 +302,21 @@ _ROWS: tuple[Op, ...] = (
     # kinks: continuous, first derivative jumps
     Op(
         "abs", 1, sympy.Abs, torch.abs, jax=lambda j: j.numpy.abs, smoothness=Smoothness.KINK, roundings=0,
-        kinks=_abs_distance, complex_step=False,
+        kinks=_abs_distance, complex_step=False, across=_mirrored,
     ),
     Op(
         "relu", 1, _sympy_relu, torch.relu, jax=lambda j: j.nn.relu, smoothness=Smoothness.KINK, roundings=0,
-        kinks=_abs_distance, complex_step=False,
+        kinks=_abs_distance, complex_step=False, across=_mirrored,
     ),
     Op(
         "max", 2, sympy.Max, torch.maximum, jax=lambda j: j.numpy.maximum,
         smoothness=Smoothness.KINK, roundings=0,
-        kinks=_tie_distance, complex_step=False,
+        kinks=_tie_distance, complex_step=False, across=_swapped,
     ),
     Op(
         "min", 2, sympy.Min, torch.minimum, jax=lambda j: j.numpy.minimum,
         smoothness=Smoothness.KINK, roundings=0,
-        kinks=_tie_distance, complex_step=False,
+        kinks=_tie_distance, complex_step=False, across=_swapped,
     ),
     # jumps: derivative 0 almost everywhere (the seed's point about accuracy)
     Op(

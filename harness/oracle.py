@@ -34,7 +34,10 @@ Verdicts
 ``nan-mismatch`` (one side NaN or inf, the other finite); ``kink-convention`` (at a
 non-differentiable point, the value lies between the exact one-sided derivatives, e.g.
 relu'(0) = 0); ``kink-violation`` (it does not); ``undefined`` (the truth itself is
-undefined there); ``out-of-range`` (an intermediate overflows the dtype per the model).
+undefined there, also where f jumps along the variable differentiated); ``out-of-range``
+(an intermediate overflows or underflows the dtype per the model);
+``branch-ambiguous`` (the dtype's rounding may put a kink or jump op's argument on the
+other side of its break, and the value is that branch's derivative).
 """
 
 from __future__ import annotations
@@ -58,10 +61,14 @@ from harness.schema import FAILING
 __all__ = [
     "SAFETY",
     "Judgement",
+    "RoundingModel",
     "judge",
     "one_sided_tolerance",
+    "rounding_model",
     "rounding_tolerance",
 ]
+
+_FLOAT64_TINY = 2.0**-1022
 
 SAFETY = 2.0
 """Multiplier on the modelled error: association order and libm slack."""
@@ -136,7 +143,7 @@ def _broadcasting(fn: Callable[..., Any]) -> NumFn:
     def call(*args: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
             res = fn(*args)
-        return np.broadcast_to(np.asarray(res, dtype=np.float64), np.shape(args[0])).copy()
+        return np.broadcast_to(np.asarray(res, dtype=np.longdouble), np.shape(args[0])).copy()
 
     return call
 
@@ -162,7 +169,13 @@ def _partial_values(
     fallback = fn(*args)
     bad = ~np.isfinite(fallback) & np.all([np.isfinite(a) for a in args], axis=0)
     if bad.any():
-        near = [np.abs(fn(*(a * (1 + s * 2.0**-30) + s * 2.0**-60 for a in args))) for s in (1.0, -1.0)]
+        # constant arguments (pow's exponent) stay: 0 * x**-1 at x**0 is 0 on both sides
+        fixed = OPS[name].const_args
+        near = [
+            np.abs(fn(*(a if i in fixed else a * (1 + s * 2.0**-30) + s * 2.0**-60
+                        for i, a in enumerate(args))))
+            for s in (1.0, -1.0)
+        ]
         fallback = np.where(bad, np.fmax(near[0], near[1]), fallback)
         still = bad & ~np.isfinite(fallback)
         if still.any():  # inf/inf in float64 (softplus'' = e^x / (e^x + 1)**2 at x = 1e3)
@@ -184,7 +197,8 @@ def _certified(name: str, order: int, args: tuple[np.ndarray, ...]) -> np.ndarra
     if tree is None:
         tree = Call(name, tuple(Var(f"a{i}") for i in range(OPS[name].arity)))
         _OP_TREES[name] = tree
-    pts = np.stack([np.broadcast_to(a, np.shape(args[0])) for a in args], axis=1)
+    with np.errstate(over="ignore"):  # a long double beyond float64 is not certified here
+        pts = np.stack([np.broadcast_to(a, np.shape(args[0])) for a in args], axis=1).astype(np.float64)
     finite = np.isfinite(pts).all(axis=1)
     shape = (len(pts),) + (len(args),) * order
     out = np.full(shape, np.nan)
@@ -231,26 +245,100 @@ def _values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
     }
 
 
+def _wide_values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
+    """:func:`_values` in long double, with each node float64 cannot hold (inf or NaN
+    where it overflows, 0 where it underflows) replaced by its exact value from the
+    truth (:meth:`~harness.truth.SymbolicEngine.node_values`): the model's magnitudes
+    then stay finite where the truth is (cosh(710) is 1.1e308, its partial times LIBM is
+    not), and an underflowing intermediate keeps its size (1e-200 * 1e-200)."""
+    from harness.truth import truth_engine
+
+    vals = {node: v.astype(np.longdouble) for node, v in _values(expr, points).items()}
+    lost = [
+        node
+        for node in walk(expr)
+        if isinstance(node, Call) and not (np.isfinite(vals[node]) & (vals[node] != 0)).all()
+    ]
+    if not lost:
+        return vals
+    calls = [node for node in walk(expr) if not isinstance(node, Var)]
+    exact = dict(zip(calls, truth_engine().node_values(expr, points, dtype="float64"), strict=True))
+    for node in lost:
+        v, x = vals[node], exact[node]
+        vals[node] = np.where(np.isfinite(x) & (~np.isfinite(v) | ((v == 0) & (x != 0))), x, v)
+    return vals
+
+
+@dataclass(frozen=True)
+class RoundingModel:
+    """What the rounding model says about each derivative entry computed in one dtype.
+
+    ``tolerance`` (the derivative's shape, ``SAFETY`` included) bounds the error of an
+    engine erring a few roundings per operation. ``out_of_range`` (n,) marks points where
+    a modelled magnitude leaves the dtype's range. ``ambiguous`` (n,) marks points where
+    an argument of a kink or jump op lies within its own error bound of the break, so
+    the dtype's rounding may put it on either side (relu(cos(exp(y))) at y = 18.125 in
+    float32); ``other`` and ``other_tolerance`` are then the derivative with those kinks'
+    other branch taken, and its tolerance (NaN where a jump op is ambiguous: its value
+    itself flips, and any derivative may be right).
+    """
+
+    tolerance: np.ndarray
+    out_of_range: np.ndarray
+    ambiguous: np.ndarray
+    other: np.ndarray
+    other_tolerance: np.ndarray
+
+
 def rounding_tolerance(
     expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tolerance on each derivative entry computed in ``dtype``, and an out-of-range mask.
+    """Tolerance on each derivative entry computed in ``dtype``, and an out-of-range mask:
+    ``(tolerance, out_of_range)`` of :func:`rounding_model`."""
+    model = rounding_model(expr, points, dtype=dtype, order=order)
+    return model.tolerance, model.out_of_range
 
-    Returns ``(tolerance, out_of_range)``: ``tolerance`` has the shape of the derivative
-    ((n, m) for order 1, (n, m, m) for order 2) and already includes ``SAFETY``;
-    ``out_of_range`` (n,) is True where a modelled magnitude leaves the dtype's range.
-    """
+
+def rounding_model(expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1) -> RoundingModel:
+    """The rounding model of ``expr``'s derivative of ``order`` in ``dtype`` at ``points``
+    (see the module docstring and :class:`RoundingModel`)."""
     if order not in (1, 2):
         raise ValueError(f"order={order!r} is not supported; expected 1 or 2")
     info = dtype_info(dtype)
+    pts = np.asarray(points, dtype=np.float64)
+    vals, local = _local_partials(expr, pts, order)
+    value, tolerance, out_of_range, nodes = _run_model(expr, pts, vals, local, info, order)
+    ambiguous, flips, jumps = _near_breaks(expr, vals, nodes)
+    other = np.full(value.shape, np.nan)
+    other_tolerance = np.full(value.shape, np.nan)
+    if ambiguous.any():
+        flipped = dict(local)
+        for node, where in flips.items():
+            flipped[node] = _across(node, vals, local[node], where, order)
+        alt, alt_tol, _, _ = _run_model(expr, pts, vals, flipped, info, order)
+        known = (ambiguous & ~jumps).reshape((-1,) + (1,) * (value.ndim - 1))
+        other = np.where(known, alt, np.nan)
+        other_tolerance = np.where(known, alt_tol, np.nan)
+    return RoundingModel(tolerance, out_of_range, ambiguous, other, other_tolerance)
+
+
+def _run_model(
+    expr: Expr,
+    pts: np.ndarray,
+    vals: dict[Expr, np.ndarray],
+    local: dict[Expr, _Partials],
+    info: Any,
+    order: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[Expr, _Node]]:
+    """One pass of the running error model over the tree: the modelled derivative, its
+    tolerance (``SAFETY`` included, float64), the out-of-range mask and every node."""
     u = info.unit_roundoff
     floor = info.smallest_subnormal
-    pts = np.asarray(points, dtype=np.float64)
     n, m = pts.shape[0], len(variables(expr))
-    vals, local = _local_partials(expr, pts, order)
     names = variables(expr)
     nodes: dict[Expr, _Node] = {}
     biggest = np.zeros(n)
+    smallest = np.full(n, np.inf)  # the least nonzero |value| of an op node
     for node in walk(expr):
         v = vals[node]
         if isinstance(node, Var):
@@ -274,6 +362,7 @@ def rounding_tolerance(
         if k.reach is not None:
             biggest = np.fmax(biggest, k.reach)
         biggest = np.fmax(biggest, np.abs(v))
+        smallest = np.fmin(smallest, np.where(v != 0, np.abs(v), np.inf))
         biggest = np.fmax(biggest, np.abs(k.grad).max(axis=1, initial=0.0))
         if k.hess is not None:
             biggest = np.fmax(biggest, np.abs(k.hess).reshape(n, -1).max(axis=1, initial=0.0))
@@ -289,7 +378,59 @@ def rounding_tolerance(
     # of the range an intermediate may already overflow (atan'' = -2x/(1 + x**2)**2 at
     # x = 63 in float16: (1 + x**2)**2 = 1.6e7 > 65504, so torch gets 0).
     out_of_range = ~(biggest <= info.max / HEADROOM)
-    return SAFETY * radius, out_of_range
+    # an exact intermediate below the smallest subnormal is 0 (or that subnormal) in the
+    # dtype: sqrt(x*x) at x = 1e-200 is sqrt(0) in float64, its derivative inf
+    out_of_range |= smallest < info.smallest_subnormal
+    with np.errstate(over="ignore"):
+        tolerance = np.asarray(SAFETY * radius, dtype=np.float64)
+    return np.asarray(value, dtype=np.float64), tolerance, out_of_range, nodes
+
+
+def _near_breaks(
+    expr: Expr, vals: dict[Expr, np.ndarray], nodes: dict[Expr, _Node]
+) -> tuple[np.ndarray, dict[Call, np.ndarray], np.ndarray]:
+    """Points where a kink or jump op's argument is within ``SAFETY`` times its modelled
+    error of the break, but not on it: (ambiguous (n,), {kink node: its points}, points
+    where a jump op is ambiguous)."""
+    n = len(next(iter(vals.values()))) if vals else 0
+    ambiguous = np.zeros(n, dtype=bool)
+    jumps = np.zeros(n, dtype=bool)
+    flips: dict[Call, np.ndarray] = {}
+    for node in walk(expr):
+        if not isinstance(node, Call) or OPS[node.op].kinks is None:
+            continue
+        row = OPS[node.op]
+        assert row.kinks is not None
+        args = [torch.from_numpy(np.asarray(vals[a], dtype=np.float64)) for a in node.args]
+        margin = np.broadcast_to(row.kinks(*args).numpy(), (n,))
+        radius = SAFETY * sum(nodes[a].value_error for a in node.args)
+        near = (margin > 0) & (margin <= radius)
+        if not near.any():
+            continue
+        ambiguous |= near
+        if row.across is None:
+            jumps |= near
+        else:
+            flips[node] = near
+    return ambiguous, flips, jumps
+
+
+def _across(
+    node: Call, vals: dict[Expr, np.ndarray], partials: _Partials, where: np.ndarray, order: int
+) -> _Partials:
+    """``node``'s partials with its kink's other branch taken at the points ``where``."""
+    row = OPS[node.op]
+    assert row.across is not None
+    args = [vals[a] for a in node.args]
+    mirrored = list(row.across(*args))
+    p, q = partials
+    ar = row.arity
+    p2 = [np.where(where, _partial_values(node.op, (j,), mirrored), p[j]) for j in range(ar)]
+    q2 = {
+        key: np.where(where, _partial_values(node.op, key, mirrored, certify=order == 2), value)
+        for key, value in q.items()
+    }
+    return p2, q2
 
 
 SIDE_STEP = 2.0**-30
@@ -339,7 +480,7 @@ def _local_partials(
 def _compute_local(
     expr: Expr, points: np.ndarray, order: int
 ) -> tuple[dict[Expr, np.ndarray], dict[Expr, _Partials]]:
-    vals = _values(expr, points)
+    vals = _wide_values(expr, points)
     partials: dict[Expr, _Partials] = {}
     for node in walk(expr):
         if isinstance(node, Call):
@@ -405,10 +546,13 @@ def _propagate(
     chain = sum(np.abs(_mul(p[j][:, None], kids[j].grad)) for j in range(ar))
     grad_error = grad_error + ar * u * chain + floor
     grad_error = np.where(np.abs(grad) < tiny, np.fmax(grad_error, np.abs(grad)), grad_error)
-    partials = [np.abs(x) for x in p] + [np.abs(x) for x in q.values()]
+    # in float64: a partial below its normal range is 0 to a formula (its whole size is
+    # error, see noise above), not one whose inverse overflows
+    partials = [np.abs(x).astype(np.float64) for x in (*p, *q.values())]
     reach = np.zeros(len(v))
     for x in partials:
-        inverse = np.where((x > 0) & np.isfinite(x), 1.0 / np.where(x > 0, x, 1.0), 0.0)
+        normal = (x >= _FLOAT64_TINY) & np.isfinite(x)
+        inverse = np.where(normal, 1.0 / np.where(normal, x, 1.0), 0.0)
         reach = np.fmax(reach, np.fmax(np.where(np.isfinite(x), x, 0.0), inverse))
     out = _Node(v, value_error, np.asarray(grad), np.asarray(grad_error), reach=reach)
     if order == 2:
@@ -514,6 +658,7 @@ def judge(
     truth_bound: np.ndarray | None = None,
     out_of_range: np.ndarray | None = None,
     one_sided: tuple[np.ndarray, np.ndarray] | None = None,
+    branch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Judgement:
     """Judge each derivative entry: ``got`` (engine) against ``truth`` (certified).
 
@@ -522,7 +667,12 @@ def judge(
     differences, from their own error model); ``one_sided`` gives the left and right
     derivatives (order 1) so a kink's convention can be told from a violation; where they
     coincide the derivative exists and is judged as usual. ``out_of_range`` (per point)
-    marks rows the rounding model says the dtype cannot represent.
+    marks rows the rounding model says the dtype cannot represent, and so does a
+    tolerance as large as the expected value itself there (it would accept anything).
+    ``branch`` is :class:`RoundingModel`'s ``(ambiguous, other, other_tolerance)``: where
+    rounding may have flipped a kink or jump, an entry that is wrong for the truth's
+    branch but right for the other one (any, where a jump flips) is
+    ``branch-ambiguous``.
     """
     got = np.asarray(got, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
@@ -549,7 +699,7 @@ def judge(
     verdict[finite_got != finite_exp] = "nan-mismatch"
     if out_of_range is not None:
         oor = np.broadcast_to(np.asarray(out_of_range).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
-        verdict[oor & (verdict != "ok")] = "out-of-range"
+        verdict[oor & ((verdict != "ok") | ~(tol < np.abs(expected)))] = "out-of-range"
     if kink.any():
         if lo is not None and hi is not None:
             inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
@@ -557,6 +707,16 @@ def judge(
             verdict[kink & ~inside] = "kink-violation"
         else:
             verdict[kink] = "undefined"  # no one-sided limits (order 2): nothing to judge
+    if branch is not None:
+        near, other, other_tol = branch
+        near = np.broadcast_to(np.asarray(near).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
+        other_tol = np.asarray(other_tol, dtype=np.float64)
+        if truth_bound is not None:
+            other_tol = other_tol + np.nan_to_num(np.asarray(truth_bound, dtype=np.float64), nan=0.0)
+        with np.errstate(invalid="ignore"):
+            either = np.isnan(other) | (np.abs(got - other) <= other_tol)
+        flipped = near & np.isin(status, ("ok", "uncertified")) & np.isin(verdict, list(FAILING)) & either
+        verdict[flipped] = "branch-ambiguous"
     verdict[status == "undefined"] = "undefined"
     return Judgement(verdict.astype(str), abs_err, rel_err, ulp_err, tol)
 

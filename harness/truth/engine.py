@@ -119,6 +119,29 @@ class SymbolicEngine:
         program = compiled(expr, dtype_key(expr, dtype), VALUES)
         return certify.evaluate(program, pts)[0][:, 0]
 
+    def node_values(self, expr: Expr, points: np.ndarray, *, dtype: str) -> np.ndarray:
+        """Every node of the literal tree but its variables, in ``walk`` order, at
+        ``points``: shape (n_nodes, n), in long double (range to about 1e4932, so a value
+        float64 cannot hold, exp(800) or 1e-200 * 1e-200, keeps its size). Midpoints of
+        the vectorised interval pass (:meth:`~.program.Program.run_intervals`), so
+        accurate to a few long double ulps; NaN where that pass is unsure and wide.
+        """
+        pts = check_request(expr, points, dtype, 1)
+        program = compiled(expr, dtype_key(expr, dtype), VALUES)
+        los, his, unsure = program.run_intervals(pts, certify.START_BITS)
+        out = np.full((len(los) - program.n_entries, len(pts)), np.nan, dtype=np.longdouble)
+        with np.errstate(all="ignore"):
+            for row, (lo, hi, bad) in enumerate(zip(los, his, unsure, strict=True)):
+                if row < program.n_entries:
+                    continue
+                mid = np.broadcast_to(lo / 2 + hi / 2, (len(pts),))
+                # "unsure" also marks sizes past 2**+-1100 (arb certifies those); their
+                # interval still encloses the value, so a tight one gives its size
+                tight = np.broadcast_to(np.abs(hi - lo) <= np.abs(mid) * 2.0**-40, (len(pts),))
+                ok = np.isfinite(mid) & (tight if bad is None else ~bad | tight)
+                out[row - program.n_entries] = np.where(ok, mid, np.nan)
+        return out
+
     def taylor(self, expr: Expr, points: np.ndarray, *, dtype: str, max_order: int) -> np.ndarray:
         """Pure partials d^k f / dx_i^k for k = 0..max_order: shape (max_order + 1, n, n_vars).
 
