@@ -62,6 +62,21 @@ GradNoise = Callable[[tuple[Any, ...], Any, tuple[Any, ...]], tuple[Any, ...]]
 LIBM = 4
 
 
+def _exact_partials(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # the partials are 0, +-1 or an argument itself: computed without rounding
+    return tuple(0 * abs(pj) for pj in p)
+
+
+def _div_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1 / b: one rounding; -a / b**2 (as -(a / b) / b): two
+    return (abs(p[0]), 2 * abs(p[1]))
+
+
+def _sqrt_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1 / (2 y): y's own rounding and the division's
+    return (2 * abs(p[0]),)
+
+
 def _tanh_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # 1 - y*y with y carrying LIBM roundings: cancellation where |y| -> 1.
     return (1 + (2 * LIBM + 2) * y * y,)
@@ -232,24 +247,24 @@ _ROWS: tuple[Op, ...] = (
     # arithmetic
     Op(
         "add", 2, lambda a, b: a + b, torch.add, jax=lambda j: j.numpy.add,
-        roundings=1, infix="+", precedence=_ADD, ast_node=ast.Add,
+        roundings=1, infix="+", precedence=_ADD, ast_node=ast.Add, grad_noise=_exact_partials,
     ),
     Op(
         "sub", 2, lambda a, b: a - b, torch.sub, jax=lambda j: j.numpy.subtract,
-        roundings=1, infix="-", precedence=_ADD, ast_node=ast.Sub,
+        roundings=1, infix="-", precedence=_ADD, ast_node=ast.Sub, grad_noise=_exact_partials,
     ),
     Op(
         "mul", 2, lambda a, b: a * b, torch.mul, jax=lambda j: j.numpy.multiply,
-        roundings=1, infix="*", precedence=_MUL, ast_node=ast.Mult,
+        roundings=1, infix="*", precedence=_MUL, ast_node=ast.Mult, grad_noise=_exact_partials,
     ),
     Op(
         "div", 2, lambda a, b: a / b, torch.div, jax=lambda j: j.numpy.divide,
-        domain=_nonzero_second, roundings=1,
+        domain=_nonzero_second, roundings=1, grad_noise=_div_noise,
         infix="/", precedence=_MUL, ast_node=ast.Div,
     ),
     Op(
         "neg", 1, lambda a: -a, torch.neg, jax=lambda j: j.numpy.negative,
-        roundings=0, infix="-", precedence=_NEG, ast_node=ast.USub,
+        roundings=0, infix="-", precedence=_NEG, ast_node=ast.USub, grad_noise=_exact_partials,
     ),
     Op(
         "pow", 2, lambda a, b: a**b, torch.pow, jax=lambda j: j.numpy.power, domain=_pow_domain,
@@ -259,7 +274,10 @@ _ROWS: tuple[Op, ...] = (
     # elementary analytic functions
     Op("exp", 1, sympy.exp, torch.exp, jax=lambda j: j.numpy.exp),
     Op("log", 1, sympy.log, torch.log, jax=lambda j: j.numpy.log, domain=_positive),
-    Op("sqrt", 1, sympy.sqrt, torch.sqrt, jax=lambda j: j.numpy.sqrt, domain=_positive, roundings=1),
+    Op(
+        "sqrt", 1, sympy.sqrt, torch.sqrt, jax=lambda j: j.numpy.sqrt, domain=_positive, roundings=1,
+        grad_noise=_sqrt_noise,
+    ),
     Op("sin", 1, sympy.sin, torch.sin, jax=lambda j: j.numpy.sin),
     Op("cos", 1, sympy.cos, torch.cos, jax=lambda j: j.numpy.cos),
     Op("tan", 1, sympy.tan, torch.tan, jax=lambda j: j.numpy.tan, domain=_away_from_tan_poles),

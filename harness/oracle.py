@@ -372,8 +372,8 @@ def _run_model(
     else:
         assert root.hess is not None and root.hess_error is not None
         value, radius = root.hess, root.hess_error
-    # the result itself is rounded to the dtype once more when stored
-    radius = radius + 2 * u * np.abs(value) + floor
+    # the result may be computed wider and rounded to the dtype once when stored
+    radius = radius + u * np.abs(value) + floor
     # Formulas multiply and divide magnitudes near these, so a factor HEADROOM below the top
     # of the range an intermediate may already overflow (atan'' = -2x/(1 + x**2)**2 at
     # x = 63 in float16: (1 + x**2)**2 = 1.6e7 > 65504, so torch gets 0).
@@ -543,8 +543,7 @@ def _propagate(
         _mul(np.abs(p[j])[:, None], kids[j].grad_error) + _mul(np.abs(kids[j].grad), dp_err[j][:, None])
         for j in range(ar)
     )
-    chain = sum(np.abs(_mul(p[j][:, None], kids[j].grad)) for j in range(ar))
-    grad_error = grad_error + ar * u * chain + floor
+    grad_error = grad_error + u * _chain_roundings(p, [k.grad for k in kids]) + floor
     grad_error = np.where(np.abs(grad) < tiny, np.fmax(grad_error, np.abs(grad)), grad_error)
     # in float64: a partial below its normal range is 0 to a formula (its whole size is
     # error, see noise above), not one whose inverse overflows
@@ -579,6 +578,17 @@ def _propagate(
         small = np.abs(out.hess) < tiny
         out.hess_error = np.where(small, np.fmax(out.hess_error, np.abs(out.hess)), out.hess_error)
     return out
+
+
+def _chain_roundings(p: list[np.ndarray], tangents: list[np.ndarray]) -> np.ndarray:
+    """Bound, in unit roundoffs, on the rounding of the chain rule sum_j p_j t_j, per
+    variable: each product rounds once unless p_j is +-1 (add, sub, neg: exact), and the
+    sum once per term where more than one term is nonzero, on at most sum_j |p_j t_j|."""
+    terms = [np.abs(_mul(pj[:, None], t)) for pj, t in zip(p, tangents, strict=True)]
+    products = sum(np.where(np.abs(pj)[:, None] == 1, 0.0, term) for pj, term in zip(p, terms, strict=True))
+    total = sum(terms)
+    several = sum((term > 0).astype(np.float64) for term in terms) > 1
+    return np.asarray(products + np.where(several, total, 0.0))
 
 
 def _propagate_hessian(

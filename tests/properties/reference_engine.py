@@ -1,26 +1,25 @@
 """A reference engine that errs as much as a careful engine may, for the oracle's tests.
 
 It computes the gradient in forward mode on the literal tree, every quantity in the
-dtype under test: each result is rounded to the dtype (round to nearest), then moved by
-up to ``extra`` more ulps: a library function (exp, tanh, ..., and the partial
-derivatives of such functions) by up to ``extra`` (1.5: it errs by at most 2 ulps, the
-oracle's ``LIBM`` budget of 4 unit roundoffs), arithmetic (+, -, *, /, sqrt, and the
-products and sums of the chain rule) by up to ``ARITHMETIC_EXTRA`` (0.5: at most 1 ulp,
-a faithful rounding; the worst case of correct rounding, 0.5 ulp, is rarely met at a
-given point, so a correctly rounded engine would understate what the model must
-cover). The partials of the ops whose usual
-backward formula loses accuracy are computed by that formula, step by step: tanh' = 1 -
-y*y, sigmoid' = y*(1 - y), expm1' = y + 1, erf' = 2/sqrt(pi) exp(-x*x), asin' and acos'
-through 1 - x*x; the others are the exact partial at the rounded arguments, rounded.
+standard model of floating-point arithmetic for the dtype under test (unit roundoff
+u): each result is the exact result of its operation on the (already erring) operands
+times (1 + delta), with |delta| <= u for arithmetic (+, -, *, /, sqrt, and the products
+and sums of the chain rule: correct rounding) and |delta| <= ``libm`` * u for a library
+function (exp, tanh, ..., and the partial derivatives of such functions; 4 u, about 2
+ulps, the oracle's ``LIBM`` budget). Exact results (a product with 1, a sum with an
+exact 0) have delta = 0. The partials of the ops whose usual backward formula loses
+accuracy are computed by that formula, step by step: tanh' = 1 - y*y, sigmoid' =
+y*(1 - y), expm1' = y + 1, erf' = 2/sqrt(pi) exp(-x*x), asin' and acos' through 1 -
+x*x; the others are the exact partial at the erring arguments, times (1 + delta).
 
-Where each extra error goes is a *site*; ``signs`` gives, per site, a number in [-1, 1]
-per point (the fraction of ``extra`` taken), or the engine draws them at random.
-:func:`worst_case` aligns them the worst way for each entry: it perturbs one site at a
+Where each delta goes is a *site*; ``signs`` gives, per site, a number in [-1, 1] per
+point (the fraction of the site's bound taken), or the engine draws them at random.
+:func:`worst_case` aligns them the worst way for each entry: it moves one site at a
 time to read the sign of its effect, then sets every site to push the entry one way,
-then the other.
+then the other (to first order, the largest error such an engine can make).
 
-Values come from torch in float64 (accurate to about 1e-16, far below the ulps of the
-dtypes judged in float64 too, where the reference is torch plus the extra errors).
+Exact values come from torch in float64 (about 1e-16 relative; in float64 itself the
+reference is then torch's float64 plus the deltas).
 """
 
 from __future__ import annotations
@@ -30,27 +29,29 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from harness.dtypes import round_array, ulp
+from harness.dtypes import dtype_info
 from harness.expr import Call, Const, Expr, Var, variables, walk
 from harness.ops import OPS
 
 ARITHMETIC = frozenset({"add", "sub", "mul", "div", "neg", "sqrt", "abs", "relu", "max", "min"})
 """Ops computed correctly rounded (their partials too, where not exact)."""
 
-ARITHMETIC_EXTRA = 0.5
-"""Extra ulps on an arithmetic result beyond its rounding to nearest."""
+UNIT_PARTIALS = frozenset({"add", "sub", "neg", "abs", "relu", "max", "min"})
+"""Ops whose partials are 0 or +-1."""
+EXACT_VALUES = frozenset({"neg", "abs", "relu", "max", "min"})
+"""Ops whose values are exact."""
 
 Signs = dict[int, np.ndarray]
 
 
 class ReferenceEngine:
-    """Forward-mode gradient in ``dtype``, erring up to ``0.5 + extra`` ulps per library
-    result and 0.5 ulp per arithmetic result (order 1 only)."""
+    """Forward-mode gradient in ``dtype``'s standard model: relative error up to ``libm``
+    unit roundoffs per library result, one per arithmetic result (order 1 only)."""
 
     name = "reference"
 
-    def __init__(self, extra: float = 1.5, signs: Signs | None = None, seed: int = 0) -> None:
-        self.extra = extra
+    def __init__(self, libm: float = 4.0, signs: Signs | None = None, seed: int = 0) -> None:
+        self.libm = libm
         self.signs = signs
         self.rng = np.random.default_rng(seed)
         self.sites = 0  # how many sites the last call used
@@ -65,23 +66,26 @@ class ReferenceEngine:
         n, m = len(points), len(names)
         site = iter(range(10**6))
 
-        def off(v: np.ndarray, extra: float) -> np.ndarray:
-            """Rounded to the dtype, then up to ``extra`` ulps off (one site)."""
+        u = dtype_info(dtype).unit_roundoff
+
+        def off(v: np.ndarray, bound: float, exact: np.ndarray | None = None) -> np.ndarray:
+            """``v`` times (1 + delta), |delta| <= bound * u (one site); 0 where ``exact``."""
             s = next(site)
-            r = round_array(np.asarray(v, dtype=np.float64), dtype)
             if self.signs is not None:
                 frac = self.signs.get(s, np.zeros(n))
             else:
                 frac = self.rng.uniform(-1.0, 1.0, n)
-            frac = np.reshape(frac, (n,) + (1,) * (r.ndim - 1))
+            v = np.asarray(v, dtype=np.float64)
+            frac = np.reshape(frac, (n,) + (1,) * (v.ndim - 1))
+            delta = frac * bound * u if exact is None else np.where(exact, 0.0, frac * bound * u)
             with np.errstate(invalid="ignore"):
-                return np.where(np.isfinite(r), r + frac * extra * ulp(r, dtype), r)
+                return v * (1 + delta)
 
         def rnd(v: np.ndarray) -> np.ndarray:
-            return off(v, ARITHMETIC_EXTRA)
+            return off(v, 1.0)
 
         def lib(v: np.ndarray) -> np.ndarray:
-            return off(v, self.extra)
+            return off(v, self.libm)
 
         value: dict[Expr, np.ndarray] = {}
         tangent: dict[Expr, np.ndarray] = {}
@@ -99,11 +103,11 @@ class ReferenceEngine:
             assert isinstance(node, Call)
             args = [value[a] for a in node.args]
             exact, partials = _exact(node.op, args)
-            v = rnd(exact) if node.op in ARITHMETIC else lib(exact)
+            v = lib(exact) if node.op not in ARITHMETIC else exact if node.op in EXACT_VALUES else rnd(exact)
             formula = FORMULAS.get(node.op)
             if formula is not None:
                 ps = [formula(args, v, rnd, lib)]
-            elif node.op in ("add", "sub", "neg", "abs", "relu", "max", "min"):
+            elif node.op in UNIT_PARTIALS:
                 ps = partials  # 0 or +-1: exact
             elif node.op == "mul":
                 ps = [args[1], args[0]]  # exact
@@ -116,8 +120,12 @@ class ReferenceEngine:
                 if not tangent[a].any():
                     continue  # a constant argument: no chain term
                 with np.errstate(all="ignore"):
-                    term = rnd(ps[j][:, None] * tangent[a])
-                    acc = term if acc is None else rnd(acc + term)
+                    unit = (np.abs(ps[j]) == 1)[:, None] | (tangent[a] == 0)
+                    term = off(ps[j][:, None] * tangent[a], 1.0, exact=unit)
+                    if acc is None:
+                        acc = term
+                    else:
+                        acc = off(acc + term, 1.0, exact=(acc == 0) | (term == 0))
             value[node] = v
             tangent[node] = acc if acc is not None else np.zeros((n, m))
         self.sites = next(site)
@@ -175,20 +183,20 @@ FORMULAS: dict[str, Formula] = {
 
 
 def worst_case(
-    expr: Expr, points: np.ndarray, truth: np.ndarray, *, dtype: str, extra: float = 1.5
+    expr: Expr, points: np.ndarray, truth: np.ndarray, *, dtype: str, libm: float = 4.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's gradient with its extra errors aligned the worst way for each
+    """The reference's gradient with its errors aligned the worst way for each
     entry, and that gradient's error against ``truth``: (values, errors), each (n, m).
 
     First order: each site's effect on each entry is read by perturbing it alone, then
     all sites are set to push the entry up (and, separately, down); the worse is kept."""
     n, m = truth.shape
-    base_engine = ReferenceEngine(extra, signs={})
+    base_engine = ReferenceEngine(libm, signs={})
     base = base_engine.derivatives(expr, points, dtype=dtype)
     sites = base_engine.sites
     effect = np.zeros((sites, n, m))
     for s in range(sites):
-        moved = ReferenceEngine(extra, signs={s: np.ones(n)}).derivatives(expr, points, dtype=dtype)
+        moved = ReferenceEngine(libm, signs={s: np.ones(n)}).derivatives(expr, points, dtype=dtype)
         with np.errstate(invalid="ignore"):
             effect[s] = np.nan_to_num(np.sign(moved - base))
     values = base.copy()
@@ -196,7 +204,7 @@ def worst_case(
     for i in range(m):
         for direction in (1.0, -1.0):
             signs = {s: direction * effect[s][:, i] for s in range(sites)}
-            got = ReferenceEngine(extra, signs=signs).derivatives(expr, points, dtype=dtype)[:, i]
+            got = ReferenceEngine(libm, signs=signs).derivatives(expr, points, dtype=dtype)[:, i]
             err = np.abs(got - truth[:, i])
             worse = ~(err <= errors[:, i])
             values[:, i] = np.where(worse, got, values[:, i])
