@@ -69,6 +69,7 @@ __all__ = [
 ]
 
 _FLOAT64_TINY = 2.0**-1022
+_FLOAT64_SMALLEST = 2.0**-1074
 
 SAFETY = 2.0
 """Multiplier on the modelled error: association order and libm slack."""
@@ -265,7 +266,9 @@ def _wide_values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
     exact = dict(zip(calls, truth_engine().node_values(expr, points, dtype="float64"), strict=True))
     for node in lost:
         v, x = vals[node], exact[node]
-        vals[node] = np.where(np.isfinite(x) & (~np.isfinite(v) | ((v == 0) & (x != 0))), x, v)
+        # a 0 from cancellation (not underflow) is what the engine computes too: it stays
+        underflow = (v == 0) & (x != 0) & (np.abs(x) < _FLOAT64_SMALLEST)
+        vals[node] = np.where(np.isfinite(x) & (~np.isfinite(v) | underflow), x, v)
     return vals
 
 
@@ -677,8 +680,10 @@ def judge(
     differences, from their own error model); ``one_sided`` gives the left and right
     derivatives (order 1) so a kink's convention can be told from a violation; where they
     coincide the derivative exists and is judged as usual. ``out_of_range`` (per point)
-    marks rows the rounding model says the dtype cannot represent, and so does a
-    tolerance as large as the expected value itself there (it would accept anything).
+    marks rows the rounding model says the dtype cannot represent: a verdict other than
+    ``ok`` there is ``out-of-range``, and so is an ``ok`` whose tolerance is as large as a
+    nonzero expected value and the dtype's smallest normal number (it would accept
+    anything).
     ``branch`` is :class:`RoundingModel`'s ``(ambiguous, other, other_tolerance)``: where
     rounding may have flipped a kink or jump, an entry that is wrong for the truth's
     branch but right for the other one (any, where a jump flips) is
@@ -709,7 +714,10 @@ def judge(
     verdict[finite_got != finite_exp] = "nan-mismatch"
     if out_of_range is not None:
         oor = np.broadcast_to(np.asarray(out_of_range).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
-        verdict[oor & ((verdict != "ok") | ~(tol < np.abs(expected)))] = "out-of-range"
+        # an ok whose tolerance is the whole (nonzero) value and above the normal range
+        # says nothing
+        vacuous = (expected != 0) & ~(tol < np.fmax(np.abs(expected), dtype_info(dtype).tiny))
+        verdict[oor & ((verdict != "ok") | vacuous)] = "out-of-range"
     if kink.any():
         if lo is not None and hi is not None:
             inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
