@@ -190,7 +190,7 @@ def _reference(
 
     def compute() -> _Reference:
         t = truth.evaluate(expr, pts, dtype=dtype, order=order)
-        model = rounding_model(expr, pts, dtype=dtype, order=order)
+        model = rounding_model(expr, pts, dtype=dtype, order=order, at_break=t.at_break)
         tol, oor = model.tolerance, model.out_of_range
         kink = t.status == "kink"
         one_sided = None

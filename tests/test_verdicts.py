@@ -120,6 +120,22 @@ def test_a_branch_flipped_by_the_dtypes_rounding_is_branch_ambiguous_not_wrong()
     assert r["verdict"].iloc[0] == "branch-ambiguous"
 
 
+def test_an_argument_rounded_exactly_onto_a_break_is_branch_ambiguous() -> None:
+    # erf(-8) = -1 + 1e-29 is -1 in float64, so floor(3 - erf(-8)) is 4, not 3: the
+    # engines' d/dy is 4 sigmoid'(-8), the truth's 3 sigmoid'(-8)
+    r = rows(TORCH, "floor(min(4, x) - erf(y)) * sigmoid(y)", "x=3.0,y=-8.0")
+    y = r[r["var"] == "y"].iloc[0]
+    assert y["value"] == pytest.approx(4 / 3 * y["truth"], rel=1e-6)
+    assert y["verdict"] == "branch-ambiguous"
+
+
+def test_a_tie_made_by_rounding_may_be_split() -> None:
+    # sinh(1) = 1.1752 and sqrt(0.5) + tanh(0.5) = 1.1692 both round to 1.171875 in
+    # bfloat16: torch splits the tie, half of each branch's derivative
+    v = verdicts(TORCH, "max(sinh(y), sqrt(x) + tanh(x))", "x=0.5,y=1.0", dtype="bfloat16")
+    assert v == {"x": "branch-ambiguous", "y": "branch-ambiguous"}
+
+
 def test_an_answer_on_neither_branch_is_still_a_mismatch() -> None:
     # the other branch's derivative is -sin(exp(y)) exp(y), of size below 7.4e7
     assert verdicts(Fixed(1e30), "relu(cos(exp(y)))", "y=18.125", dtype="float32") == {"y": "mismatch"}

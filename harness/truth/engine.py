@@ -51,13 +51,16 @@ class Truth:
     |exact - midpoint| (NaN where ``values`` is NaN). ``status`` holds one of
     :data:`~harness.truth.certify.STATUSES` per entry; ``precision_bits`` the working
     precision that settled it. All four have the shape of
-    :meth:`SymbolicEngine.derivatives`' answer.
+    :meth:`SymbolicEngine.derivatives`' answer. ``at_break`` (n,) is True at points where
+    some kink or jump op sits exactly on its break (before entries are decided along
+    their axes), so a rounded argument found on a break elsewhere got there by rounding.
     """
 
     values: np.ndarray
     bounds: np.ndarray
     status: np.ndarray
     precision_bits: np.ndarray
+    at_break: np.ndarray | None = None
 
 
 def _status_names(codes: np.ndarray) -> np.ndarray:
@@ -102,13 +105,14 @@ class SymbolicEngine:
                 full[:, ju, iu] = flat
                 parts.append(full)
             values, bounds, codes, bits = parts
-        kinks = np.flatnonzero((codes == _KINK).reshape(n, -1).any(axis=1))
+        at_break = (codes == _KINK).reshape(n, -1).any(axis=1)
+        kinks = np.flatnonzero(at_break)
         if len(kinks):
             germs = certify.along_axes(compiled(expr, dtype_key(expr, dtype), VALUES), pts[kinks], order)
             parts = [values[kinks], bounds[kinks], codes[kinks], bits[kinks]]
             _settle_along_axes(*parts, germs=germs, order=order)
             values[kinks], bounds[kinks], codes[kinks], bits[kinks] = parts
-        return Truth(values, bounds, _status_names(codes), bits)
+        return Truth(values, bounds, _status_names(codes), bits, at_break)
 
     def values(self, expr: Expr, points: np.ndarray, *, dtype: str) -> np.ndarray:
         """f itself at ``points``, shape (n,), certified likewise (NaN where undefined).
