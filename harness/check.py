@@ -32,7 +32,7 @@ from harness.expr import Call, Expr, to_text, variables
 from harness.limits import TimeLimitExceeded, time_limit
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
-from harness.oracle import judge, rounding_tolerance
+from harness.oracle import judge, one_sided_tolerance, rounding_model
 from harness.schema import FAILING, RESULT_COLUMNS, point_text_array, repro_command
 from harness.strategies import expressions, points, reproducible_generation
 from harness.truth import SymbolicEngine, truth_engine
@@ -155,7 +155,7 @@ def compare(
     except Exception as exc:  # noqa: BLE001 - an engine crash is a finding, not our crash
         verdict_override, message = "error", f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
-    t, tol, oor, one_sided = _reference(truth, expr, pts, dtype, order)
+    t, tol, oor, one_sided, branch = _reference(truth, expr, pts, dtype, order)
     if verdict_override is not None:
         got = np.full(t.values.shape, np.nan)
     j = judge(
@@ -167,6 +167,7 @@ def compare(
         truth_bound=t.bounds,
         out_of_range=oor,
         one_sided=one_sided,
+        branch=branch,
     )
     entries = _derivative_entries(names, order)
     per_point = len(entries)
@@ -211,14 +212,18 @@ def compare(
     return frame
 
 
-_Reference = tuple[Any, np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None"]
+_Branch = tuple[np.ndarray, np.ndarray, np.ndarray]
+_Reference = tuple[Any, np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None", _Branch]
 _REFERENCE_CACHE: Memo[_Reference] = Memo(32)
 
 
 def _reference(
     truth: SymbolicEngine, expr: Expr, pts: np.ndarray, dtype: str, order: int
-) -> tuple[Any, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """Truth, tolerance, out-of-range mask and one-sided limits for one request.
+) -> _Reference:
+    """Truth, tolerance, out-of-range mask, one-sided limits and the other branch (where
+    rounding may flip a kink, see :class:`~harness.oracle.RoundingModel`) for one request.
+
+    At a kink the tolerance is that of the one-sided values (:func:`one_sided_tolerance`).
 
     They depend on the case, not on the engine, so several engines judged on the same
     case (every mode of a campaign) share one computation through a small LRU cache.
@@ -226,7 +231,8 @@ def _reference(
 
     def compute() -> _Reference:
         t = truth.evaluate(expr, pts, dtype=dtype, order=order)
-        tol, oor = rounding_tolerance(expr, pts, dtype=dtype, order=order)
+        model = rounding_model(expr, pts, dtype=dtype, order=order, at_break=t.at_break)
+        tol, oor = model.tolerance, model.out_of_range
         if order == 2:
             # every engine builds a Hessian from the gradient: where the exact gradient
             # leaves the dtype's range, so does the Hessian's computation (torch's
@@ -234,10 +240,16 @@ def _reference(
             grad = truth.evaluate(expr, pts, dtype=dtype, order=1)
             with np.errstate(invalid="ignore"):
                 beyond = np.abs(grad.values) > dtype_info(dtype).max
-            oor = oor | (beyond | (grad.status == "undefined")).any(axis=1)
-        kinks = order == 1 and bool((t.status == "kink").any())
-        one_sided = truth.one_sided(expr, pts, dtype=dtype) if kinks else None
-        return t, tol, oor, one_sided
+            oor = oor | beyond.any(axis=1)
+        kink = t.status == "kink"
+        one_sided = None
+        if order == 1 and kink.any():
+            one_sided = truth.one_sided(expr, pts, dtype=dtype)
+            rows = np.flatnonzero(kink.any(axis=1))
+            side_tol = one_sided_tolerance(expr, pts[rows], dtype=dtype)
+            tol = tol.copy()
+            tol[rows] = np.where(kink[rows], np.fmax(tol[rows], side_tol), tol[rows])
+        return t, tol, oor, one_sided, (model.ambiguous, model.other, model.other_tolerance)
 
     return _REFERENCE_CACHE.get((truth, expr, dtype, order, pts.shape, pts.tobytes()), compute)
 

@@ -64,6 +64,21 @@ GradNoise = Callable[[tuple[Any, ...], Any, tuple[Any, ...]], tuple[Any, ...]]
 LIBM = 4
 
 
+def _exact_partials(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # the partials are 0, +-1 or an argument itself: computed without rounding
+    return tuple(0 * abs(pj) for pj in p)
+
+
+def _div_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1 / b: one rounding; -a / b**2 (as -(a / b) / b): two
+    return (abs(p[0]), 2 * abs(p[1]))
+
+
+def _sqrt_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1 / (2 y): y's own rounding and the division's
+    return (2 * abs(p[0]),)
+
+
 def _tanh_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # 1 - y*y with y carrying LIBM roundings: cancellation where |y| -> 1.
     return (1 + (2 * LIBM + 2) * y * y,)
@@ -143,6 +158,14 @@ def _tie_distance(a: Tensor, b: Tensor) -> Tensor:
 
 def _integer_distance(x: Tensor) -> Tensor:
     return (x - torch.round(x)).abs()
+
+
+def _mirrored(x: Any) -> tuple[Any, ...]:
+    return (-x,)
+
+
+def _swapped(a: Any, b: Any) -> tuple[Any, ...]:
+    return (b, a)
 
 
 # ---- special arguments per dtype ----------------------------------------------------------
@@ -257,6 +280,11 @@ class Op:
     ``const_args`` lists argument positions the generator fills with constants only
     (the exponent of ``pow``); the parser accepts any expression there.
 
+    ``across(*args)``, for an op with a kink, gives the arguments mirrored to the other
+    side of the break (abs: -x; max: the two swapped): the other branch's partials are
+    the op's partials there. The oracle reads it where rounding may have put an argument
+    on the other side (see ``harness.oracle``).
+
     ``roundings`` is the error of the forward value in unit roundoffs: 1 for a correctly
     rounded arithmetic op, 0 for exact ones (neg, abs, max, ...), ``LIBM`` for library
     functions.
@@ -293,6 +321,7 @@ class Op:
     grad2_noise: GradNoise | None = None
     edges: Callable[[DType], tuple[float, ...]] | None = None
     roundings: float = LIBM
+    across: Callable[..., tuple[Any, ...]] | None = None
     doc: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -300,6 +329,8 @@ class Op:
             raise ValueError(f"op {self.name!r}: kinks must be given exactly when not analytic")
         if self.smoothness is not Smoothness.ANALYTIC and self.complex_step:
             raise ValueError(f"op {self.name!r}: complex step is invalid through a kink or jump")
+        if (self.smoothness is Smoothness.KINK) != (self.across is not None):
+            raise ValueError(f"op {self.name!r}: across must be given exactly for an op with kinks")
 
 
 def _sympy_relu(x: Any) -> Any:
@@ -321,24 +352,24 @@ _ROWS: tuple[Op, ...] = (
     # arithmetic
     Op(
         "add", 2, lambda a, b: a + b, torch.add, jax=lambda j: j.numpy.add, edges=_product_edges,
-        roundings=1, infix="+", precedence=_ADD, ast_node=ast.Add,
+        roundings=1, infix="+", precedence=_ADD, ast_node=ast.Add, grad_noise=_exact_partials,
     ),
     Op(
         "sub", 2, lambda a, b: a - b, torch.sub, jax=lambda j: j.numpy.subtract, edges=_product_edges,
-        roundings=1, infix="-", precedence=_ADD, ast_node=ast.Sub,
+        roundings=1, infix="-", precedence=_ADD, ast_node=ast.Sub, grad_noise=_exact_partials,
     ),
     Op(
         "mul", 2, lambda a, b: a * b, torch.mul, jax=lambda j: j.numpy.multiply, edges=_product_edges,
-        roundings=1, infix="*", precedence=_MUL, ast_node=ast.Mult,
+        roundings=1, infix="*", precedence=_MUL, ast_node=ast.Mult, grad_noise=_exact_partials,
     ),
     Op(
         "div", 2, lambda a, b: a / b, torch.div, jax=lambda j: j.numpy.divide, edges=_quotient_edges,
-        domain=_nonzero_second, roundings=1,
+        domain=_nonzero_second, roundings=1, grad_noise=_div_noise,
         infix="/", precedence=_MUL, ast_node=ast.Div,
     ),
     Op(
         "neg", 1, lambda a: -a, torch.neg, jax=lambda j: j.numpy.negative,
-        roundings=0, infix="-", precedence=_NEG, ast_node=ast.USub,
+        roundings=0, infix="-", precedence=_NEG, ast_node=ast.USub, grad_noise=_exact_partials,
     ),
     Op(
         "pow", 2, lambda a, b: a**b, torch.pow, jax=lambda j: j.numpy.power,
@@ -352,6 +383,7 @@ _ROWS: tuple[Op, ...] = (
     Op(
         "sqrt", 1, sympy.sqrt, torch.sqrt, jax=lambda j: j.numpy.sqrt,
         edges=_sqrt_edges, domain=_positive, roundings=1,
+        grad_noise=_sqrt_noise,
     ),
     Op("sin", 1, sympy.sin, torch.sin, jax=lambda j: j.numpy.sin, edges=_trig_edges),
     Op("cos", 1, sympy.cos, torch.cos, jax=lambda j: j.numpy.cos, edges=_trig_edges),
@@ -405,21 +437,21 @@ _ROWS: tuple[Op, ...] = (
     # kinks: continuous, first derivative jumps
     Op(
         "abs", 1, sympy.Abs, torch.abs, jax=lambda j: j.numpy.abs, smoothness=Smoothness.KINK, roundings=0,
-        kinks=_abs_distance, complex_step=False,
+        kinks=_abs_distance, complex_step=False, across=_mirrored,
     ),
     Op(
         "relu", 1, _sympy_relu, torch.relu, jax=lambda j: j.nn.relu, smoothness=Smoothness.KINK, roundings=0,
-        kinks=_abs_distance, complex_step=False,
+        kinks=_abs_distance, complex_step=False, across=_mirrored,
     ),
     Op(
         "max", 2, sympy.Max, torch.maximum, jax=lambda j: j.numpy.maximum,
         smoothness=Smoothness.KINK, roundings=0,
-        kinks=_tie_distance, complex_step=False,
+        kinks=_tie_distance, complex_step=False, across=_swapped,
     ),
     Op(
         "min", 2, sympy.Min, torch.minimum, jax=lambda j: j.numpy.minimum,
         smoothness=Smoothness.KINK, roundings=0,
-        kinks=_tie_distance, complex_step=False,
+        kinks=_tie_distance, complex_step=False, across=_swapped,
     ),
     # jumps: derivative 0 almost everywhere (the seed's point about accuracy)
     Op(

@@ -10,18 +10,41 @@ the literal tree, not from a global rtol. Every node ``k`` of the tree carries, 
   ``r_k = sum_j |d op/d a_j| r_j + roundings(op) * u * |v_k| + floor``;
 * its tangent ``t`` (the derivative along each variable) and radius ``s``:
   ``s_k = sum_j |p_j| s_j + |t_j| (sum_l |d p_j/d a_l| r_l + u * noise_j)
-  + arity * u * sum_j |p_j t_j| + floor``, where ``p_j`` is the partial derivative of the
-  op and ``noise_j`` the error its usual backward formulas make (``Op.grad_noise``: the
-  hull over formulas, e.g. tanh' = 1 - y**2 where |y| -> 1);
+  + u * chain_k + floor``, where ``p_j`` is the partial derivative of the op,
+  ``noise_j`` the error its usual backward formulas make (``Op.grad_noise``: the hull
+  over formulas, e.g. tanh' = 1 - y**2 where |y| -> 1; 0 for the exact partials of +, -,
+  * and neg; ``LIBM * |p_j|`` by default) and ``chain_k`` the rounding of the chain rule
+  sum_j p_j t_j (:func:`_chain_roundings`: a product rounds unless p_j = +-1, the sum
+  once where several terms are nonzero);
 * for order 2, its Hessian ``h`` and radius, by the same rule one order up (hyper-dual
   arithmetic with second and third partials of each op).
+
+The root's radius gets one more rounding (``u * |t|``: an engine that computes wider
+rounds once when it stores) and is multiplied by ``SAFETY``; that is the tolerance.
 
 The partials of every op come from its sympy row in the op table, differentiated and
 lambdified once. Forward and reverse mode multiply the same local partials along the
 same paths, only associated differently, so one model serves both; a safety factor
 ``SAFETY`` covers the association order and libm functions that are a little worse than
 ``LIBM`` ulps. ``floor`` is the dtype's smallest subnormal: an underflowing intermediate
-loses absolute, not relative, accuracy.
+loses absolute, not relative, accuracy. The model computes in long double, and a node
+float64 cannot hold (it overflows, or underflows to 0) takes its exact value from the
+truth (:func:`_wide_values`), so a tolerance is finite wherever the truth is.
+
+How tight: an engine in the dtype's standard model (relative error u per arithmetic
+result, ``LIBM`` u per library result, the usual backward formulas, errors aligned the
+worst way) is never called wrong, and the tolerance is a median 3.5 times its worst
+error in float32, float16 and bfloat16 (tests/properties/test_reference_engine.py).
+
+Where the model is consulted beyond the tolerance (:class:`RoundingModel`):
+
+* out of range: a magnitude (value, partial, derivative) within ``HEADROOM`` of the
+  dtype's largest number, or an exact op value below its smallest subnormal;
+* near a break: a kink or jump op whose argument lies within ``SAFETY`` times its
+  modelled error of the break (``Op.kinks``), where the dtype's rounding may take either
+  branch; the model is run once more with those kinks' other branch (``Op.across``);
+* at a kink itself (the truth's ``kink`` status), :func:`one_sided_tolerance`: the
+  model a step off the point on either side, where each branch is smooth.
 
 Assumptions: points and constants are exact in the dtype (the generator ensures it); the
 library functions are accurate to ``ops.LIBM`` unit roundoffs; first-order terms
@@ -34,7 +57,10 @@ Verdicts
 ``nan-mismatch`` (one side NaN or inf, the other finite); ``kink-convention`` (at a
 non-differentiable point, the value lies between the exact one-sided derivatives, e.g.
 relu'(0) = 0); ``kink-violation`` (it does not); ``undefined`` (the truth itself is
-undefined there); ``out-of-range`` (an intermediate overflows the dtype per the model).
+undefined there, also where f jumps along the variable differentiated); ``out-of-range``
+(an intermediate overflows or underflows the dtype per the model);
+``branch-ambiguous`` (the dtype's rounding may put a kink or jump op's argument on the
+other side of its break, and the value is that branch's derivative).
 """
 
 from __future__ import annotations
@@ -58,9 +84,15 @@ from harness.schema import FAILING
 __all__ = [
     "SAFETY",
     "Judgement",
+    "RoundingModel",
     "judge",
+    "one_sided_tolerance",
+    "rounding_model",
     "rounding_tolerance",
 ]
+
+_FLOAT64_TINY = 2.0**-1022
+_FLOAT64_SMALLEST = 2.0**-1074
 
 SAFETY = 2.0
 """Multiplier on the modelled error: association order and libm slack."""
@@ -135,7 +167,7 @@ def _broadcasting(fn: Callable[..., Any]) -> NumFn:
     def call(*args: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
             res = fn(*args)
-        return np.broadcast_to(np.asarray(res, dtype=np.float64), np.shape(args[0])).copy()
+        return np.broadcast_to(np.asarray(res, dtype=np.longdouble), np.shape(args[0])).copy()
 
     return call
 
@@ -161,8 +193,14 @@ def _partial_values(
     fallback = fn(*args)
     bad = ~np.isfinite(fallback) & np.all([np.isfinite(a) for a in args], axis=0)
     if bad.any():
+        # constant arguments (pow's exponent) stay: 0 * x**-1 at x**0 is 0 on both sides
+        fixed = OPS[name].const_args
         with np.errstate(over="ignore"):  # a step off the largest float overflows: inf, kept
-            near = [np.abs(fn(*(a * (1 + s * 2.0**-30) + s * 2.0**-60 for a in args))) for s in (1.0, -1.0)]
+            near = [
+                np.abs(fn(*(a if i in fixed else a * (1 + s * 2.0**-30) + s * 2.0**-60
+                            for i, a in enumerate(args))))
+                for s in (1.0, -1.0)
+            ]
         fallback = np.where(bad, np.fmax(near[0], near[1]), fallback)
         still = bad & ~np.isfinite(fallback)
         if still.any():  # inf/inf in float64 (softplus'' = e^x / (e^x + 1)**2 at x = 1e3)
@@ -184,7 +222,8 @@ def _certified(name: str, order: int, args: tuple[np.ndarray, ...]) -> np.ndarra
     if tree is None:
         tree = Call(name, tuple(Var(f"a{i}") for i in range(OPS[name].arity)))
         _OP_TREES[name] = tree
-    pts = np.stack([np.broadcast_to(a, np.shape(args[0])) for a in args], axis=1)
+    with np.errstate(over="ignore"):  # a long double beyond float64 is not certified here
+        pts = np.stack([np.broadcast_to(a, np.shape(args[0])) for a in args], axis=1).astype(np.float64)
     finite = np.isfinite(pts).all(axis=1)
     shape = (len(pts),) + (len(args),) * order
     out = np.full(shape, np.nan)
@@ -231,26 +270,108 @@ def _values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
     }
 
 
+def _wide_values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
+    """:func:`_values` in long double, with each node float64 cannot hold (inf or NaN
+    where it overflows, 0 where it underflows) replaced by its exact value from the
+    truth (:meth:`~harness.truth.SymbolicEngine.node_values`): the model's magnitudes
+    then stay finite where the truth is (cosh(710) is 1.1e308, its partial times LIBM is
+    not), and an underflowing intermediate keeps its size (1e-200 * 1e-200)."""
+    from harness.truth import truth_engine
+
+    vals = {node: v.astype(np.longdouble) for node, v in _values(expr, points).items()}
+    lost = [
+        node
+        for node in walk(expr)
+        if isinstance(node, Call) and not (np.isfinite(vals[node]) & (vals[node] != 0)).all()
+    ]
+    if not lost:
+        return vals
+    calls = [node for node in walk(expr) if not isinstance(node, Var)]
+    exact = dict(zip(calls, truth_engine().node_values(expr, points, dtype="float64"), strict=True))
+    for node in lost:
+        v, x = vals[node], exact[node]
+        # a 0 from cancellation (not underflow) is what the engine computes too: it stays
+        underflow = (v == 0) & (x != 0) & (np.abs(x) < _FLOAT64_SMALLEST)
+        vals[node] = np.where(np.isfinite(x) & (~np.isfinite(v) | underflow), x, v)
+    return vals
+
+
+@dataclass(frozen=True)
+class RoundingModel:
+    """What the rounding model says about each derivative entry computed in one dtype.
+
+    ``tolerance`` (the derivative's shape, ``SAFETY`` included) bounds the error of an
+    engine erring a few roundings per operation. ``out_of_range`` (n,) marks points where
+    a modelled magnitude leaves the dtype's range. ``ambiguous`` (n,) marks points where
+    an argument of a kink or jump op lies within its own error bound of the break, so
+    the dtype's rounding may put it on either side (relu(cos(exp(y))) at y = 18.125 in
+    float32); ``other`` and ``other_tolerance`` are then the derivative with those kinks'
+    other branch taken, and its tolerance (NaN where a jump op is ambiguous: its value
+    itself flips, and any derivative may be right).
+    """
+
+    tolerance: np.ndarray
+    out_of_range: np.ndarray
+    ambiguous: np.ndarray
+    other: np.ndarray
+    other_tolerance: np.ndarray
+
+
 def rounding_tolerance(
     expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tolerance on each derivative entry computed in ``dtype``, and an out-of-range mask.
+    """Tolerance on each derivative entry computed in ``dtype``, and an out-of-range mask:
+    ``(tolerance, out_of_range)`` of :func:`rounding_model`."""
+    model = rounding_model(expr, points, dtype=dtype, order=order)
+    return model.tolerance, model.out_of_range
 
-    Returns ``(tolerance, out_of_range)``: ``tolerance`` has the shape of the derivative
-    ((n, m) for order 1, (n, m, m) for order 2) and already includes ``SAFETY``;
-    ``out_of_range`` (n,) is True where a modelled magnitude leaves the dtype's range.
-    """
+
+def rounding_model(
+    expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1, at_break: np.ndarray | None = None
+) -> RoundingModel:
+    """The rounding model of ``expr``'s derivative of ``order`` in ``dtype`` at ``points``
+    (see the module docstring and :class:`RoundingModel`). ``at_break`` (the truth's, per
+    point) says where some op is exactly on its break; elsewhere an argument computed
+    right on a break (3 - erf(-8) is 4 in float64) is there by rounding and ambiguous
+    too. Without it only arguments near, not on, a break are."""
     if order not in (1, 2):
         raise ValueError(f"order={order!r} is not supported; expected 1 or 2")
     info = dtype_info(dtype)
+    pts = np.asarray(points, dtype=np.float64)
+    vals, local = _local_partials(expr, pts, order)
+    value, tolerance, out_of_range, nodes = _run_model(expr, pts, vals, local, info, order)
+    on_break = np.ones(len(pts), dtype=bool) if at_break is None else np.asarray(at_break, dtype=bool)
+    ambiguous, flips, jumps = _near_breaks(expr, vals, nodes, on_break)
+    other = np.full(value.shape, np.nan)
+    other_tolerance = np.full(value.shape, np.nan)
+    if ambiguous.any():
+        flipped = dict(local)
+        for node, where in flips.items():
+            flipped[node] = _across(node, vals, local[node], where, order)
+        alt, alt_tol, _, _ = _run_model(expr, pts, vals, flipped, info, order)
+        known = (ambiguous & ~jumps).reshape((-1,) + (1,) * (value.ndim - 1))
+        other = np.where(known, alt, np.nan)
+        other_tolerance = np.where(known, alt_tol, np.nan)
+    return RoundingModel(tolerance, out_of_range, ambiguous, other, other_tolerance)
+
+
+def _run_model(
+    expr: Expr,
+    pts: np.ndarray,
+    vals: dict[Expr, np.ndarray],
+    local: dict[Expr, _Partials],
+    info: Any,
+    order: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[Expr, _Node]]:
+    """One pass of the running error model over the tree: the modelled derivative, its
+    tolerance (``SAFETY`` included, float64), the out-of-range mask and every node."""
     u = info.unit_roundoff
     floor = info.smallest_subnormal
-    pts = np.asarray(points, dtype=np.float64)
     n, m = pts.shape[0], len(variables(expr))
-    vals, local = _local_partials(expr, pts, order)
     names = variables(expr)
     nodes: dict[Expr, _Node] = {}
     biggest = np.zeros(n)
+    smallest = np.full(n, np.inf)  # the least nonzero |value| of an op node
     for node in walk(expr):
         v = vals[node]
         if isinstance(node, Var):
@@ -274,6 +395,7 @@ def rounding_tolerance(
         if k.reach is not None:
             biggest = np.fmax(biggest, k.reach)
         biggest = np.fmax(biggest, np.abs(v))
+        smallest = np.fmin(smallest, np.where(v != 0, np.abs(v), np.inf))
         biggest = np.fmax(biggest, np.abs(k.grad).max(axis=1, initial=0.0))
         if k.hess is not None:
             biggest = np.fmax(biggest, np.abs(k.hess).reshape(n, -1).max(axis=1, initial=0.0))
@@ -283,13 +405,91 @@ def rounding_tolerance(
     else:
         assert root.hess is not None and root.hess_error is not None
         value, radius = root.hess, root.hess_error
-    # the result itself is rounded to the dtype once more when stored
-    radius = radius + 2 * u * np.abs(value) + floor
+    # the result may be computed wider and rounded to the dtype once when stored
+    radius = radius + u * np.abs(value) + floor
     # Formulas multiply and divide magnitudes near these, so a factor HEADROOM below the top
     # of the range an intermediate may already overflow (atan'' = -2x/(1 + x**2)**2 at
     # x = 63 in float16: (1 + x**2)**2 = 1.6e7 > 65504, so torch gets 0).
     out_of_range = ~(biggest <= info.max / HEADROOM)
-    return SAFETY * radius, out_of_range
+    # an exact intermediate below the smallest subnormal is 0 (or that subnormal) in the
+    # dtype: sqrt(x*x) at x = 1e-200 is sqrt(0) in float64, its derivative inf
+    out_of_range |= smallest < info.smallest_subnormal
+    with np.errstate(over="ignore"):  # beyond float64 (edge points): inf, out of range
+        tolerance = np.asarray(SAFETY * radius, dtype=np.float64)
+        value64 = np.asarray(value, dtype=np.float64)
+    return value64, tolerance, out_of_range, nodes
+
+
+def _near_breaks(
+    expr: Expr, vals: dict[Expr, np.ndarray], nodes: dict[Expr, _Node], on_break: np.ndarray
+) -> tuple[np.ndarray, dict[Call, np.ndarray], np.ndarray]:
+    """Points where a kink or jump op's argument is within ``SAFETY`` times its modelled
+    error of the break, but not on it (where ``on_break``, not even computed on it):
+    (ambiguous (n,), {kink node: its points}, points where a jump op is ambiguous)."""
+    n = len(next(iter(vals.values()))) if vals else 0
+    ambiguous = np.zeros(n, dtype=bool)
+    jumps = np.zeros(n, dtype=bool)
+    flips: dict[Call, np.ndarray] = {}
+    for node in walk(expr):
+        if not isinstance(node, Call) or OPS[node.op].kinks is None:
+            continue
+        row = OPS[node.op]
+        assert row.kinks is not None
+        args = [torch.from_numpy(np.asarray(vals[a], dtype=np.float64)) for a in node.args]
+        margin = np.broadcast_to(row.kinks(*args).numpy(), (n,))
+        radius = SAFETY * sum(nodes[a].value_error for a in node.args)
+        near = ((margin > 0) | ~on_break) & (margin <= radius) & (radius > 0)
+        if not near.any():
+            continue
+        ambiguous |= near
+        if row.across is None:
+            jumps |= near
+        else:
+            flips[node] = near
+    return ambiguous, flips, jumps
+
+
+def _across(
+    node: Call, vals: dict[Expr, np.ndarray], partials: _Partials, where: np.ndarray, order: int
+) -> _Partials:
+    """``node``'s partials with its kink's other branch taken at the points ``where``."""
+    row = OPS[node.op]
+    assert row.across is not None
+    args = [vals[a] for a in node.args]
+    mirrored = list(row.across(*args))
+    p, q = partials
+    ar = row.arity
+    p2 = [np.where(where, _partial_values(node.op, (j,), mirrored), p[j]) for j in range(ar)]
+    q2 = {
+        key: np.where(where, _partial_values(node.op, key, mirrored, certify=order == 2), value)
+        for key, value in q.items()
+    }
+    return p2, q2
+
+
+SIDE_STEP = 2.0**-30
+"""Relative step off a kink for :func:`one_sided_tolerance` (absolute at 0)."""
+
+
+def one_sided_tolerance(expr: Expr, points: np.ndarray, *, dtype: str) -> np.ndarray:
+    """Tolerance on a one-sided derivative at a kink, per gradient entry: (n, m).
+
+    At the kink itself the model's partials are the convention sympy picks (abs'(0) =
+    0), so its tolerance says nothing about an engine that takes either branch (JAX's
+    abs'(0) = 1 makes d/dy abs(y / 0.75) the rounded 4/3). Each branch is smooth a step
+    off the point, so entry [p, i] is the larger of :func:`rounding_tolerance` at
+    x_p -/+ step * e_i, step = :data:`SIDE_STEP` * |x_i| (or SIDE_STEP at 0).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    out = np.zeros(pts.shape)
+    for i in range(pts.shape[1]):
+        step = np.where(pts[:, i] != 0, np.abs(pts[:, i]) * SIDE_STEP, SIDE_STEP)
+        for sign in (-1.0, 1.0):
+            side = pts.copy()
+            side[:, i] = side[:, i] + sign * step
+            tol, _ = rounding_tolerance(expr, side, dtype=dtype, order=1)
+            out[:, i] = np.fmax(out[:, i], tol[:, i])
+    return out
 
 
 _Partials = tuple[list[np.ndarray], dict[tuple[int, int], np.ndarray]]
@@ -314,7 +514,7 @@ def _local_partials(
 def _compute_local(
     expr: Expr, points: np.ndarray, order: int
 ) -> tuple[dict[Expr, np.ndarray], dict[Expr, _Partials]]:
-    vals = _values(expr, points)
+    vals = _wide_values(expr, points)
     partials: dict[Expr, _Partials] = {}
     for node in walk(expr):
         if isinstance(node, Call):
@@ -377,13 +577,15 @@ def _propagate(
         _mul(np.abs(p[j])[:, None], kids[j].grad_error) + _mul(np.abs(kids[j].grad), dp_err[j][:, None])
         for j in range(ar)
     )
-    chain = sum(np.abs(_mul(p[j][:, None], kids[j].grad)) for j in range(ar))
-    grad_error = grad_error + ar * u * chain + floor
+    grad_error = grad_error + u * _chain_roundings(p, [k.grad for k in kids]) + floor
     grad_error = np.where(np.abs(grad) < tiny, np.fmax(grad_error, np.abs(grad)), grad_error)
-    partials = [np.abs(x) for x in p] + [np.abs(x) for x in q.values()]
+    # in float64: a partial below its normal range is 0 to a formula (its whole size is
+    # error, see noise above), not one whose inverse overflows
+    partials = [np.abs(x).astype(np.float64) for x in (*p, *q.values())]
     reach = np.zeros(len(v))
     for x in partials:
-        inverse = np.where((x > 0) & np.isfinite(x), 1.0 / np.where(x > 0, x, 1.0), 0.0)
+        normal = (x >= _FLOAT64_TINY) & np.isfinite(x)
+        inverse = np.where(normal, 1.0 / np.where(normal, x, 1.0), 0.0)
         reach = np.fmax(reach, np.fmax(np.where(np.isfinite(x), x, 0.0), inverse))
     out = _Node(v, value_error, np.asarray(grad), np.asarray(grad_error), reach=reach)
     if order == 2:
@@ -410,6 +612,17 @@ def _propagate(
         small = np.abs(out.hess) < tiny
         out.hess_error = np.where(small, np.fmax(out.hess_error, np.abs(out.hess)), out.hess_error)
     return out
+
+
+def _chain_roundings(p: list[np.ndarray], tangents: list[np.ndarray]) -> np.ndarray:
+    """Bound, in unit roundoffs, on the rounding of the chain rule sum_j p_j t_j, per
+    variable: each product rounds once unless p_j is +-1 (add, sub, neg: exact), and the
+    sum once per term where more than one term is nonzero, on at most sum_j |p_j t_j|."""
+    terms = [np.abs(_mul(pj[:, None], t)) for pj, t in zip(p, tangents, strict=True)]
+    products = sum(np.where(np.abs(pj)[:, None] == 1, 0.0, term) for pj, term in zip(p, terms, strict=True))
+    total = sum(terms)
+    several = sum((term > 0).astype(np.float64) for term in terms) > 1
+    return np.asarray(products + np.where(several, total, 0.0))
 
 
 def _propagate_hessian(
@@ -489,6 +702,7 @@ def judge(
     truth_bound: np.ndarray | None = None,
     out_of_range: np.ndarray | None = None,
     one_sided: tuple[np.ndarray, np.ndarray] | None = None,
+    branch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Judgement:
     """Judge each derivative entry: ``got`` (engine) against ``truth`` (certified).
 
@@ -497,7 +711,14 @@ def judge(
     differences, from their own error model); ``one_sided`` gives the left and right
     derivatives (order 1) so a kink's convention can be told from a violation; where they
     coincide the derivative exists and is judged as usual. ``out_of_range`` (per point)
-    marks rows the rounding model says the dtype cannot represent.
+    marks rows the rounding model says the dtype cannot represent: a verdict other than
+    ``ok`` there is ``out-of-range``, and so is an ``ok`` whose tolerance is as large as a
+    nonzero expected value and the dtype's smallest normal number (it would accept
+    anything).
+    ``branch`` is :class:`RoundingModel`'s ``(ambiguous, other, other_tolerance)``: where
+    rounding may have flipped a kink or jump, an entry that is wrong for the truth's
+    branch but right for the other one, or between the two (a tie the rounding made,
+    split), or anything where a jump flips, is ``branch-ambiguous``.
     """
     got = np.asarray(got, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
@@ -524,7 +745,10 @@ def judge(
     verdict[finite_got != finite_exp] = "nan-mismatch"
     if out_of_range is not None:
         oor = np.broadcast_to(np.asarray(out_of_range).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
-        verdict[oor & (verdict != "ok")] = "out-of-range"
+        # an ok whose tolerance is the whole (nonzero) value and above the normal range
+        # says nothing
+        vacuous = (expected != 0) & ~(tol < np.fmax(np.abs(expected), dtype_info(dtype).tiny))
+        verdict[oor & ((verdict != "ok") | vacuous)] = "out-of-range"
     if kink.any():
         if lo is not None and hi is not None:
             inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
@@ -532,6 +756,19 @@ def judge(
             verdict[kink & ~inside] = "kink-violation"
         else:
             verdict[kink] = "undefined"  # no one-sided limits (order 2): nothing to judge
+    if branch is not None:
+        near, other, other_tol = branch
+        near = np.broadcast_to(np.asarray(near).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
+        other_tol = np.asarray(other_tol, dtype=np.float64)
+        if truth_bound is not None:
+            other_tol = other_tol + np.nan_to_num(np.asarray(truth_bound, dtype=np.float64), nan=0.0)
+        # either branch, or between them: a tie the rounding made is split (max's 0.5 each)
+        with np.errstate(invalid="ignore"):
+            slack = np.fmax(tol, other_tol)
+            lo, hi = np.fmin(expected, other) - slack, np.fmax(expected, other) + slack
+            either = np.isnan(other) | ((got >= lo) & (got <= hi))
+        flipped = near & np.isin(status, ("ok", "uncertified")) & np.isin(verdict, list(FAILING)) & either
+        verdict[flipped] = "branch-ambiguous"
     verdict[status == "undefined"] = "undefined"
     return Judgement(verdict.astype(str), abs_err, rel_err, ulp_err, tol)
 

@@ -111,8 +111,11 @@ JUDGED: tuple[str, ...] = (
     "kink-violation",
     "undefined",
     "out-of-range",
+    "branch-ambiguous",
 )
-"""Verdicts the oracle gives a derivative entry, in report order."""
+"""Verdicts the oracle gives a derivative entry, in report order. ``branch-ambiguous``:
+the dtype's rounding may put a kink's or jump's argument on the other side, and the
+engine took that side (see :mod:`harness.oracle`); not a failure."""
 
 RUN_FAILURES: tuple[str, ...] = ("error", "timeout")
 """Verdicts of a case that could not be judged: the engine or the case raised, or it ran

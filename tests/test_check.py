@@ -269,7 +269,8 @@ def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
     assert result.ok and result.failures == []
     # batches of edge points per op alone, one drawn batch per unit tree, five random cases
     assert result.examples == {"float64/order1": unit_phase_examples(SMALL_OPS, "float64") + 5}
-    assert len(result.frame) > 0 and set(result.frame["verdict"]) <= {"ok"}
+    # edge points near overflow may be out of the dtype's range; nothing fails
+    assert len(result.frame) > 0 and set(result.frame["verdict"]) <= {"ok", "out-of-range"}
     assert "no mismatches" in result.report()
 
 

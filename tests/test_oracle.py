@@ -89,8 +89,44 @@ def test_judge_gives_the_verdict_the_rules_prescribe(
     assert verdict_of(got, truth, status, one_sided=sides, out_of_range=oor) == expected
 
 
-def test_the_verdict_table_covers_every_verdict() -> None:
-    assert {p.values[-1] for p in VERDICT_TABLE} == set(JUDGED)
+BRANCH_TABLE = [
+    # (got, truth, other branch's derivative (NaN: a jump flips), its tolerance, verdict)
+    pytest.param(0.0, 2.0, 0.0, 1e-12, "branch-ambiguous", id="other-branch"),
+    pytest.param(1e-13, 2.0, 0.0, 1e-12, "branch-ambiguous", id="other-branch-within-tol"),
+    pytest.param(5.0, 2.0, 0.0, 1e-12, "mismatch", id="neither-branch"),
+    pytest.param(2.0, 2.0, 0.0, 1e-12, "ok", id="truths-branch"),
+    pytest.param(5.0, 2.0, NAN, NAN, "branch-ambiguous", id="a-jump-flips-anything-goes"),
+    pytest.param(NAN, 2.0, NAN, NAN, "branch-ambiguous", id="a-jump-flips-nan-too"),
+]
+
+
+@pytest.mark.parametrize(("got", "truth", "other", "other_tol", "expected"), BRANCH_TABLE)
+def test_where_rounding_may_flip_a_branch_either_branchs_derivative_is_accepted(
+    got: float, truth: float, other: float, other_tol: float, expected: str
+) -> None:
+    j = judge(
+        np.array([got]), np.array([truth]), np.array(["ok"]), np.array([1e-12]), dtype="float64",
+        branch=(np.array([True]), np.array([other]), np.array([other_tol])),
+    )
+    assert j.verdict[0] == expected
+
+
+def test_a_branch_is_not_ambiguous_where_the_model_says_so() -> None:
+    j = judge(
+        np.array([0.0]), np.array([2.0]), np.array(["ok"]), np.array([1e-12]), dtype="float64",
+        branch=(np.array([False]), np.array([0.0]), np.array([1e-12])),
+    )
+    assert j.verdict[0] == "mismatch"
+
+
+def test_the_verdict_tables_cover_every_verdict() -> None:
+    covered = {p.values[-1] for p in VERDICT_TABLE} | {p.values[-1] for p in BRANCH_TABLE}
+    assert covered == set(JUDGED)
+
+
+def test_an_ok_whose_tolerance_is_the_whole_value_is_out_of_range_where_the_model_says_so() -> None:
+    assert verdict_of(2.0, 1.0, tol=1.5, out_of_range=True) == "out-of-range"
+    assert verdict_of(2.0, 1.0, tol=1.5, out_of_range=False) == "ok"
 
 
 def test_failed_marks_exactly_the_failing_verdicts() -> None:

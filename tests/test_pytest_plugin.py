@@ -89,7 +89,8 @@ def test_diffharness_report_writes_the_report_of_what_the_tests_checked(
     result.stdout.fnmatch_lines([f"*diffharness report: {page}*"])
     rows = pd.read_csv(report_dir / "results.csv")
     assert set(rows["engine"]) == {"torch:reverse", "doubling"}
-    assert set(rows.loc[rows["engine"] == "torch:reverse", "verdict"]) == {"ok"}
+    # the edge phase reaches exp's overflow edge, out of float64's range: nothing fails
+    assert set(rows.loc[rows["engine"] == "torch:reverse", "verdict"]) <= {"ok", "out-of-range"}
     assert "mismatch" in set(rows.loc[rows["engine"] == "doubling", "verdict"])
     worst = pd.read_csv(report_dir / "worst_cases.csv")
     assert worst["verdict"].iloc[0] == "mismatch" and worst["engine"].iloc[0] == "doubling"

@@ -32,8 +32,11 @@ from harness.truth.program import Program
 __all__ = [
     "MAX_BITS",
     "ONE_SIDED_SHIFT",
+    "GERM_EXTRA",
     "START_BITS",
     "STATUSES",
+    "AxisGerms",
+    "along_axes",
     "evaluate",
     "evaluate_rows",
     "one_sided",
@@ -47,6 +50,9 @@ MAX_BITS = 4096
 """Precision cap: an entry still not tight here is reported ``"uncertified"``."""
 ONE_SIDED_SHIFT = Fraction(1, 2**300)
 """How far :func:`one_sided` steps off the point on either side."""
+GERM_EXTRA = 4
+"""Coefficients :func:`along_axes` keeps beyond the order asked: an argument that agrees
+with a break to all of them is read as sitting on it (see :mod:`.series`)."""
 
 
 class _Status(enum.IntEnum):
@@ -328,3 +334,93 @@ def _series_point(
             return None
         derivs.append(value)
     return derivs
+
+
+@dataclass(frozen=True)
+class AxisGerms:
+    """f along each axis near each point, from either side (see :func:`along_axes`).
+
+    ``left`` and ``right`` are (n, max_order, n_vars): entry [p, j - 1, i] is the j-th
+    one-sided derivative d^j/dt^j f(x_p + t e_i) at t -> 0- (0+), NaN where a germ does
+    not exist or is not tight. ``bound`` bounds each ``right`` value's error. ``same`` is
+    True where both sides are known and agree (their balls overlap). ``jump`` (n, n_vars)
+    is True where f itself surely jumps along the axis: a one-sided limit differs from f
+    at the point.
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    bound: np.ndarray
+    same: np.ndarray
+    jump: np.ndarray
+
+
+def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
+    """One-sided Taylor coefficients of f's value ``program`` along each axis.
+
+    A partial derivative is a question about the one-variable function t -> f(x + t e_i):
+    x * floor(y) at y = 1 is 0.5 + t along x (d/dx = 1, although the point sits on
+    floor's jump), min(floor(y), y) at y = 0 jumps from -1 to 0 along y (no derivative).
+    The program runs on the series ``x_i + t`` and ``x_i - t`` with every break read
+    one-sidedly (the germs of :mod:`.series`), at :data:`START_BITS`.
+    """
+    n, k = pts.shape
+    shape = (n, max_order, k)
+    left, right, bound = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    same = np.zeros(shape, dtype=bool)
+    jump = np.zeros((n, k), dtype=bool)
+    factorials = [math.factorial(j) for j in range(max_order + 1)]
+    saved_cap = ctx.cap
+    try:
+        ctx.cap = max_order + 1 + GERM_EXTRA
+        with ctx.workprec(START_BITS):
+            frame = program.frame(START_BITS)
+            base: list[Any] = [None] * program.n_slots
+            for slot, _ in program.constants:
+                base[slot] = sr.constant(frame[slot])
+            uniq, inverse = unique_rows(pts)
+            for p, row in enumerate(uniq):
+                if not np.isfinite(row).all() or program.undefined_constants:
+                    continue
+                outs, flags = program.run(_exact_inputs(row))
+                own = outs[0] if not any(f & b.UNDEF for f in flags) else None
+                rows = inverse == p
+                for axis in range(k):
+                    sides = [_germ(program, base, row, axis, sign) for sign in (-1, 1)]
+                    if own is not None and any(
+                        s is not None and not (sr.head(s[0]) - own).contains(0) for s in sides
+                    ):
+                        jump[rows, axis] = True
+                    below, above = sides
+                    if below is None or above is None:
+                        continue
+                    for j in range(1, max_order + 1):
+                        lo, hi = (_coefficient(s, j) * factorials[j] for s in (below, above))
+                        lo = lo if j % 2 == 0 else -lo  # the left germ ran on x_i - t
+                        if _tight(lo):
+                            left[rows, j - 1, axis] = float(lo.mid()) + 0.0
+                        if _tight(hi):
+                            right[rows, j - 1, axis] = float(hi.mid()) + 0.0
+                            bound[rows, j - 1, axis] = _upper_float(hi.rad())
+                        same[rows, j - 1, axis] = _tight(lo) and _tight(hi) and (lo - hi).contains(0)
+    finally:
+        ctx.cap = saved_cap
+    finite = np.isfinite(left) & np.isfinite(right)
+    return AxisGerms(left, right, bound, same & finite, jump)
+
+
+def _coefficient(s: list[Any], j: int) -> Any:
+    coeffs = s[0].coeffs()
+    return coeffs[j] if j < len(coeffs) else arb(0)
+
+
+def _germ(program: Program, base: list[Any], row: np.ndarray, axis: int, sign: int) -> list[Any] | None:
+    """Every output of the value program on x_axis + sign * t, germs at breaks; None where
+    a germ or a node of the literal tree is not defined there."""
+    vals = list(base)
+    for j, x in enumerate(row.tolist()):
+        vals[j] = arb_series([arb(x), sign]) if j == axis else sr.constant(arb(x))
+    outs = program.run_series(vals, germ=True)
+    if outs is None or not all(sr.head(o).is_finite() for o in outs):
+        return None
+    return outs

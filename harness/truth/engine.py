@@ -51,13 +51,16 @@ class Truth:
     |exact - midpoint| (NaN where ``values`` is NaN). ``status`` holds one of
     :data:`~harness.truth.certify.STATUSES` per entry; ``precision_bits`` the working
     precision that settled it. All four have the shape of
-    :meth:`SymbolicEngine.derivatives`' answer.
+    :meth:`SymbolicEngine.derivatives`' answer. ``at_break`` (n,) is True at points where
+    some kink or jump op sits exactly on its break (before entries are decided along
+    their axes), so a rounded argument found on a break elsewhere got there by rounding.
     """
 
     values: np.ndarray
     bounds: np.ndarray
     status: np.ndarray
     precision_bits: np.ndarray
+    at_break: np.ndarray | None = None
 
 
 def _status_names(codes: np.ndarray) -> np.ndarray:
@@ -102,7 +105,14 @@ class SymbolicEngine:
                 full[:, ju, iu] = flat
                 parts.append(full)
             values, bounds, codes, bits = parts
-        return Truth(values, bounds, _status_names(codes), bits)
+        at_break = (codes == _KINK).reshape(n, -1).any(axis=1)
+        kinks = np.flatnonzero(at_break)
+        if len(kinks):
+            germs = certify.along_axes(compiled(expr, dtype_key(expr, dtype), VALUES), pts[kinks], order)
+            parts = [values[kinks], bounds[kinks], codes[kinks], bits[kinks]]
+            _settle_along_axes(*parts, germs=germs, order=order)
+            values[kinks], bounds[kinks], codes[kinks], bits[kinks] = parts
+        return Truth(values, bounds, _status_names(codes), bits, at_break)
 
     def values(self, expr: Expr, points: np.ndarray, *, dtype: str) -> np.ndarray:
         """f itself at ``points``, shape (n,), certified likewise (NaN where undefined).
@@ -112,6 +122,29 @@ class SymbolicEngine:
         pts = check_request(expr, points, dtype, 1)
         program = compiled(expr, dtype_key(expr, dtype), VALUES)
         return certify.evaluate(program, pts)[0][:, 0]
+
+    def node_values(self, expr: Expr, points: np.ndarray, *, dtype: str) -> np.ndarray:
+        """Every node of the literal tree but its variables, in ``walk`` order, at
+        ``points``: shape (n_nodes, n), in long double (range to about 1e4932, so a value
+        float64 cannot hold, exp(800) or 1e-200 * 1e-200, keeps its size). Midpoints of
+        the vectorised interval pass (:meth:`~.program.Program.run_intervals`), so
+        accurate to a few long double ulps; NaN where that pass is unsure and wide.
+        """
+        pts = check_request(expr, points, dtype, 1)
+        program = compiled(expr, dtype_key(expr, dtype), VALUES)
+        los, his, unsure = program.run_intervals(pts, certify.START_BITS)
+        out = np.full((len(los) - program.n_entries, len(pts)), np.nan, dtype=np.longdouble)
+        with np.errstate(all="ignore"):
+            for row, (lo, hi, bad) in enumerate(zip(los, his, unsure, strict=True)):
+                if row < program.n_entries:
+                    continue
+                mid = np.broadcast_to(lo / 2 + hi / 2, (len(pts),))
+                # "unsure" also marks sizes past 2**+-1100 (arb certifies those); their
+                # interval still encloses the value, so a tight one gives its size
+                tight = np.broadcast_to(np.abs(hi - lo) <= np.abs(mid) * 2.0**-40, (len(pts),))
+                ok = np.isfinite(mid) & (tight if bad is None else ~bad | tight)
+                out[row - program.n_entries] = np.where(ok, mid, np.nan)
+        return out
 
     def taylor(self, expr: Expr, points: np.ndarray, *, dtype: str, max_order: int) -> np.ndarray:
         """Pure partials d^k f / dx_i^k for k = 0..max_order: shape (max_order + 1, n, n_vars).
@@ -148,10 +181,61 @@ class SymbolicEngine:
         (x_p + delta e_i) with delta = :data:`~.certify.ONE_SIDED_SHIFT` = 2**-300: the
         one-sided limits of a piecewise-analytic derivative, to within about delta * |f''|
         (relu'(0-) = 0, relu'(0+) = 1, abs'(0-) = -1). NaN where a side is undefined or
-        itself a kink.
+        itself a kink. They come from f's one-sided germs along the axis
+        (:func:`~.certify.along_axes`), else from the derivative a step off the point.
         """
         pts = check_request(expr, points, dtype, 1)
-        return certify.one_sided(compiled(expr, dtype_key(expr, dtype), GRADIENT), pts)
+        key = dtype_key(expr, dtype)
+        germs = certify.along_axes(compiled(expr, key, VALUES), pts, 1)
+        left, right = germs.left[:, 0, :], germs.right[:, 0, :]
+        missing = np.flatnonzero((np.isnan(left) | np.isnan(right)).any(axis=1))
+        if len(missing):  # no germ (a tie the balls cannot order): step off the point instead
+            stepped = certify.one_sided(compiled(expr, key, GRADIENT), pts[missing])
+            for side, off in zip((left, right), stepped, strict=True):
+                side[missing] = np.where(np.isnan(side[missing]), off, side[missing])
+        return left, right
+
+
+_KINK = STATUSES.index("kink")
+_OK = STATUSES.index("ok")
+_UNDEFINED = STATUSES.index("undefined")
+
+
+def _settle_along_axes(
+    values: np.ndarray,
+    bounds: np.ndarray,
+    codes: np.ndarray,
+    bits: np.ndarray,
+    *,
+    germs: certify.AxisGerms,
+    order: int,
+) -> None:
+    """Decide each ``kink`` entry along the axes it differentiates (in place).
+
+    An entry of the gradient is about f along its variable alone: where f jumps along it
+    the derivative is undefined; where both one-sided germs agree it exists (x * floor(y)
+    at y = 1: d/dx = 1); else it stays a kink. A diagonal Hessian entry likewise, to
+    second order. A mixed entry (i, j) is undefined where f jumps along i or j and stays
+    a kink otherwise: two axes alone do not settle a mixed partial (|x y| at 0).
+    """
+    k = germs.jump.shape[1]
+    for i in range(k):
+        entry = (slice(None), i) if order == 1 else (slice(None), i, i)
+        kink = codes[entry] == _KINK
+        jump = kink & germs.jump[:, i]
+        exists = kink & ~jump & germs.same[:, :order, i].all(axis=1)
+        settled_value = germs.right[:, order - 1, i]
+        values[entry] = np.where(exists, settled_value, np.where(jump, np.nan, values[entry]))
+        bounds[entry] = np.where(exists, germs.bound[:, order - 1, i], np.where(jump, np.nan, bounds[entry]))
+        codes[entry] = np.where(exists, _OK, np.where(jump, _UNDEFINED, codes[entry]))
+        bits[entry] = np.where(exists | jump, certify.START_BITS, bits[entry])
+        if order == 2:
+            for j in range(k):
+                if j != i:
+                    off = (codes[:, i, j] == _KINK) & (germs.jump[:, i] | germs.jump[:, j])
+                    values[:, i, j] = np.where(off, np.nan, values[:, i, j])
+                    bounds[:, i, j] = np.where(off, np.nan, bounds[:, i, j])
+                    codes[:, i, j] = np.where(off, _UNDEFINED, codes[:, i, j])
 
 
 _TRUTH = SymbolicEngine()

@@ -74,6 +74,7 @@ class Program:
         self.code: list[Instruction] = []
         self.intervals: list[Callable[..., iv.Result] | None] = []  # per instruction
         self.series: list[sr.SeriesFn | None] = []  # per instruction
+        self.germs: list[sr.SeriesFn | None] = []  # per instruction: one-sided at a break
         self.outputs: list[int] = []
         self._frames: dict[int, list[Any]] = {}
         self._interval_constants: list[tuple[int, Any, Any]] | None = None
@@ -194,12 +195,15 @@ class Program:
                 lo[dst], hi[dst], unsure[dst], strong[dst] = a, c, u, z
         return [lo[s] for s in self.outputs], [hi[s] for s in self.outputs], [unsure[s] for s in self.outputs]
 
-    def run_series(self, vals: list[Any]) -> list[Any] | None:
+    def run_series(self, vals: list[Any], *, germ: bool = False) -> list[Any] | None:
         """Outputs over power series, from ``vals`` (every slot; inputs and constants as
         series filled in, and overwritten with the results), or None where some
-        instruction has no series at this point (a kink, a domain edge). Value programs
-        only: they alone carry a series kernel per instruction."""
-        for (dst, _fn, i, j, _guarded, _zero), fn in zip(self.code, self.series, strict=True):
+        instruction has no series at this point (a kink, a domain edge). With ``germ``,
+        functions with a break take their one-sided germ for t -> 0+ instead (see
+        :mod:`.series`). Value programs only: they alone carry a series kernel per
+        instruction."""
+        kernels = self.germs if germ else self.series
+        for (dst, _fn, i, j, _guarded, _zero), fn in zip(self.code, kernels, strict=True):
             assert fn is not None
             r = fn(vals[i]) if j < 0 else fn(vals[i], vals[j])
             if r is None:
@@ -239,6 +243,7 @@ class _Compiler:
         self.program.intervals.append(rule.interval)
         # series only where the function's own values are computed: f's Taylor terms
         self.program.series.append(rule.series if self.rules is VALUE_RULES else None)
+        self.program.germs.append(rule.germ_series() if self.rules is VALUE_RULES else None)
         return dst
 
     def node(self, node: Any) -> int:

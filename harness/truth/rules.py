@@ -76,6 +76,11 @@ class Rule:
     fold: bool = False
     zero: int = NO_ZERO
     at_jump: tuple[Callable[..., Any], IntervalFn] | None = None
+    germ: sr.SeriesFn | None = None
+
+    def germ_series(self) -> sr.SeriesFn | None:
+        """The series kernel one-sided germs run: ``germ`` at a break, else ``series``."""
+        return self.germ if self.germ is not None else self.series
 
     def own_value(self) -> Rule:
         """The rule as a value program reads it: the own-value kernels at a jump."""
@@ -94,8 +99,8 @@ RULES: Mapping[type, Rule] = MappingProxyType(
     {
         sympy.Add: Rule(operator.add, iv.add, sr.add, fold=True, zero=ALL_ZERO),
         sympy.Mul: Rule(operator.mul, iv.mul, sr.mul, fold=True, zero=ANY_ZERO),
-        sympy.Max: Rule(b.maximum, iv.maximum, sr.maximum, fold=True),
-        sympy.Min: Rule(b.minimum, iv.minimum, sr.minimum, fold=True),
+        sympy.Max: Rule(b.maximum, iv.maximum, sr.maximum, fold=True, germ=sr.maximum_germ),
+        sympy.Min: Rule(b.minimum, iv.minimum, sr.minimum, fold=True, germ=sr.minimum_germ),
         sympy.exp: Rule(arb.exp, iv.exp, sr.exp),
         sympy.log: Rule(b.log, iv.log, sr.log, guarded=True),
         sympy.sin: Rule(arb.sin, iv.sin, sr.sin),
@@ -125,21 +130,27 @@ RULES: Mapping[type, Rule] = MappingProxyType(
         ),
         sympy.erf: Rule(arb.erf, iv.erf, sr.erf),
         sympy.erfc: Rule(arb.erfc, iv.erfc, sr.erfc),
-        sympy.Abs: Rule(abs, iv.absolute, sr.absolute),
-        RealAbs: Rule(abs, iv.absolute, sr.absolute),
+        sympy.Abs: Rule(abs, iv.absolute, sr.absolute, germ=sr.absolute_germ),
+        RealAbs: Rule(abs, iv.absolute, sr.absolute, germ=sr.absolute_germ),
         # jumps: the hull of both sides at the jump; ``at_jump`` the function's own value
-        sympy.Heaviside: Rule(b.jump(0, 1), iv.jump(0, 1), sr.heaviside, guarded=True),
+        sympy.Heaviside: Rule(
+            b.jump(0, 1), iv.jump(0, 1), sr.heaviside, guarded=True, germ=sr.heaviside_germ
+        ),
         sympy.sign: Rule(
-            b.jump(-1, 1), iv.jump(-1, 1), sr.sign, guarded=True, at_jump=(b.sign_value, iv.sign_value)
+            b.jump(-1, 1), iv.jump(-1, 1), sr.sign, guarded=True, at_jump=(b.sign_value, iv.sign_value),
+            germ=sr.sign_germ,
         ),
         RealSign: Rule(
-            b.jump(-1, 1), iv.jump(-1, 1), sr.sign, guarded=True, at_jump=(b.sign_value, iv.sign_value)
+            b.jump(-1, 1), iv.jump(-1, 1), sr.sign, guarded=True, at_jump=(b.sign_value, iv.sign_value),
+            germ=sr.sign_germ,
         ),
         sympy.floor: Rule(
-            b.floor_hull, iv.floor_hull, sr.floor, guarded=True, at_jump=(b.floor_value, iv.floor_value)
+            b.floor_hull, iv.floor_hull, sr.floor, guarded=True, at_jump=(b.floor_value, iv.floor_value),
+            germ=sr.floor_germ,
         ),
         Floor: Rule(
-            b.floor_hull, iv.floor_hull, sr.floor, guarded=True, at_jump=(b.floor_value, iv.floor_value)
+            b.floor_hull, iv.floor_hull, sr.floor, guarded=True, at_jump=(b.floor_value, iv.floor_value),
+            germ=sr.floor_germ,
         ),
         sympy.ceiling: Rule(
             b.ceiling_hull,
@@ -147,6 +158,7 @@ RULES: Mapping[type, Rule] = MappingProxyType(
             sr.ceiling,
             guarded=True,
             at_jump=(b.ceiling_value, iv.ceiling_value),
+            germ=sr.ceiling_germ,
         ),
         # derivatives of jumps: a strong zero away from the jump
         sympy.DiracDelta: Rule(b.spike, iv.spike, None, guarded=True),

@@ -10,6 +10,16 @@ order in one pass (coefficient k times k!), in certified ball arithmetic
 Each function here takes ``arb_series`` arguments and returns one, or ``None`` where the
 series is not defined or not analytic at the point (a log of a ball reaching 0, |u| at
 u = 0, a floor at an integer): the caller then falls back to the symbolic program.
+
+*Germs* (``*_germ``) are the one-sided versions for the functions with a break (max, min,
+abs, sign, Heaviside, floor, ceiling): the series of the function for ``t -> 0+``, read off
+the sign of the first coefficient that is not exactly zero (min(x, x*y) at y = 1 along x
+is x on both sides; floor(y) at y = 0 along +y is 0, along -y it is -1). Run on ``x_i + t``
+and ``x_i - t`` they give the one-sided Taylor coefficients of f along one axis
+(:func:`harness.truth.certify.along_axes`). Where an argument agrees with the break to
+every coefficient kept (``flint.ctx.cap``), it is read as sitting on it: the function's
+own value there (sign(0) = 0, floor(2) = 2), or either side of a tie (they agree to that
+order). A coefficient whose sign the ball cannot tell gives ``None``.
 """
 
 from __future__ import annotations
@@ -30,6 +40,13 @@ __all__ = [
     "asinh",
     "atan",
     "atanh",
+    "absolute_germ",
+    "ceiling_germ",
+    "floor_germ",
+    "heaviside_germ",
+    "maximum_germ",
+    "minimum_germ",
+    "sign_germ",
     "ceiling",
     "constant",
     "cos",
@@ -292,3 +309,80 @@ def rational_pow(q: Fraction) -> SeriesFn:
 def runtime_pow(b: Any, e: Any) -> Any:
     """b**e with both computed: exp(e log b) for b surely > 0."""
     return (e * b.log()).exp() if _positive(b) else None
+
+
+# ---- one-sided germs (t -> 0+) at a break ---------------------------------------------
+
+
+def germ_sign(s: Any, start: int = 0) -> int | None:
+    """Sign of the series ``s`` for small t > 0 from its coefficients ``start`` on: that of
+    the first coefficient not exactly zero; 0 when all kept are exactly zero; None when
+    that coefficient's ball contains 0."""
+    for c in s.coeffs()[start:]:
+        if c.is_zero():
+            continue
+        if c > 0:
+            return 1
+        if c < 0:
+            return -1
+        return None
+    return 0
+
+
+def maximum_germ(a: Any, b: Any) -> Any:
+    """max(a, b) for t -> 0+ (a tie to every kept order: either)."""
+    side = germ_sign(a - b)
+    return None if side is None else b if side < 0 else a
+
+
+def minimum_germ(a: Any, b: Any) -> Any:
+    """min(a, b) for t -> 0+ (a tie to every kept order: either)."""
+    side = germ_sign(a - b)
+    return None if side is None else b if side > 0 else a
+
+
+def absolute_germ(s: Any) -> Any:
+    """|s| for t -> 0+."""
+    side = germ_sign(s)
+    return None if side is None else -s if side < 0 else s
+
+
+def _step_germ(values: dict[int, int | None]) -> SeriesFn:
+    """A step of (sign -> value) at 0: the constant for the side s lies on as t -> 0+."""
+
+    def run(s: Any) -> Any:
+        side = germ_sign(s)
+        value = None if side is None else values[side]
+        return None if value is None else constant(arb(value))
+
+    return run
+
+
+sign_germ = _step_germ({-1: -1, 0: 0, 1: 1})
+"""sign(s) for t -> 0+ (sign(0) = 0)."""
+heaviside_germ = _step_germ({-1: 0, 0: None, 1: 1})
+"""Heaviside(s) for t -> 0+ (no convention at 0 itself: None)."""
+
+
+def _integer_germ(s: Any, up: int) -> Any:
+    h = head(s)
+    if not h.contains_integer():
+        return constant(h.floor() if up == 0 else h.ceil())
+    if not (h.is_exact() and h.floor() == h):
+        return None
+    side = germ_sign(s, start=1)
+    if side is None:
+        return None
+    if up == 0:  # floor: h above, h - 1 below
+        return constant(h - 1 if side < 0 else h)
+    return constant(h + 1 if side > 0 else h)  # ceiling
+
+
+def floor_germ(s: Any) -> Any:
+    """floor(s) for t -> 0+ (floor(2) = 2 when s stays at 2)."""
+    return _integer_germ(s, 0)
+
+
+def ceiling_germ(s: Any) -> Any:
+    """ceiling(s) for t -> 0+."""
+    return _integer_germ(s, 1)

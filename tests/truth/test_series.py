@@ -66,3 +66,34 @@ def test_series_coefficients_of_a_polynomial_are_exact() -> None:
     got = ENGINE.taylor(parse("x**4 + 3*x**3"), np.array([[1.0]]), dtype="float64", max_order=5)
     assert got[1:, 0, 0].tolist() == [13.0, 30.0, 42.0, 24.0, 0.0]
     assert math.isclose(got[0, 0, 0], 4.0)
+
+
+# ---- one-sided germs at a break ---------------------------------------------------------
+
+
+def germ(text: str, point: list[float], order: int = 1) -> certify.AxisGerms:
+    expr = parse(text)
+    return certify.along_axes(compiled(expr, dtype_key(expr, "float64"), VALUES), np.array([point]), order)
+
+
+def test_germs_along_an_axis_without_a_break_agree_on_both_sides() -> None:
+    # x * floor(y) at y = 1 is 0.5 + t along x: f' = 1 from either side, f'' = 0
+    g = germ("x*floor(y)", [0.5, 1.0], order=2)
+    assert g.left[0, :, 0].tolist() == [1.0, 0.0] and g.right[0, :, 0].tolist() == [1.0, 0.0]
+    assert g.same[0, :, 0].all() and not g.jump[0, 0]
+
+
+def test_a_germ_across_a_jump_says_f_jumps() -> None:
+    # floor(y) at y = 1: 0 below, 1 at and above; min(floor(y), y) at 0: -1 below, 0 above
+    assert germ("x*floor(y)", [0.5, 1.0]).jump[0].tolist() == [False, True]
+    assert germ("min(floor(y), y)", [0.0]).jump[0].tolist() == [True]
+    assert germ("sign(y)", [0.0]).jump[0].tolist() == [True]
+
+
+def test_germs_at_a_kink_give_the_one_sided_derivatives() -> None:
+    # min(x, x*y) along y at y = 1: x*y below (x = 0.5), x above (0)
+    g = germ("min(x, x*y)", [0.5, 1.0])
+    assert (g.left[0, 0, 1], g.right[0, 0, 1]) == (0.5, 0.0) and not g.same[0, 0, 1]
+    # abs(y / 0.75) at 0: -4/3 and 4/3
+    g = germ("abs(y / 0.75)", [0.0])
+    assert g.left[0, 0, 0] == -4 / 3 and g.right[0, 0, 0] == 4 / 3 and not g.jump[0, 0]

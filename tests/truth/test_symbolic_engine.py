@@ -252,10 +252,12 @@ def test_a_zero_scaled_beyond_the_precision_cap_is_reported_uncertified() -> Non
         (c("expm1", c("div", c("max", x, k(Fraction(-1, 4))), k(0))), 0.5, "undefined"),
         (c("relu", x), 0.0, "kink"),
         (c("abs", x), 0.0, "kink"),
-        (c("sign", x), 0.0, "kink"),
-        (c("floor", x), 2.0, "kink"),
+        # f itself jumps along x: no derivative, not a kink
+        (c("sign", x), 0.0, "undefined"),
+        (c("floor", x), 2.0, "undefined"),
         (c("floor", x), 2.5, "ok"),
-        (c("mul", x, c("floor", x)), 2.0, "kink"),
+        (c("mul", x, c("floor", x)), 2.0, "undefined"),
+        (c("max", x, c("neg", x)), 0.0, "kink"),
     ],
     ids=expr_id,
 )
@@ -431,3 +433,15 @@ def test_abs_of_an_argument_sympy_cannot_prove_real_is_still_differentiated() ->
 def test_abs_of_a_square_stays_differentiable_at_zero() -> None:
     truth = ENGINE.evaluate(c("abs", c("mul", x, x)), column(0.0), dtype="float64")
     assert truth.status[0, 0] == "ok" and truth.values[0, 0] == 0.0
+
+
+def test_a_partial_is_decided_along_its_own_axis_not_at_the_point() -> None:
+    # x * floor(y) at (0.5, 1): along x f = x (d/dx = 1); along y floor jumps (undefined)
+    truth = ENGINE.evaluate(c("mul", x, c("floor", y)), np.array([[0.5, 1.0]]), dtype="float64")
+    assert truth.status[0].tolist() == ["ok", "undefined"] and truth.values[0, 0] == 1.0
+
+
+def test_one_sided_derivatives_come_from_the_germs_along_the_axis() -> None:
+    # min(x, x*y) at (0.5, 1): along y, x*y below the tie (d/dy = x) and x above it (0)
+    left, right = ENGINE.one_sided(c("min", x, c("mul", x, y)), np.array([[0.5, 1.0]]), dtype="float64")
+    assert (left[0, 1], right[0, 1]) == (0.5, 0.0)

@@ -1,0 +1,212 @@
+"""A reference engine that errs as much as a careful engine may, for the oracle's tests.
+
+It computes the gradient in forward mode on the literal tree, every quantity in the
+standard model of floating-point arithmetic for the dtype under test (unit roundoff
+u): each result is the exact result of its operation on the (already erring) operands
+times (1 + delta), with |delta| <= u for arithmetic (+, -, *, /, sqrt, and the products
+and sums of the chain rule: correct rounding) and |delta| <= ``libm`` * u for a library
+function (exp, tanh, ..., and the partial derivatives of such functions; 4 u, about 2
+ulps, the oracle's ``LIBM`` budget). Exact results (a product with 1, a sum with an
+exact 0) have delta = 0. The partials of the ops whose usual backward formula loses
+accuracy are computed by that formula, step by step: tanh' = 1 - y*y, sigmoid' =
+y*(1 - y), expm1' = y + 1, erf' = 2/sqrt(pi) exp(-x*x), asin' and acos' through 1 -
+x*x; the others are the exact partial at the erring arguments, times (1 + delta).
+
+Where each delta goes is a *site*; ``signs`` gives, per site, a number in [-1, 1] per
+point (the fraction of the site's bound taken), or the engine draws them at random.
+:func:`worst_case` aligns them the worst way for each entry: it moves one site at a
+time to read the sign of its effect, then sets every site to push the entry one way,
+then the other (to first order, the largest error such an engine can make).
+
+Exact values come from torch in float64 (about 1e-16 relative; in float64 itself the
+reference is then torch's float64 plus the deltas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from harness.dtypes import dtype_info
+from harness.expr import Call, Const, Expr, Var, variables, walk
+from harness.ops import OPS
+
+ARITHMETIC = frozenset({"add", "sub", "mul", "div", "neg", "sqrt", "abs", "relu", "max", "min"})
+"""Ops computed correctly rounded (their partials too, where not exact)."""
+
+UNIT_PARTIALS = frozenset({"add", "sub", "neg", "abs", "relu", "max", "min"})
+"""Ops whose partials are 0 or +-1."""
+EXACT_VALUES = frozenset({"neg", "abs", "relu", "max", "min"})
+"""Ops whose values are exact."""
+
+Signs = dict[int, np.ndarray]
+
+
+class ReferenceEngine:
+    """Forward-mode gradient in ``dtype``'s standard model: relative error up to ``libm``
+    unit roundoffs per library result, one per arithmetic result (order 1 only)."""
+
+    name = "reference"
+
+    def __init__(self, libm: float = 4.0, signs: Signs | None = None, seed: int = 0) -> None:
+        self.libm = libm
+        self.signs = signs
+        self.rng = np.random.default_rng(seed)
+        self.sites = 0  # how many sites the last call used
+
+    def supports(self, op: str) -> bool:
+        return op in OPS
+
+    def derivatives(self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1) -> np.ndarray:
+        if order != 1:
+            raise NotImplementedError("the reference engine computes gradients only")
+        names = variables(expr)
+        n, m = len(points), len(names)
+        site = iter(range(10**6))
+
+        u = dtype_info(dtype).unit_roundoff
+
+        def off(v: np.ndarray, bound: float, exact: np.ndarray | None = None) -> np.ndarray:
+            """``v`` times (1 + delta), |delta| <= bound * u (one site); 0 where ``exact``."""
+            s = next(site)
+            if self.signs is not None:
+                frac = self.signs.get(s, np.zeros(n))
+            else:
+                frac = self.rng.uniform(-1.0, 1.0, n)
+            v = np.asarray(v, dtype=np.float64)
+            frac = np.reshape(frac, (n,) + (1,) * (v.ndim - 1))
+            delta = frac * bound * u if exact is None else np.where(exact, 0.0, frac * bound * u)
+            with np.errstate(invalid="ignore"):
+                return v * (1 + delta)
+
+        def rnd(v: np.ndarray) -> np.ndarray:
+            return off(v, 1.0)
+
+        def lib(v: np.ndarray) -> np.ndarray:
+            return off(v, self.libm)
+
+        value: dict[Expr, np.ndarray] = {}
+        tangent: dict[Expr, np.ndarray] = {}
+        for node in walk(expr):
+            if isinstance(node, Var):
+                value[node] = points[:, names.index(node.name)].astype(np.float64)
+                t = np.zeros((n, m))
+                t[:, names.index(node.name)] = 1.0
+                tangent[node] = t
+                continue
+            if isinstance(node, Const):
+                value[node] = np.full(n, float(node.value))  # exact in every dtype
+                tangent[node] = np.zeros((n, m))
+                continue
+            assert isinstance(node, Call)
+            args = [value[a] for a in node.args]
+            exact, partials = _exact(node.op, args)
+            v = lib(exact) if node.op not in ARITHMETIC else exact if node.op in EXACT_VALUES else rnd(exact)
+            formula = FORMULAS.get(node.op)
+            if formula is not None:
+                ps = [formula(args, v, rnd, lib)]
+            elif node.op in UNIT_PARTIALS:
+                ps = partials  # 0 or +-1: exact
+            elif node.op == "mul":
+                ps = [args[1], args[0]]  # exact
+            elif node.op in ARITHMETIC:
+                ps = [rnd(p) for p in partials]
+            else:
+                ps = [lib(p) for p in partials]
+            acc: np.ndarray | None = None
+            for j, a in enumerate(node.args):
+                if not tangent[a].any():
+                    continue  # a constant argument: no chain term
+                with np.errstate(all="ignore"):
+                    unit = (np.abs(ps[j]) == 1)[:, None] | (tangent[a] == 0)
+                    term = off(ps[j][:, None] * tangent[a], 1.0, exact=unit)
+                    if acc is None:
+                        acc = term
+                    else:
+                        acc = off(acc + term, 1.0, exact=(acc == 0) | (term == 0))
+            value[node] = v
+            tangent[node] = acc if acc is not None else np.zeros((n, m))
+        self.sites = next(site)
+        return tangent[expr]
+
+
+def _exact(op: str, args: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The op's value and partials at ``args``, in float64 (torch autograd)."""
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in args]
+    y = OPS[op].torch_fn(*ts)
+    grads = torch.autograd.grad(y.sum(), ts, allow_unused=True)
+    parts = [np.zeros_like(a) if g is None else g.detach().numpy() for a, g in zip(args, grads, strict=True)]
+    return y.detach().numpy(), parts
+
+
+Rounder = Callable[[np.ndarray], np.ndarray]
+Formula = Callable[[list[np.ndarray], np.ndarray, Rounder, Rounder], np.ndarray]
+
+
+def _tanh(args: list[np.ndarray], y: np.ndarray, rnd: Rounder, lib: Rounder) -> np.ndarray:
+    return rnd(1 - rnd(y * y))
+
+
+def _sigmoid(args: list[np.ndarray], y: np.ndarray, rnd: Rounder, lib: Rounder) -> np.ndarray:
+    return rnd(y * rnd(1 - y))
+
+
+def _expm1(args: list[np.ndarray], y: np.ndarray, rnd: Rounder, lib: Rounder) -> np.ndarray:
+    return rnd(y + 1)
+
+
+def _erf(args: list[np.ndarray], y: np.ndarray, rnd: Rounder, lib: Rounder) -> np.ndarray:
+    (x,) = args
+    return rnd(rnd(2 / np.sqrt(np.pi)) * lib(np.exp(-rnd(x * x))))
+
+
+def _arcsin_like(sign: float) -> Formula:
+    def formula(args: list[np.ndarray], y: np.ndarray, rnd: Rounder, lib: Rounder) -> np.ndarray:
+        (x,) = args
+        with np.errstate(all="ignore"):
+            return rnd(sign / rnd(np.sqrt(rnd(1 - rnd(x * x)))))
+
+    return formula
+
+
+FORMULAS: dict[str, Formula] = {
+    "tanh": _tanh,
+    "sigmoid": _sigmoid,
+    "expm1": _expm1,
+    "erf": _erf,
+    "asin": _arcsin_like(1.0),
+    "acos": _arcsin_like(-1.0),
+}
+"""Partials computed by their usual backward formula, one rounded step at a time."""
+
+
+def worst_case(
+    expr: Expr, points: np.ndarray, truth: np.ndarray, *, dtype: str, libm: float = 4.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's gradient with its errors aligned the worst way for each
+    entry, and that gradient's error against ``truth``: (values, errors), each (n, m).
+
+    First order: each site's effect on each entry is read by perturbing it alone, then
+    all sites are set to push the entry up (and, separately, down); the worse is kept."""
+    n, m = truth.shape
+    base_engine = ReferenceEngine(libm, signs={})
+    base = base_engine.derivatives(expr, points, dtype=dtype)
+    sites = base_engine.sites
+    effect = np.zeros((sites, n, m))
+    for s in range(sites):
+        moved = ReferenceEngine(libm, signs={s: np.ones(n)}).derivatives(expr, points, dtype=dtype)
+        with np.errstate(invalid="ignore"):
+            effect[s] = np.nan_to_num(np.sign(moved - base))
+    values = base.copy()
+    errors = np.abs(base - truth)
+    for i in range(m):
+        for direction in (1.0, -1.0):
+            signs = {s: direction * effect[s][:, i] for s in range(sites)}
+            got = ReferenceEngine(libm, signs=signs).derivatives(expr, points, dtype=dtype)[:, i]
+            err = np.abs(got - truth[:, i])
+            worse = ~(err <= errors[:, i])
+            values[:, i] = np.where(worse, got, values[:, i])
+            errors[:, i] = np.where(worse, err, errors[:, i])
+    return values, errors

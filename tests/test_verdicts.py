@@ -1,0 +1,187 @@
+"""Verdicts of :func:`harness.check.compare` where rounding, kinks, jumps and the ends of a
+dtype's range meet: correct engines are not called wrong there, and wrong answers are
+not called ``ok``.
+
+Every expected value is worked out by hand in the comment beside it; engines are torch
+(right), or tiny stand-ins returning a fixed answer (right or wrong by construction).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from harness.parser import parse
+
+from harness.check import compare
+from harness.engines.torch_ad import TorchEngine
+from harness.expr import Expr, variables
+from harness.schema import FAILING, parse_point
+
+TORCH = TorchEngine("reverse")
+
+
+class Fixed:
+    """An engine that answers ``value`` for every entry."""
+
+    name = "fixed"
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def supports(self, op: str) -> bool:
+        return True
+
+    def derivatives(self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1) -> np.ndarray:
+        m = len(variables(expr))
+        return np.full((len(points),) + (m,) * order, self.value)
+
+
+def rows(engine: object, text: str, point: str, dtype: str = "float64", order: int = 1):  # type: ignore[no-untyped-def]
+    expr = parse(text)
+    return compare(engine, expr, parse_point(point, variables(expr)), dtype=dtype, order=order)  # type: ignore[arg-type]
+
+
+def verdicts(engine: object, text: str, point: str, dtype: str = "float64", order: int = 1) -> dict[str, str]:
+    r = rows(engine, text, point, dtype, order)
+    return dict(zip(r["var"], r["verdict"], strict=True))
+
+
+# ---- 1. a partial is a question along one axis ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "point", "truth_x"),
+    [
+        ("x*floor(y)", "x=0.5,y=1.0", 1.0),  # along x, f = x * floor(1) = x
+        ("min(x, x*y)", "x=0.5,y=1.0", 1.0),  # along x the tie persists: f = x
+        # along x, f = acos(0.5) * 2x (x + x and x / 0.5 tie): d/dx = 2 pi / 3
+        ("acos(y) * min(x + x, x / y)", "x=0.5,y=0.5", 2 * math.pi / 3),
+    ],
+)
+def test_a_break_in_another_variable_leaves_the_partial_defined_and_judged(
+    text: str, point: str, truth_x: float
+) -> None:
+    r = rows(TORCH, text, point)
+    x = r[r["var"] == "x"].iloc[0]
+    assert x["truth_status"] == "ok" and x["truth"] == pytest.approx(truth_x, rel=1e-15)
+    assert x["verdict"] == "ok"
+    assert not r["verdict"].isin(FAILING).any()
+
+
+def test_a_wrong_partial_beside_a_break_is_still_a_mismatch() -> None:
+    # d/dx of x*floor(y) at y = 1 is 1; 0 (the other side's floor) is wrong along x
+    assert verdicts(Fixed(0.0), "x*floor(y)", "x=0.5,y=1.0")["x"] == "mismatch"
+
+
+def test_a_hessian_diagonal_entry_is_decided_along_its_axis() -> None:
+    # d2/dx2 of x*floor(y) at y = 1 is 0 along x; the mixed and y entries cross the jump
+    v = verdicts(Fixed(0.0), "x*floor(y)", "x=0.5,y=1.0", order=2)
+    assert v == {"x,x": "ok", "x,y": "undefined", "y,x": "undefined", "y,y": "undefined"}
+    assert verdicts(Fixed(3.0), "x*floor(y)", "x=0.5,y=1.0", order=2)["x,x"] == "mismatch"
+
+
+# ---- 2. a jump along the axis is not a kink -----------------------------------------------
+
+
+def test_a_function_that_jumps_along_the_axis_has_no_derivative_to_judge() -> None:
+    # min(floor(y), y): -1 just below y = 0, 0 at and above it
+    assert verdicts(TORCH, "min(floor(y), y)", "y=0.0") == {"y": "undefined"}
+    assert verdicts(Fixed(0.5), "min(floor(y), y)", "y=0.0") == {"y": "undefined"}
+
+
+def test_a_kink_along_the_axis_is_still_judged_against_its_one_sided_derivatives() -> None:
+    # min(x, x*y) along y at y = 1: x*y below (d/dy = x = 0.5), x above (0)
+    assert verdicts(Fixed(0.25), "min(x, x*y)", "x=0.5,y=1.0")["y"] == "kink-convention"
+    assert verdicts(Fixed(0.75), "min(x, x*y)", "x=0.5,y=1.0")["y"] == "kink-violation"
+
+
+# ---- 3. one-sided values have a tolerance -------------------------------------------------
+
+
+def test_a_one_sided_value_rounded_to_the_dtype_is_a_convention() -> None:
+    # abs(y / 0.75) at 0: one-sided derivatives -4/3 and 4/3; float32 holds 4/3 as
+    # 1.33333337306976 (JAX's abs'(0) = 1 gives exactly that)
+    got = float(np.float32(4.0 / 3.0))
+    assert got != 4.0 / 3.0
+    assert verdicts(Fixed(got), "abs(y / 0.75)", "y=0.0", dtype="float32") == {"y": "kink-convention"}
+    assert verdicts(Fixed(1.5), "abs(y / 0.75)", "y=0.0", dtype="float32") == {"y": "kink-violation"}
+
+
+# ---- 4. rounding that flips a branch ------------------------------------------------------
+
+
+def test_a_branch_flipped_by_the_dtypes_rounding_is_branch_ambiguous_not_wrong() -> None:
+    # exp(18.125) = 7.4e7 carries an error of several radians in float32, so the sign of
+    # cos(exp(y)), exactly negative here (relu' = 0), is anyone's guess in that dtype
+    r = rows(TORCH, "relu(cos(exp(y)))", "y=18.125", dtype="float32")
+    assert r["truth"].iloc[0] == 0.0 and r["value"].iloc[0] != 0.0
+    assert r["verdict"].iloc[0] == "branch-ambiguous"
+
+
+def test_an_argument_rounded_exactly_onto_a_break_is_branch_ambiguous() -> None:
+    # erf(-8) = -1 + 1e-29 is -1 in float64, so floor(3 - erf(-8)) is 4, not 3: the
+    # engines' d/dy is 4 sigmoid'(-8), the truth's 3 sigmoid'(-8)
+    r = rows(TORCH, "floor(min(4, x) - erf(y)) * sigmoid(y)", "x=3.0,y=-8.0")
+    y = r[r["var"] == "y"].iloc[0]
+    assert y["value"] == pytest.approx(4 / 3 * y["truth"], rel=1e-6)
+    assert y["verdict"] == "branch-ambiguous"
+
+
+def test_a_tie_made_by_rounding_may_be_split() -> None:
+    # sinh(1) = 1.1752 and sqrt(0.5) + tanh(0.5) = 1.1692 both round to 1.171875 in
+    # bfloat16: torch splits the tie, half of each branch's derivative
+    v = verdicts(TORCH, "max(sinh(y), sqrt(x) + tanh(x))", "x=0.5,y=1.0", dtype="bfloat16")
+    assert v == {"x": "branch-ambiguous", "y": "branch-ambiguous"}
+
+
+def test_an_answer_on_neither_branch_is_still_a_mismatch() -> None:
+    # the other branch's derivative is -sin(exp(y)) exp(y), of size below 7.4e7
+    assert verdicts(Fixed(1e30), "relu(cos(exp(y)))", "y=18.125", dtype="float32") == {"y": "mismatch"}
+
+
+def test_far_from_the_break_a_flipped_branch_is_a_mismatch() -> None:
+    # relu(y - 0.5) at y = 1 in float32: the argument 0.5 is exact, nowhere near 0
+    assert verdicts(Fixed(0.0), "relu(y - 0.5)", "y=1.0", dtype="float32") == {"y": "mismatch"}
+
+
+# ---- 5. underflowing intermediates --------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["sqrt(x*x)", "x*x/x"])
+def test_an_intermediate_below_float64s_subnormals_is_out_of_range(text: str) -> None:
+    # x*x = 1e-400 is 0 in float64: torch gets sqrt'(0) = inf and 2x/x - 0 = 2
+    assert verdicts(TORCH, text, "x=1e-200") == {"x": "out-of-range"}
+
+
+def test_an_intermediate_inside_the_range_is_still_judged() -> None:
+    assert verdicts(Fixed(2.0), "x*x/x", "x=1e-100") == {"x": "mismatch"}  # truth 1
+
+
+# ---- 6. the tolerance is finite where the truth is ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "point"), [("cosh(x)", "x=710.0"), ("exp(x)", "x=709.0"), ("log(x)", "x=2.2e-308")]
+)
+def test_the_tolerance_is_finite_and_relative_where_the_model_overflowed_float64(
+    text: str, point: str
+) -> None:
+    r = rows(TORCH, text, point).iloc[0]
+    assert math.isfinite(r["truth"]) and math.isfinite(r["tolerance"])
+    assert r["tolerance"] < 1e-12 * abs(r["truth"])
+    for wrong in (0.0, 1.0, -5.0, r["truth"] / 2):
+        assert verdicts(Fixed(wrong), text, point)["x"] != "ok"
+
+
+# ---- 7. pow at base 0, order 2 ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("text", ["x**0", "x**1"])
+def test_pow_at_base_zero_has_a_tight_second_derivative(text: str, dtype: str) -> None:
+    # (x**0)'' = (x**1)'' = 0 exactly at 0
+    r = rows(TORCH, text, "x=0.0", dtype=dtype, order=2).iloc[0]
+    assert r["truth"] == 0.0 and r["tolerance"] < 1e-30 and r["verdict"] == "ok"
+    assert verdicts(Fixed(1000.0), text, "x=0.0", dtype=dtype, order=2) == {"x,x": "mismatch"}
