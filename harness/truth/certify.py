@@ -345,7 +345,9 @@ class AxisGerms:
     not exist or is not tight. ``bound`` bounds each ``right`` value's error. ``same`` is
     True where both sides are known and agree (their balls overlap). ``jump`` (n, n_vars)
     is True where f itself surely jumps along the axis: a one-sided limit differs from f
-    at the point.
+    at the point. ``crossed`` (n, n_vars) is True where some break is crossed along the
+    axis (cos(|x|) along x at 0, although f is smooth there), False where breaks at the
+    point only sit still along it (floor(y) along x).
     """
 
     left: np.ndarray
@@ -353,6 +355,7 @@ class AxisGerms:
     bound: np.ndarray
     same: np.ndarray
     jump: np.ndarray
+    crossed: np.ndarray
 
 
 def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
@@ -369,6 +372,7 @@ def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
     left, right, bound = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
     same = np.zeros(shape, dtype=bool)
     jump = np.zeros((n, k), dtype=bool)
+    crossed = np.zeros((n, k), dtype=bool)
     factorials = [math.factorial(j) for j in range(max_order + 1)]
     saved_cap = ctx.cap
     try:
@@ -386,7 +390,9 @@ def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
                 own = outs[0] if not any(f & b.UNDEF for f in flags) else None
                 rows = inverse == p
                 for axis in range(k):
+                    sr.CROSSINGS[0] = 0
                     sides = [_germ(program, base, row, axis, sign) for sign in (-1, 1)]
+                    crossed[rows, axis] = sr.CROSSINGS[0] > 0
                     if own is not None and any(
                         s is not None and not (sr.head(s[0]) - own).contains(0) for s in sides
                     ):
@@ -406,7 +412,7 @@ def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
     finally:
         ctx.cap = saved_cap
     finite = np.isfinite(left) & np.isfinite(right)
-    return AxisGerms(left, right, bound, same & finite, jump)
+    return AxisGerms(left, right, bound, same & finite, jump, crossed)
 
 
 def _coefficient(s: list[Any], j: int) -> Any:

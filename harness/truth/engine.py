@@ -215,8 +215,11 @@ def _settle_along_axes(
     An entry of the gradient is about f along its variable alone: where f jumps along it
     the derivative is undefined; where both one-sided germs agree it exists (x * floor(y)
     at y = 1: d/dx = 1); else it stays a kink. A diagonal Hessian entry likewise, to
-    second order. A mixed entry (i, j) is undefined where f jumps along i or j and stays
-    a kink otherwise: two axes alone do not settle a mixed partial (|x y| at 0).
+    second order, but only where no break is crossed along the axis: through a crossed
+    break (cos(|x|) at 0) an engine's second derivative follows its kink convention
+    (abs'(0) = 0), so the entry stays a kink there. A mixed entry (i, j) is undefined
+    where f jumps along i or j and stays a kink otherwise: two axes alone do not settle a
+    mixed partial (|x y| at 0).
     """
     k = germs.jump.shape[1]
     for i in range(k):
@@ -224,6 +227,8 @@ def _settle_along_axes(
         kink = codes[entry] == _KINK
         jump = kink & germs.jump[:, i]
         exists = kink & ~jump & germs.same[:, :order, i].all(axis=1)
+        if order == 2:
+            exists &= ~germs.crossed[:, i]
         settled_value = germs.right[:, order - 1, i]
         values[entry] = np.where(exists, settled_value, np.where(jump, np.nan, values[entry]))
         bounds[entry] = np.where(exists, germs.bound[:, order - 1, i], np.where(jump, np.nan, bounds[entry]))

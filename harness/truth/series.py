@@ -314,18 +314,25 @@ def runtime_pow(b: Any, e: Any) -> Any:
 # ---- one-sided germs (t -> 0+) at a break ---------------------------------------------
 
 
+CROSSINGS: list[int] = [0]
+"""How many breaks germs have crossed (a side decided by a coefficient past the
+constant term: the function's argument moves through its break along t), counted for
+:func:`harness.truth.certify.along_axes`, which resets and reads it around each run."""
+
+
 def germ_sign(s: Any, start: int = 0) -> int | None:
     """Sign of the series ``s`` for small t > 0 from its coefficients ``start`` on: that of
     the first coefficient not exactly zero; 0 when all kept are exactly zero; None when
-    that coefficient's ball contains 0."""
-    for c in s.coeffs()[start:]:
+    that coefficient's ball contains 0. A sign decided past the constant term crosses a
+    break (:data:`CROSSINGS`)."""
+    for k, c in enumerate(s.coeffs()[start:], start):
         if c.is_zero():
             continue
-        if c > 0:
-            return 1
-        if c < 0:
-            return -1
-        return None
+        if not (c > 0 or c < 0):
+            return None
+        if k > 0:
+            CROSSINGS[0] += 1
+        return 1 if c > 0 else -1
     return 0
 
 
