@@ -12,11 +12,11 @@ import math
 
 import numpy as np
 import pytest
-from harness.parser import parse
 
 from harness.check import compare
 from harness.engines.torch_ad import TorchEngine
 from harness.expr import Expr, variables
+from harness.parser import parse
 from harness.schema import FAILING, parse_point
 
 TORCH = TorchEngine("reverse")
