@@ -44,6 +44,7 @@ __all__ = [
     "floor",
     "head",
     "heaviside",
+    "lgamma",
     "log",
     "maximum",
     "minimum",
@@ -55,6 +56,7 @@ __all__ = [
     "sech",
     "sign",
     "sin",
+    "sinc",
     "sinh",
     "tan",
     "tanh",
@@ -292,3 +294,13 @@ def rational_pow(q: Fraction) -> SeriesFn:
 def runtime_pow(b: Any, e: Any) -> Any:
     """b**e with both computed: exp(e log b) for b surely > 0."""
     return (e * b.log()).exp() if _positive(b) else None
+
+
+def sinc(s: Any) -> Any:
+    """sin(s)/s for s surely clear of 0 (at 0 the symbolic program decides)."""
+    return s.sin() / s if not head(s).contains(0) else None
+
+
+def lgamma(s: Any) -> Any:
+    """log(gamma(s)) for s surely > 0."""
+    return s.lgamma() if _positive(s) else None
