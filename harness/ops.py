@@ -130,12 +130,30 @@ def _gelu_tanh_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple
 
 
 def _mish_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    # mish'' through sigmoid and 1 - tanh(softplus)**2, which cancel as sigmoid -> 1
+    # mish'' = (1 - t*t) s (2 + x (1 - s) - 2 x s t) + ..., t = tanh(softplus(x)),
+    # s = sigmoid(x): 1 - t*t cancels where t -> 1 (it is exactly 0 once t rounds to 1),
+    # and s (1 - s) where s -> 1
     import numpy as np
 
     (x,) = args
     e = np.exp(-abs(x))
-    return (4 * (LIBM + 3) * (1 + abs(x)) * e / (1 + e) ** 2,)
+    t = np.tanh(np.logaddexp(0, x))
+    s = 1 / (1 + np.exp(-x))
+    return ((2 * LIBM + 2) * t * t * s * (2 + 2 * abs(x)) + 4 * (LIBM + 3) * (1 + abs(x)) * e / (1 + e) ** 2,)
+
+
+def _gelu_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Phi(x) + x phi(x): for x < 0 the two terms (each about |x| times the sum) cancel
+    (x,) = args
+    return ((LIBM + 2) * (1 + x * x) * abs(p[0]),)
+
+
+def _gelu_tanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # (1 - t*t) (z' + x z''/2 - x t z'**2), t = tanh(z): 1 - t*t where |t| -> 1 (cut off
+    # as in _gelu_tanh_noise once t rounds to +-1)
+    (x,) = args
+    dz = 0.8 * (1 + 0.134 * x * x)
+    return ((2 * LIBM + 2) * (dz + 0.11 * x * x + abs(x) * dz * dz) / (1 + (x / 6) ** 12),)
 
 
 def _softsign_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -147,6 +165,13 @@ def _softsign_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[
 def _softsign_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     (x,) = args
     return ((LIBM + 3) * 6 / (1 + abs(x)) ** 2,)
+
+
+def _hypot_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # a / hypot(a, b) divides by the rounded value: a subnormal hypot (7.07e-324 stored as
+    # 5e-324) carries a relative error of up to half its spacing over itself
+    rel = 2.0**-1075 / (abs(y) + 2.0**-1074) / 2.0**-53
+    return tuple(abs(pj) * (LIBM + rel) for pj in p)
 
 
 def _hypot_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -761,13 +786,14 @@ _REACH_ROWS: tuple[Op, ...] = (
     Op(
         "gelu", 1, lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, torch.nn.functional.gelu,
         jax=lambda j: lambda x: j.nn.gelu(x, approximate=False), edges=_gelu_edges, complex_step=False,
+        grad_noise=_gelu_noise,
     ),
     Op(
         "gelu_tanh", 1,
         lambda x: x * (1 + sympy.tanh(sympy.sqrt(2 / sympy.pi) * (x + R(44715, 10**6) * x**3))) / 2,
         lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
         jax=lambda j: lambda x: j.nn.gelu(x, approximate=True), edges=_gelu_tanh_edges,
-        complex_step=False, grad_noise=_gelu_tanh_noise,
+        complex_step=False, grad_noise=_gelu_tanh_noise, grad2_noise=_gelu_tanh_noise2,
         doc="gelu with torch's approximate='tanh' (jax.nn.gelu's default)",
     ),
     Op(
@@ -803,7 +829,7 @@ _REACH_ROWS: tuple[Op, ...] = (
         "hypot", 2, lambda a, b: sympy.sqrt(a**2 + b**2), torch.hypot, jax=lambda j: j.numpy.hypot,
         edges=_product_edges, smoothness=Smoothness.KINK, kinks=_origin_distance,
         complex_step=False, roundings=LIBM, doc="a cone at the origin, smooth elsewhere",
-        grad2_noise=_hypot_noise2,
+        grad_noise=_hypot_noise, grad2_noise=_hypot_noise2,
     ),
     # special functions (their own sympy classes: one rule row each in truth/rules.py)
     Op(
