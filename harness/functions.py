@@ -97,9 +97,11 @@ def _mp(name: str) -> Any:
     fn = getattr(mpmath, name)
 
     def call(*args: Any) -> float:
+        if not all(math.isfinite(a) for a in args):
+            return math.nan  # mpmath's besseli of inf raises TypeError; nan says "no bound"
         try:
             value = fn(*args)
-        except (ValueError, ZeroDivisionError):
+        except (ArithmeticError, ValueError, TypeError):
             return math.nan
         return float(value.real) if value.imag == 0 else math.nan
 

@@ -167,6 +167,22 @@ def _softsign_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple
     return ((LIBM + 3) * 6 / (1 + abs(x)) ** 2,)
 
 
+def _atanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # JAX differentiates 1/((1 - x)(1 + x)): (1 - x) - (1 + x) cancels, terms of size p**2
+    return ((LIBM + 3) * p[0] * p[0],)
+
+
+def _erfinv_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # sqrt(pi)/2 exp(y*y): the rounding of y = erfinv(x) is amplified by 2 y**2
+    return (abs(p[0]) * (LIBM + 2 * LIBM * y * y),)
+
+
+def _lgamma_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # digamma's series is accurate to a few ulps of its terms (about 1 + |log x|), not of
+    # its value: near its root 1.4616 the error is absolute
+    return (LIBM * (1 + abs(p[0])),)
+
+
 def _hypot_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # a / hypot(a, b) divides by the rounded value: a subnormal hypot (7.07e-324 stored as
     # 5e-324) carries a relative error of up to half its spacing over itself
@@ -741,7 +757,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "atanh", 1, sympy.atanh, torch.atanh, jax=lambda j: j.numpy.arctanh,
-        edges=_arcsine_edges, domain=_open_unit_interval,
+        edges=_arcsine_edges, domain=_open_unit_interval, grad2_noise=_atanh_noise2,
     ),
     Op("exp2", 1, lambda x: 2**x, torch.exp2, jax=lambda j: j.numpy.exp2, edges=_exp2_edges),
     Op(
@@ -839,11 +855,11 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "erfinv", 1, sympy.erfinv, torch.erfinv, jax=lambda j: j.scipy.special.erfinv,
-        edges=_erfinv_edges, domain=_open_unit_interval, complex_step=False,
+        edges=_erfinv_edges, domain=_open_unit_interval, complex_step=False, grad_noise=_erfinv_noise,
     ),
     Op(
         "lgamma", 1, sympy.loggamma, torch.lgamma, jax=lambda j: j.scipy.special.gammaln,
-        edges=_lgamma_edges, domain=_positive, complex_step=False,
+        edges=_lgamma_edges, domain=_positive, complex_step=False, grad_noise=_lgamma_noise,
         doc="log(gamma(x)) for x > 0 (torch's log|gamma| for x < 0 is left out)",
     ),
     Op(
