@@ -106,8 +106,10 @@ def _acosh_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any
 
 
 def _logsigmoid_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    # logsigmoid'' = s (s - 1) with s = sigmoid(x) = 1 - logsigmoid'(x): s - 1 cancels.
-    return ((LIBM + 3) * abs(1 - p[0]),)
+    # logsigmoid'' = -s (1 - s), s = sigmoid(x) = 1 - logsigmoid'(x): torch computes it
+    # through s and cancels 1 - s where s -> 1, JAX through sigmoid(-x) = 1 - s and cancels
+    # where s -> 0; the hull of both is a few roundings of 1
+    return ((LIBM + 3) * (abs(p[0]) + abs(1 - p[0])),)
 
 
 def _silu_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -462,12 +464,6 @@ def _elu_edges(d: DType) -> tuple[float, ...]:
     return (_ln(d.unit_roundoff), _ln(d.tiny), _ln(d.smallest_subnormal))
 
 
-def _remainder_edges(d: DType) -> tuple[float, ...]:
-    # a multiple of the divisor (the jump); quotients past 2**bits, where every float is
-    # an integer and a/b rounds onto a jump
-    return (0.5, 2.0, 3.0, 2.0 ** (d.bits + 1), d.max)
-
-
 @dataclass(frozen=True)
 class Op:
     """One operator: its builders, domain, smoothness and spelling.
@@ -715,10 +711,6 @@ def _first_abs(x: Tensor, *params: Tensor) -> Tensor:
     return x.abs()
 
 
-def _either_abs(a: Tensor, b: Tensor) -> Tensor:
-    return torch.minimum(a.abs(), b.abs())
-
-
 def _clamp_ties(x: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     return torch.minimum((x - lo).abs(), (torch.maximum(x, lo) - hi).abs())
 
@@ -729,12 +721,6 @@ def _softplus_switch(x: Tensor, beta: Tensor, threshold: Tensor) -> Tensor:
 
 def _nonzero_second_of_three(x: Tensor, beta: Tensor, threshold: Tensor) -> Tensor:
     return beta.abs() + 0 * x
-
-
-def _quotient_integer_distance(a: Tensor, b: Tensor) -> Tensor:
-    # a/b next to an integer, measured in units of a: |b| times the quotient's distance
-    q = a / b
-    return (q - torch.round(q)).abs() * b.abs()
 
 
 # torch's selu constants (float64), as exact rationals
@@ -955,25 +941,16 @@ _REACH_ROWS: tuple[Op, ...] = (
         complex_step=False, const_args=(1, 2), domain=_nonzero_second_of_three,
         params=((Fraction(1), Fraction(20)), (Fraction(2), Fraction(20)), (Fraction(1, 2), Fraction(20)),
                 (Fraction(1), Fraction(1))),
+        grad2_noise=_sigmoid_noise2,  # softplus'' = s (1 - s) with s -> 1: as softplus''s
         doc="softplus(x, beta, threshold) as torch defines it: x itself where beta*x > threshold, "
         "log(1 + exp(beta*x))/beta elsewhere (a jump of the value at the switch)",
     ),
     Op(
         "copysign", 2, lambda a, b: sympy.Abs(a) * sympy.sign(b), torch.copysign,
-        jax=lambda j: j.numpy.copysign, smoothness=Smoothness.JUMP, kinks=_either_abs,
-        complex_step=False, roundings=0, doc="|a| with the sign of b; jumps at b = 0",
-    ),
-    Op(
-        "remainder", 2, lambda a, b: a - b * sympy.floor(a / b), torch.remainder,
-        jax=lambda j: j.numpy.remainder, edges=_remainder_edges, domain=_nonzero_second,
-        smoothness=Smoothness.JUMP, kinks=_quotient_integer_distance, complex_step=False,
-        roundings=1, doc="a - b*floor(a/b) (Python's %); jumps where a/b is an integer",
-    ),
-    Op(
-        "fmod", 2, lambda a, b: a - b * sympy.sign(a / b) * sympy.floor(sympy.Abs(a / b)), torch.fmod,
-        jax=lambda j: j.numpy.fmod, edges=_remainder_edges, domain=_nonzero_second,
-        smoothness=Smoothness.JUMP, kinks=_quotient_integer_distance, complex_step=False,
-        roundings=1, doc="a - b*trunc(a/b) (C's fmod); jumps where a/b is a nonzero integer",
+        jax=lambda j: j.numpy.copysign, domain=_nonzero_second, smoothness=Smoothness.KINK,
+        kinks=_first_abs, complex_step=False, roundings=0,
+        doc="|a| with the sign of b, for b != 0 (at b = +-0 the libraries read the sign bit "
+        "of zero, which a point cannot carry); kink at a = 0",
     ),
 )
 

@@ -77,8 +77,6 @@ REFERENCES: dict[str, Callable[..., Any]] = {
     "clamp": lambda t, lo, hi: min(max(t, lo), hi),
     "softplus_beta": lambda t, beta, thr: t if beta * t > thr else mp.log1p(mp.exp(beta * t)) / beta,
     "copysign": lambda a, b: abs(a) * _sign(b),
-    "remainder": lambda a, b: a - b * mp.floor(a / b),
-    "fmod": lambda a, b: a - b * (mp.floor(a / b) if a / b >= 0 else mp.ceil(a / b)),
 }
 
 RANDOM_POINTS = 6
