@@ -174,6 +174,26 @@ def _atanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[An
     return ((LIBM + 3) * p[0] * p[0],)
 
 
+def _logaddexp_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # exp(a - out): the rounding of out = logaddexp(a, b) is amplified by |out|
+    return tuple(abs(pj) * (LIBM + abs(y)) for pj in p)
+
+
+def _logaddexp_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # p (1 - p) with p = exp(a - out) -> 1: 1 - p cancels (as sigmoid's)
+    return tuple((LIBM + 3) * abs(pj) for pj in p)
+
+
+def _mish_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # tanh(sp) + x s (1 - t*t): the terms cancel near x = -1.2, and 1 - t*t where t -> 1
+    import numpy as np
+
+    (x,) = args
+    t = np.tanh(np.logaddexp(0, x))
+    s = 1 / (1 + np.exp(-x))
+    return ((LIBM + 2) * (abs(t) + abs(x) * s) + (2 * LIBM + 2) * t * t * abs(x) * s,)
+
+
 def _erfinv_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # sqrt(pi)/2 exp(y*y): the rounding of y = erfinv(x) is amplified by 2 y**2
     return (abs(p[0]) * (LIBM + 2 * LIBM * y * y),)
@@ -800,16 +820,19 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "mish", 1, lambda x: x * sympy.tanh(sympy.log(1 + sympy.exp(x))), torch.nn.functional.mish,
-        jax=lambda j: j.nn.mish, edges=_mish_edges, complex_step=False, grad2_noise=_mish_noise2,
+        jax=lambda j: j.nn.mish, edges=_mish_edges, complex_step=False,
+        grad_noise=_mish_noise, grad2_noise=_mish_noise2,
     ),
     Op(
         "logaddexp", 2, lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)), torch.logaddexp,
         jax=lambda j: j.numpy.logaddexp, edges=_logaddexp_edges,
+        grad_noise=_logaddexp_noise, grad2_noise=_logaddexp_noise2,
         complex_step=False,  # torch's complex logaddexp(40 + ih, -3) is NaN
     ),
     Op(
         "logaddexp2", 2, lambda a, b: sympy.log(2**a + 2**b) / sympy.log(2), torch.logaddexp2,
         jax=lambda j: j.numpy.logaddexp2, edges=_logaddexp2_edges, complex_step=False,
+        grad_noise=_logaddexp_noise, grad2_noise=_logaddexp_noise2,
     ),
     Op(
         "xlogy", 2, lambda a, b: a * sympy.log(b), torch.xlogy, jax=lambda j: j.scipy.special.xlogy,
