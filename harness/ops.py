@@ -194,6 +194,15 @@ def _mish_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any,
     return ((LIBM + 2) * (abs(t) + abs(x) * s) + (2 * LIBM + 2) * t * t * abs(x) * s,)
 
 
+def _i0e_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # i1e(x) - sign(x) i0e(x): both terms near i0e(x) = y, cancelling for large |x|
+    return ((LIBM + 2) * 2 * abs(y),)
+
+
+def _i0e_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    return ((LIBM + 3) * 4 * abs(y),)
+
+
 def _erfinv_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # sqrt(pi)/2 exp(y*y): the rounding of y = erfinv(x) is amplified by 2 y**2
     return (abs(p[0]) * (LIBM + 2 * LIBM * y * y),)
@@ -208,7 +217,7 @@ def _lgamma_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[An
 def _hypot_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # a / hypot(a, b) divides by the rounded value: a subnormal hypot (7.07e-324 stored as
     # 5e-324) carries a relative error of up to half its spacing over itself
-    rel = 2.0**-1075 / (abs(y) + 2.0**-1074) / 2.0**-53
+    rel = 2.0**-1074 / (abs(y) + (y == 0)) / 2.0**-53  # (y == 0): no division by 0
     return tuple(abs(pj) * (LIBM + rel) for pj in p)
 
 
@@ -888,6 +897,7 @@ _REACH_ROWS: tuple[Op, ...] = (
         "i0e", 1, lambda x: sympy.exp(-sympy.Abs(x)) * sympy.besseli(0, x), torch.special.i0e,
         jax=lambda j: j.scipy.special.i0e, edges=_i0e_edges, smoothness=Smoothness.KINK,
         kinks=_abs_distance, complex_step=False, doc="exp(-|x|) i0(x): one-sided slopes -1 and 1 at 0",
+        grad_noise=_i0e_noise, grad2_noise=_i0e_noise2,
     ),
     Op(
         "atan2", 2, sympy.atan2, torch.atan2, jax=lambda j: j.numpy.arctan2,
