@@ -175,8 +175,8 @@ def _atanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[An
 
 
 def _logaddexp_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    # exp(a - out): the rounding of out = logaddexp(a, b) is amplified by |out|
-    return tuple(abs(pj) * (LIBM + abs(y)) for pj in p)
+    # exp(a - out): the rounding of a - out (out = logaddexp(a, b)) is amplified by |a|, |out|
+    return tuple(abs(pj) * (LIBM + abs(a) + abs(y)) for a, pj in zip(args, p, strict=True))
 
 
 def _logaddexp_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
