@@ -337,7 +337,8 @@ def _case_strategy(
 def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Expr]:
     """The simplest tree for each op, then each wrapped in negations.
 
-    First ``op(x)``, ``op(x, y)`` (``pow`` with each of ``UNIT_EXPONENTS``): checked before
+    First ``op(x)``, ``op(x, y)`` (``pow`` with each of ``UNIT_EXPONENTS``, an op with
+    ``params`` with each of them): checked before
     random trees, so a wrong rule for one op is found within a few examples per op. Then
     ``neg(op(neg(x), ...))``: the incoming gradient (and tangent) is -1 there, not 1, so a
     backward or jvp that forgets to multiply by it is caught as deterministically."""
@@ -349,7 +350,16 @@ def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Ex
     out: list[Expr] = []
     for name in ops:
         row = OPS[name]
-        if row.const_args:
+        if row.arity - len(row.const_args) > len(leaves):  # clamp(x, y, z): three variables
+            leaves = leaves + [Var(n) for n in ("z", "w") if Var(n) not in leaves]
+        if row.params:
+            for chosen in row.params:
+                given = dict(zip(row.const_args, chosen, strict=True))
+                args = [
+                    Const(given[i]) if i in given else leaves[i % len(leaves)] for i in range(row.arity)
+                ]
+                out.append(Call(name, tuple(args)))
+        elif row.const_args:
             for c in UNIT_EXPONENTS:
                 args = [
                     Const(c) if i in row.const_args else leaves[i % len(leaves)] for i in range(row.arity)

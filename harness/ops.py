@@ -25,6 +25,7 @@ import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
@@ -32,6 +33,7 @@ import sympy
 import torch
 
 from harness.dtypes import DType
+from harness.functions import Sinc
 
 __all__ = [
     "OPS",
@@ -39,6 +41,7 @@ __all__ = [
     "Smoothness",
     "ANALYTIC_OPS",
     "DEFAULT_OPS",
+    "REACH_OPS",
     "KINK_OPS",
     "JUMP_OPS",
     "INFIX_BY_AST",
@@ -109,6 +112,133 @@ def _erf_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, 
     # 2/sqrt(pi) * exp(-x*x): the rounding of x*x is amplified by 2 x**2.
     (x,) = args
     return (abs(p[0]) * (LIBM + 2 * x * x),)
+
+
+def _acosh_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1 / sqrt(x*x - 1): x*x - 1 cancels where x -> 1.
+    (x,) = args
+    return (abs(p[0]) * (LIBM + (1 + x * x) / abs(x * x - 1)),)
+
+
+def _logsigmoid_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # logsigmoid'' = -s (1 - s), s = sigmoid(x) = 1 - logsigmoid'(x): torch computes it
+    # through s and cancels 1 - s where s -> 1, JAX through sigmoid(-x) = 1 - s and cancels
+    # where s -> 0; the hull of both is a few roundings of 1
+    return ((LIBM + 3) * (abs(p[0]) + abs(1 - p[0])),)
+
+
+def _silu_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # s (1 + x (1 - s)): 1 - s cancels where s -> 1, and x (= y / s) scales it.
+    return ((LIBM + 3) * (1 + abs(y)),)
+
+
+def _silu_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # s (1 - s) (2 + x (1 - 2 s)): the same cancellation, once more.
+    return ((LIBM + 3) * (2 + abs(y)),)
+
+
+def _gelu_tanh_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # (1 + t)/2 + x (1 - t*t) z'/2, t = tanh(z): 1 + t cancels for x < 0 and 1 - t*t where
+    # |t| -> 1; once t rounds to +-1 (|x| past about 6) 1 - t*t is exactly 0 and the term
+    # is lost, not noisy: the smooth cut-off (x/6)**12 says so with arithmetic only.
+    (x,) = args
+    slope = 0.8 * abs(x) * (1 + 0.134 * x * x)
+    return (LIBM + 2 + (2 * LIBM + 2) * slope / (1 + (x / 6) ** 12),)
+
+
+def _mish_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # mish'' = (1 - t*t) s (2 + x (1 - s) - 2 x s t) + ..., t = tanh(softplus(x)),
+    # s = sigmoid(x): 1 - t*t cancels where t -> 1 (it is exactly 0 once t rounds to 1),
+    # and s (1 - s) where s -> 1
+    import numpy as np
+
+    (x,) = args
+    e = np.exp(-abs(x))
+    t = np.tanh(np.logaddexp(0, x))
+    s = 1 / (1 + np.exp(-x))
+    return ((2 * LIBM + 2) * t * t * s * (2 + 2 * abs(x)) + 4 * (LIBM + 3) * (1 + abs(x)) * e / (1 + e) ** 2,)
+
+
+def _gelu_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Phi(x) + x phi(x): for x < 0 the two terms (each about |x| times the sum) cancel
+    (x,) = args
+    return ((LIBM + 2) * (1 + x * x) * abs(p[0]),)
+
+
+def _gelu_tanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # (1 - t*t) (z' + x z''/2 - x t z'**2), t = tanh(z): 1 - t*t where |t| -> 1 (cut off
+    # as in _gelu_tanh_noise once t rounds to +-1)
+    (x,) = args
+    dz = 0.8 * (1 + 0.134 * x * x)
+    return ((2 * LIBM + 2) * (dz + 0.11 * x * x + abs(x) * dz * dz) / (1 + (x / 6) ** 12),)
+
+
+def _softsign_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # torch differentiates x / (1 + |x|) as a quotient: 1/(1+|x|) - |x|/(1+|x|)**2 cancels
+    (x,) = args
+    return ((LIBM + 2) * 2 / (1 + abs(x)),)
+
+
+def _softsign_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    (x,) = args
+    return ((LIBM + 3) * 6 / (1 + abs(x)) ** 2,)
+
+
+def _atanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # JAX differentiates 1/((1 - x)(1 + x)): (1 - x) - (1 + x) cancels, terms of size p**2
+    return ((LIBM + 3) * p[0] * p[0],)
+
+
+def _logaddexp_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # exp(a - out): the rounding of a - out (out = logaddexp(a, b)) is amplified by |a|, |out|
+    return tuple(abs(pj) * (LIBM + abs(a) + abs(y)) for a, pj in zip(args, p, strict=True))
+
+
+def _logaddexp_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # p (1 - p) with p = exp(a - out) -> 1: 1 - p cancels (as sigmoid's)
+    return tuple((LIBM + 3) * abs(pj) for pj in p)
+
+
+def _mish_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # tanh(sp) + x s (1 - t*t): the terms cancel near x = -1.2, and 1 - t*t where t -> 1
+    import numpy as np
+
+    (x,) = args
+    t = np.tanh(np.logaddexp(0, x))
+    s = 1 / (1 + np.exp(-x))
+    return ((LIBM + 2) * (abs(t) + abs(x) * s) + (2 * LIBM + 2) * t * t * abs(x) * s,)
+
+
+def _i0e_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # i1e(x) - sign(x) i0e(x): both terms near i0e(x) = y, cancelling for large |x|
+    return ((LIBM + 2) * 2 * abs(y),)
+
+
+def _i0e_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    return ((LIBM + 3) * 4 * abs(y),)
+
+
+def _erfinv_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # sqrt(pi)/2 exp(y*y): the rounding of y = erfinv(x) is amplified by 2 y**2
+    return (abs(p[0]) * (LIBM + 2 * LIBM * y * y),)
+
+
+def _lgamma_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # digamma's series is accurate to a few ulps of its terms (about 1 + |log x|), not of
+    # its value: near its root 1.4616 the error is absolute
+    return (LIBM * (1 + abs(p[0])),)
+
+
+def _hypot_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # a / hypot(a, b) divides by the rounded value: a subnormal hypot (7.07e-324 stored as
+    # 5e-324) carries a relative error of up to half its spacing over itself
+    rel = 2.0**-1074 / (abs(y) + (y == 0)) / 2.0**-53  # (y == 0): no division by 0
+    return tuple(abs(pj) * (LIBM + rel) for pj in p)
+
+
+def _hypot_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # d/da (a / h) = 1/h - a*a/h**3: the two terms cancel where |a| >> |b|
+    return ((LIBM + 3) * 2 / abs(y),) * 2
 
 
 def _unrestricted(*args: Tensor) -> Tensor:
@@ -267,6 +397,125 @@ def _quotient_edges(d: DType) -> tuple[float, ...]:
     return (math.sqrt(d.max), math.sqrt(d.tiny), d.max)
 
 
+# ---- edges of the reach ops (see the block above) ------------------------------------------
+
+
+def _exp2_edges(d: DType) -> tuple[float, ...]:
+    # 2**x overflows past log2(max); underflows to subnormal, then to zero
+    return (math.log2(d.max), -math.log2(d.max), math.log2(d.tiny), math.log2(d.smallest_subnormal))
+
+
+def _acosh_edges(d: DType) -> tuple[float, ...]:
+    # next to 1, where x*x - 1 cancels; x*x overflows past sqrt(max)
+    return (1 + d.eps, 1 + 4 * d.eps, 1 + math.sqrt(d.unit_roundoff), math.sqrt(d.max), d.max)
+
+
+def _reciprocal_edges(d: DType) -> tuple[float, ...]:
+    # 1/x overflows below 1/max; its derivative -1/x**2 overflows below 1/sqrt(max)
+    return (1 / d.max, 1 / math.sqrt(d.max), math.sqrt(d.max), d.max)
+
+
+def _erfc_edges(d: DType) -> tuple[float, ...]:
+    import mpmath
+
+    def where(level: float) -> float:
+        return float(mpmath.findroot(lambda t: mpmath.log(mpmath.erfc(t)) - mpmath.log(level), 5))
+
+    # erfc(x) becomes subnormal, then 0; erfc(-x) rounds to 2; exp(-x*x) underflows
+    return (where(d.tiny), where(d.smallest_subnormal), *_erf_edges(d))
+
+
+def _logit_edges(d: DType) -> tuple[float, ...]:
+    # next to 0 and 1, where 1 - x cancels; 1/2, where logit changes sign
+    return (0.5, 1 - d.unit_roundoff, 1 - 4 * d.unit_roundoff, 1 - math.sqrt(d.unit_roundoff))
+
+
+def _gelu_edges(d: DType) -> tuple[float, ...]:
+    # erf(x/sqrt 2) rounds to +-1 (and 1 + erf cancels for x < 0), exp(-x*x/2) underflows
+    return tuple(math.sqrt(2) * e for e in _erf_edges(d))
+
+
+def _gelu_tanh_edges(d: DType) -> tuple[float, ...]:
+    # the tanh argument sqrt(2/pi) (x + 0.044715 x**3) saturates, and x**3 overflows
+    return (3.0, 5.0, 10.0, 20.0, d.max ** (1 / 3))
+
+
+def _mish_edges(d: DType) -> tuple[float, ...]:
+    # softplus's switch at 20, tanh(softplus) rounding to 1, exp overflow
+    return (*_softplus_edges(d), _tanh_edges(d)[1])
+
+
+def _logaddexp_edges(d: DType) -> tuple[float, ...]:
+    # exp(a) overflows or underflows; equal arguments (both variables at one edge)
+    return (*_exp_edges(d), _ln(1 / d.unit_roundoff), 1000.0)
+
+
+def _logaddexp2_edges(d: DType) -> tuple[float, ...]:
+    return (*_exp2_edges(d), math.log2(1 / d.unit_roundoff), 1000.0)
+
+
+def _xlogy_edges(d: DType) -> tuple[float, ...]:
+    # x = 0 is every op's edge; y next to 0, 1 and huge
+    return _log_edges(d)
+
+
+def _xlog1py_edges(d: DType) -> tuple[float, ...]:
+    return (*_log1p_edges(d), d.unit_roundoff)
+
+
+def _powv_edges(d: DType) -> tuple[float, ...]:
+    # a base next to 0 and huge; exponents where a**b over- or underflows
+    return (d.tiny, d.max, 0.5, 2.0, math.log2(d.max), _ln(d.max))
+
+
+
+
+def _sinc_edges(d: DType) -> tuple[float, ...]:
+    # 0 (the removable singularity: every op's edge), its zeros at the integers, small
+    # arguments where sin(pi x)/(pi x) is 1 to the last bit, and large ones
+    return (0.5, 2.0, 3.0, math.sqrt(d.unit_roundoff), 2.0 ** (d.bits + 2), d.max / 4)
+
+
+def _erfinv_edges(d: DType) -> tuple[float, ...]:
+    # next to +-1, where erfinv grows without bound and its derivative overflows
+    return (*_arcsine_edges(d), 0.5)
+
+
+def _lgamma_edges(d: DType) -> tuple[float, ...]:
+    # next to the pole at 0 (lgamma ~ -log x, derivative ~ -1/x overflows below 1/max);
+    # its zeros 1 and 2; where x*log(x) overflows
+    return (1 / d.max, d.unit_roundoff, 2.0, d.max / _ln(d.max), d.max)
+
+
+def _digamma_edges(d: DType) -> tuple[float, ...]:
+    # digamma ~ -1/x next to 0 (its derivative 1/x**2 overflows below 1/sqrt(max)); its
+    # positive root; huge arguments
+    return (1 / math.sqrt(d.max), 1 / d.max, 1.4616321449683622, 2.0, d.max)
+
+
+def _bessel_edges(d: DType) -> tuple[float, ...]:
+    # I_n(x) ~ exp(x)/sqrt(2 pi x) overflows a little past ln(max); tiny arguments
+    x = _ln(d.max)
+    for _ in range(4):
+        x = _ln(d.max) + 0.5 * _ln(2 * math.pi * x)
+    return (x, _ln(d.max), math.sqrt(d.unit_roundoff), 30.0)
+
+
+def _i0e_edges(d: DType) -> tuple[float, ...]:
+    # the kink at 0 (exp(-|x|)), large arguments where i0e ~ 1/sqrt(2 pi x)
+    return (math.sqrt(d.unit_roundoff), 30.0, 1e4, d.max)
+
+
+def _switch_edges(*points: float) -> Callable[[DType], tuple[float, ...]]:
+    """Edges at fixed switch points (hardswish's +-3): the same in every dtype."""
+    return lambda d: points
+
+
+def _elu_edges(d: DType) -> tuple[float, ...]:
+    # exp(x) - 1 rounds to -1 below ln(u); exp(x) underflows to subnormal, then to 0
+    return (_ln(d.unit_roundoff), _ln(d.tiny), _ln(d.smallest_subnormal))
+
+
 @dataclass(frozen=True)
 class Op:
     """One operator: its builders, domain, smoothness and spelling.
@@ -278,12 +527,17 @@ class Op:
     docstring). ``infix``/``precedence`` drive the printer; ``ast_node`` is the Python
     operator node that spells the op in text (``None``: written as a call ``name(...)``).
     ``const_args`` lists argument positions the generator fills with constants only
-    (the exponent of ``pow``); the parser accepts any expression there.
+    (the exponent of ``pow``); the parser accepts any expression there. ``params`` lists
+    the tuples of constants (one per ``const_args`` position, in order) that generated
+    trees and unit checks put there: the library's default first, then a few values users
+    pass (elu's alpha 1, then 1/2, 2). Empty: each position is drawn from
+    ``harness.strategies.EXPONENTS`` (pow's exponents).
 
     ``across(*args)``, for an op with a kink, gives the arguments mirrored to the other
     side of the break (abs: -x; max: the two swapped): the other branch's partials are
     the op's partials there. The oracle reads it where rounding may have put an argument
-    on the other side (see ``harness.oracle``).
+    on the other side (see ``harness.oracle``); a kink op without it is judged there as a
+    jump is (any derivative between is accepted).
 
     ``roundings`` is the error of the forward value in unit roundoffs: 1 for a correctly
     rounded arithmetic op, 0 for exact ones (neg, abs, max, ...), ``LIBM`` for library
@@ -317,6 +571,7 @@ class Op:
     precedence: int = 100
     ast_node: type[ast.AST] | None = None
     const_args: tuple[int, ...] = ()
+    params: tuple[tuple[Fraction, ...], ...] = ()
     grad_noise: GradNoise | None = None
     grad2_noise: GradNoise | None = None
     edges: Callable[[DType], tuple[float, ...]] | None = None
@@ -329,8 +584,10 @@ class Op:
             raise ValueError(f"op {self.name!r}: kinks must be given exactly when not analytic")
         if self.smoothness is not Smoothness.ANALYTIC and self.complex_step:
             raise ValueError(f"op {self.name!r}: complex step is invalid through a kink or jump")
-        if (self.smoothness is Smoothness.KINK) != (self.across is not None):
-            raise ValueError(f"op {self.name!r}: across must be given exactly for an op with kinks")
+        if self.across is not None and self.smoothness is not Smoothness.KINK:
+            raise ValueError(f"op {self.name!r}: across is only for an op with kinks")
+        if any(len(p) != len(self.const_args) for p in self.params):
+            raise ValueError(f"op {self.name!r}: each params tuple needs one value per const_args position")
 
 
 def _sympy_relu(x: Any) -> Any:
@@ -467,6 +724,303 @@ _ROWS: tuple[Op, ...] = (
 )
 
 
+def _param(value: Any, name: str) -> float:
+    """A constant parameter as the Python number torch's functional API takes. compile
+    passes constants as numbers; a tensor is accepted when it holds one value only."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().reshape(-1)
+        if flat.numel() == 0 or not bool((flat == flat[0]).all()):
+            raise ValueError(f"{name} must be a constant number, got a tensor of several values")
+        return float(flat[0])
+    return float(value)
+
+
+def _second_positive(a: Tensor, b: Tensor) -> Tensor:
+    return b + 0 * a
+
+
+def _second_above_minus_one(a: Tensor, b: Tensor) -> Tensor:
+    return 1 + b + 0 * a
+
+
+def _first_positive(a: Tensor, b: Tensor) -> Tensor:
+    return a + 0 * b
+
+
+def _above_one(x: Tensor) -> Tensor:
+    return x - 1
+
+
+def _unit_open(x: Tensor) -> Tensor:
+    return torch.minimum(x, 1 - x)
+
+
+def _origin_distance(a: Tensor, b: Tensor) -> Tensor:
+    return torch.hypot(a, b)
+
+
+
+def _distance_to(*points: float) -> Margin:
+    """Kink margin of a unary op that switches formula at ``points``."""
+
+    def margin(x: Tensor) -> Tensor:
+        return torch.stack([(x - p).abs() for p in points]).amin(0)
+
+    return margin
+
+
+def _first_abs(x: Tensor, *params: Tensor) -> Tensor:
+    return x.abs()
+
+
+def _clamp_ties(x: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    return torch.minimum((x - lo).abs(), (torch.maximum(x, lo) - hi).abs())
+
+
+def _softplus_switch(x: Tensor, beta: Tensor, threshold: Tensor) -> Tensor:
+    return (beta * x - threshold).abs()
+
+
+def _nonzero_second_of_three(x: Tensor, beta: Tensor, threshold: Tensor) -> Tensor:
+    return beta.abs() + 0 * x
+
+
+# torch's selu constants (float64), as exact rationals
+_SELU_ALPHA = sympy.Rational(1.6732632423543772848170429916717)
+_SELU_SCALE = sympy.Rational(1.0507009873554804934193349852946)
+
+def _off_atan2_cut(y: Tensor, x: Tensor) -> Tensor:
+    # distance to the branch cut x <= 0, y = 0 (where atan2 jumps by 2 pi) and the origin
+    return torch.where(x > 0, torch.hypot(y, x), y.abs())
+
+
+R = sympy.Rational
+
+_REACH_ROWS: tuple[Op, ...] = (
+    # analytic, built from sympy classes the truth already has
+    Op("asinh", 1, sympy.asinh, torch.asinh, jax=lambda j: j.numpy.arcsinh, edges=_atan_edges),
+    Op(
+        "acosh", 1, sympy.acosh, torch.acosh, jax=lambda j: j.numpy.arccosh,
+        edges=_acosh_edges, domain=_above_one, grad_noise=_acosh_noise,
+    ),
+    Op(
+        "atanh", 1, sympy.atanh, torch.atanh, jax=lambda j: j.numpy.arctanh,
+        edges=_arcsine_edges, domain=_open_unit_interval, grad2_noise=_atanh_noise2,
+    ),
+    Op("exp2", 1, lambda x: 2**x, torch.exp2, jax=lambda j: j.numpy.exp2, edges=_exp2_edges),
+    Op(
+        "log2", 1, lambda x: sympy.log(x) / sympy.log(2), torch.log2, jax=lambda j: j.numpy.log2,
+        edges=_log_edges, domain=_positive,
+    ),
+    Op(
+        "log10", 1, lambda x: sympy.log(x) / sympy.log(10), torch.log10, jax=lambda j: j.numpy.log10,
+        edges=_log_edges, domain=_positive,
+    ),
+    Op(
+        "rsqrt", 1, lambda x: 1 / sympy.sqrt(x), torch.rsqrt, jax=lambda j: j.lax.rsqrt,
+        edges=_sqrt_edges, domain=_positive,
+    ),
+    Op(
+        "reciprocal", 1, lambda x: 1 / x, torch.reciprocal, jax=lambda j: j.numpy.reciprocal,
+        edges=_reciprocal_edges, domain=_abs_distance, roundings=1,
+    ),
+    Op(
+        "square", 1, lambda x: x**2, torch.square, jax=lambda j: j.numpy.square,
+        edges=_product_edges, roundings=1,
+    ),
+    Op(
+        "erfc", 1, sympy.erfc, torch.erfc, jax=lambda j: j.scipy.special.erfc,
+        edges=_erfc_edges, complex_step=False, grad_noise=_erf_noise,
+    ),
+    Op(
+        "logit", 1, lambda x: sympy.log(x / (1 - x)), torch.logit, jax=lambda j: j.scipy.special.logit,
+        edges=_logit_edges, domain=_unit_open, complex_step=False,
+    ),
+    Op(
+        "logsigmoid", 1, lambda x: -sympy.log(1 + sympy.exp(-x)), torch.nn.functional.logsigmoid,
+        jax=lambda j: j.nn.log_sigmoid, edges=_sigmoid_edges, complex_step=False,
+        grad2_noise=_logsigmoid_noise2,
+    ),
+    Op(
+        "silu", 1, lambda x: x / (1 + sympy.exp(-x)), torch.nn.functional.silu,
+        jax=lambda j: j.nn.silu, edges=_sigmoid_edges,
+        complex_step=False,  # torch's complex silu is off by 3e-8 at 40
+        grad_noise=_silu_noise, grad2_noise=_silu_noise2,
+    ),
+    Op(
+        "gelu", 1, lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, torch.nn.functional.gelu,
+        jax=lambda j: lambda x: j.nn.gelu(x, approximate=False), edges=_gelu_edges, complex_step=False,
+        grad_noise=_gelu_noise,
+    ),
+    Op(
+        "gelu_tanh", 1,
+        lambda x: x * (1 + sympy.tanh(sympy.sqrt(2 / sympy.pi) * (x + R(44715, 10**6) * x**3))) / 2,
+        lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+        jax=lambda j: lambda x: j.nn.gelu(x, approximate=True), edges=_gelu_tanh_edges,
+        complex_step=False, grad_noise=_gelu_tanh_noise, grad2_noise=_gelu_tanh_noise2,
+        doc="gelu with torch's approximate='tanh' (jax.nn.gelu's default)",
+    ),
+    Op(
+        "mish", 1, lambda x: x * sympy.tanh(sympy.log(1 + sympy.exp(x))), torch.nn.functional.mish,
+        jax=lambda j: j.nn.mish, edges=_mish_edges, complex_step=False,
+        grad_noise=_mish_noise, grad2_noise=_mish_noise2,
+    ),
+    Op(
+        "logaddexp", 2, lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)), torch.logaddexp,
+        jax=lambda j: j.numpy.logaddexp, edges=_logaddexp_edges,
+        grad_noise=_logaddexp_noise, grad2_noise=_logaddexp_noise2,
+        complex_step=False,  # torch's complex logaddexp(40 + ih, -3) is NaN
+    ),
+    Op(
+        "logaddexp2", 2, lambda a, b: sympy.log(2**a + 2**b) / sympy.log(2), torch.logaddexp2,
+        jax=lambda j: j.numpy.logaddexp2, edges=_logaddexp2_edges, complex_step=False,
+        grad_noise=_logaddexp_noise, grad2_noise=_logaddexp_noise2,
+    ),
+    Op(
+        "xlogy", 2, lambda a, b: a * sympy.log(b), torch.xlogy, jax=lambda j: j.scipy.special.xlogy,
+        edges=_xlogy_edges, domain=_second_positive, complex_step=False,
+        doc="x*log(y) for y > 0 (xlogy(0, y) = 0 there by the formula itself)",
+    ),
+    Op(
+        "xlog1py", 2, lambda a, b: a * sympy.log(1 + b), torch.special.xlog1py,
+        jax=lambda j: j.scipy.special.xlog1py, edges=_xlog1py_edges, domain=_second_above_minus_one,
+        complex_step=False, doc="x*log1p(y) for y > -1",
+    ),
+    Op(
+        "powv", 2, lambda a, b: a**b, torch.pow, jax=lambda j: j.numpy.power,
+        edges=_powv_edges, domain=_first_positive,
+        doc="a**b with both operands variable, on a positive base; spelled powv(a, b) "
+        "(a ** b in text is pow, whose exponent generated trees keep constant)",
+    ),
+    Op(
+        "hypot", 2, lambda a, b: sympy.sqrt(a**2 + b**2), torch.hypot, jax=lambda j: j.numpy.hypot,
+        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_origin_distance,
+        complex_step=False, roundings=LIBM, doc="a cone at the origin, smooth elsewhere",
+        grad_noise=_hypot_noise, grad2_noise=_hypot_noise2,
+    ),
+    # special functions (their own sympy classes: one rule row each in truth/rules.py)
+    Op(
+        "sinc", 1, lambda x: Sinc(sympy.pi * x), torch.sinc, jax=lambda j: j.numpy.sinc,
+        edges=_sinc_edges,
+        doc="sin(pi x)/(pi x), 1 at 0 with every derivative there by the limit",
+    ),
+    Op(
+        "erfinv", 1, sympy.erfinv, torch.erfinv, jax=lambda j: j.scipy.special.erfinv,
+        edges=_erfinv_edges, domain=_open_unit_interval, complex_step=False, grad_noise=_erfinv_noise,
+    ),
+    Op(
+        "lgamma", 1, sympy.loggamma, torch.lgamma, jax=lambda j: j.scipy.special.gammaln,
+        edges=_lgamma_edges, domain=_positive, complex_step=False, grad_noise=_lgamma_noise,
+        doc="log(gamma(x)) for x > 0 (torch's log|gamma| for x < 0 is left out)",
+    ),
+    Op(
+        "digamma", 1, lambda x: sympy.polygamma(0, x), torch.digamma,
+        jax=lambda j: j.scipy.special.digamma, edges=_digamma_edges, domain=_positive,
+        complex_step=False, doc="psi(x) = gamma'(x)/gamma(x) for x > 0",
+    ),
+    Op(
+        "i0", 1, lambda x: sympy.besseli(0, x), torch.special.i0, jax=lambda j: j.scipy.special.i0,
+        edges=_bessel_edges, complex_step=False,
+    ),
+    Op(
+        "i1", 1, lambda x: sympy.besseli(1, x), torch.special.i1, jax=lambda j: j.scipy.special.i1,
+        edges=_bessel_edges, complex_step=False,
+    ),
+    Op(
+        "i0e", 1, lambda x: sympy.exp(-sympy.Abs(x)) * sympy.besseli(0, x), torch.special.i0e,
+        jax=lambda j: j.scipy.special.i0e, edges=_i0e_edges, smoothness=Smoothness.KINK,
+        kinks=_abs_distance, complex_step=False, doc="exp(-|x|) i0(x): one-sided slopes -1 and 1 at 0",
+        grad_noise=_i0e_noise, grad2_noise=_i0e_noise2,
+    ),
+    Op(
+        "atan2", 2, sympy.atan2, torch.atan2, jax=lambda j: j.numpy.arctan2,
+        edges=_product_edges, domain=_off_atan2_cut, complex_step=False,
+        doc="atan2(y, x) off its branch cut x <= 0, y = 0",
+    ),
+    # kinks: continuous, first derivative jumps at the switch points
+    Op(
+        "hardtanh", 1, lambda x: sympy.Max(-1, sympy.Min(1, x)), torch.nn.functional.hardtanh,
+        jax=lambda j: j.nn.hard_tanh, edges=_switch_edges(1.0), smoothness=Smoothness.KINK,
+        kinks=_distance_to(-1.0, 1.0), complex_step=False, roundings=0,
+    ),
+    Op(
+        "hardsigmoid", 1, lambda x: sympy.Max(0, sympy.Min(1, x / 6 + R(1, 2))),
+        torch.nn.functional.hardsigmoid, jax=lambda j: j.nn.hard_sigmoid, edges=_switch_edges(3.0),
+        smoothness=Smoothness.KINK, kinks=_distance_to(-3.0, 3.0), complex_step=False,
+    ),
+    Op(
+        "hardswish", 1, lambda x: x * sympy.Max(0, sympy.Min(1, x / 6 + R(1, 2))),
+        torch.nn.functional.hardswish, jax=lambda j: j.nn.hard_swish, edges=_switch_edges(3.0),
+        smoothness=Smoothness.KINK, kinks=_distance_to(-3.0, 3.0), complex_step=False,
+    ),
+    Op(
+        "softsign", 1, lambda x: x / (1 + sympy.Abs(x)), torch.nn.functional.softsign,
+        jax=lambda j: j.nn.soft_sign, edges=_atan_edges, smoothness=Smoothness.KINK,
+        kinks=_abs_distance, complex_step=False, doc="second derivative jumps at 0",
+        grad_noise=_softsign_noise, grad2_noise=_softsign_noise2,
+    ),
+    Op(
+        "elu", 2, lambda x, a: sympy.Max(0, x) + a * (sympy.exp(sympy.Min(0, x)) - 1),
+        lambda x, a: torch.nn.functional.elu(x, alpha=_param(a, "elu's alpha")),
+        jax=lambda j: j.nn.elu, edges=_elu_edges, smoothness=Smoothness.KINK,
+        kinks=_first_abs, complex_step=False, const_args=(1,),
+        params=((Fraction(1),), (Fraction(1, 2),), (Fraction(2),)),
+        doc="elu(x, alpha); alpha = 1 keeps the first derivative continuous, not the second",
+    ),
+    Op(
+        "selu", 1, lambda x: _SELU_SCALE * (sympy.Max(0, x) + _SELU_ALPHA * (sympy.exp(sympy.Min(0, x)) - 1)),
+        torch.nn.functional.selu, jax=lambda j: j.nn.selu, edges=_elu_edges,
+        smoothness=Smoothness.KINK, kinks=_abs_distance, complex_step=False,
+        doc="alpha and scale are torch's float64 constants, exactly",
+    ),
+    Op(
+        "celu", 2, lambda x, a: sympy.Max(0, x) + a * (sympy.exp(sympy.Min(0, x) / a) - 1),
+        lambda x, a: torch.nn.functional.celu(x, alpha=_param(a, "celu's alpha")),
+        jax=lambda j: j.nn.celu, edges=_elu_edges, smoothness=Smoothness.KINK,
+        kinks=_first_abs, complex_step=False, const_args=(1,),
+        params=((Fraction(1),), (Fraction(1, 2),), (Fraction(2),)),
+        domain=_nonzero_second, doc="celu(x, alpha), alpha != 0",
+    ),
+    Op(
+        "leaky_relu", 2, lambda x, s: sympy.Max(0, x) + s * sympy.Min(0, x),
+        lambda x, s: torch.nn.functional.leaky_relu(x, _param(s, "leaky_relu's negative_slope")),
+        jax=lambda j: j.nn.leaky_relu, smoothness=Smoothness.KINK, kinks=_first_abs,
+        complex_step=False, const_args=(1,), roundings=1,
+        params=((Fraction(0.01),), (Fraction(0.2),), (Fraction(1, 2),)),
+        doc="leaky_relu(x, negative_slope), torch's default slope 0.01 (its float64 value) first",
+    ),
+    Op(
+        "clamp", 3, lambda x, lo, hi: sympy.Min(sympy.Max(x, lo), hi), torch.clamp,
+        jax=lambda j: j.numpy.clip, smoothness=Smoothness.KINK, kinks=_clamp_ties,
+        complex_step=False, roundings=0,
+        doc="clamp(x, lo, hi) = min(max(x, lo), hi) with variable bounds (hi wins when lo > hi)",
+    ),
+    # jumps
+    Op(
+        "softplus_beta", 3,
+        lambda x, beta, t: sympy.Heaviside(beta * x - t) * x
+        + (1 - sympy.Heaviside(beta * x - t)) * sympy.log(1 + sympy.exp(beta * x)) / beta,
+        lambda x, beta, t: torch.nn.functional.softplus(
+            x, beta=_param(beta, "softplus's beta"), threshold=_param(t, "softplus's threshold")
+        ),
+        edges=_softplus_edges, smoothness=Smoothness.JUMP, kinks=_softplus_switch,
+        complex_step=False, const_args=(1, 2), domain=_nonzero_second_of_three,
+        params=((Fraction(1), Fraction(20)), (Fraction(2), Fraction(20)), (Fraction(1, 2), Fraction(20)),
+                (Fraction(1), Fraction(1))),
+        grad2_noise=_sigmoid_noise2,  # softplus'' = s (1 - s) with s -> 1: as softplus''s
+        doc="softplus(x, beta, threshold) as torch defines it: x itself where beta*x > threshold, "
+        "log(1 + exp(beta*x))/beta elsewhere (a jump of the value at the switch)",
+    ),
+    Op(
+        "copysign", 2, lambda a, b: sympy.Abs(a) * sympy.sign(b), torch.copysign,
+        jax=lambda j: j.numpy.copysign, domain=_nonzero_second, smoothness=Smoothness.KINK,
+        kinks=_first_abs, complex_step=False, roundings=0,
+        doc="|a| with the sign of b, for b != 0 (at b = +-0 the libraries read the sign bit "
+        "of zero, which a point cannot carry); kink at a = 0",
+    ),
+)
+
+
 def _index(rows: tuple[Op, ...]) -> Mapping[str, Op]:
     table: dict[str, Op] = {}
     for row in rows:
@@ -476,16 +1030,20 @@ def _index(rows: tuple[Op, ...]) -> Mapping[str, Op]:
     return MappingProxyType(table)
 
 
-OPS: Mapping[str, Op] = _index(_ROWS)
+OPS: Mapping[str, Op] = _index(_ROWS + _REACH_ROWS)
 """Every op by name. Read-only: add an op by adding a row to ``_ROWS``."""
 
 ANALYTIC_OPS: tuple[str, ...] = tuple(
-    o.name for o in _ROWS if o.smoothness is Smoothness.ANALYTIC
+    o.name for o in OPS.values() if o.smoothness is Smoothness.ANALYTIC
 )
-KINK_OPS: tuple[str, ...] = tuple(o.name for o in _ROWS if o.smoothness is Smoothness.KINK)
-JUMP_OPS: tuple[str, ...] = tuple(o.name for o in _ROWS if o.smoothness is Smoothness.JUMP)
-DEFAULT_OPS: tuple[str, ...] = ANALYTIC_OPS
-"""Ops the generator uses unless told otherwise: kinks and jumps are opt-in."""
+KINK_OPS: tuple[str, ...] = tuple(o.name for o in OPS.values() if o.smoothness is Smoothness.KINK)
+JUMP_OPS: tuple[str, ...] = tuple(o.name for o in OPS.values() if o.smoothness is Smoothness.JUMP)
+DEFAULT_OPS: tuple[str, ...] = tuple(o.name for o in _ROWS if o.smoothness is Smoothness.ANALYTIC)
+"""Ops the generator uses unless told otherwise: the core analytic ops. Kinks and jumps
+are opt-in, and so are the reach ops (:data:`REACH_OPS`: ``--ops all`` or by name)."""
+REACH_OPS: tuple[str, ...] = tuple(o.name for o in _REACH_ROWS)
+"""The library ops where real derivative bugs were found (sinc, logaddexp, hardswish, ...),
+each at its special points; not in :data:`DEFAULT_OPS`, so default runs are unchanged."""
 
 INFIX_BY_AST: Mapping[type[ast.AST], str] = MappingProxyType(
     {o.ast_node: o.name for o in _ROWS if o.ast_node is not None and o.arity == 2}

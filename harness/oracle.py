@@ -77,6 +77,7 @@ import torch
 from harness.compile import compile_tree, kernel_key, torch_namespace
 from harness.dtypes import dtype_info, ulp
 from harness.expr import Call, Const, Expr, Var, variables, walk
+from harness.functions import NUMPY_FUNCTIONS
 from harness.memo import Memo
 from harness.ops import LIBM, OPS
 from harness.schema import FAILING
@@ -135,7 +136,9 @@ def _partial_functions(name: str, order: int) -> dict[tuple[int, ...], NumFn]:
         syms, forms = _partial_forms(name, order)
         # b*a**b/a -> b*a**(b - 1): finite at a = 0
         return {
-            key: _broadcasting(sympy.lambdify(syms, sympy.powsimp(d, force=True), modules="numpy"))
+            key: _broadcasting(
+                sympy.lambdify(syms, sympy.powsimp(d, force=True), modules=[NUMPY_FUNCTIONS, "numpy"])
+            )
             for key, d in forms.items()
         }
 

@@ -221,7 +221,8 @@ def expressions(
 
     Leaves are variables from ``variables`` and exact constants from ``constants``; inner
     nodes are calls of the ops in ``ops``, with arguments an op reserves for constants
-    (``OPS[name].const_args``: the exponent of ``pow``) drawn from ``exponents``. Kink and
+    (``OPS[name].const_args``: the exponent of ``pow``) drawn from ``exponents``, or from
+    the op's own ``params`` where it lists them (elu's alpha). Kink and
     jump ops (``harness.ops.KINK_OPS``, ``JUMP_OPS``) are not in the default ``ops``;
     pass them to get them. Constants must be held exactly by float16 and bfloat16.
 
@@ -252,9 +253,15 @@ def expressions(
         @st.composite
         def call_of(draw: st.DrawFn, name: str) -> Expr:
             row = OPS[name]
-            args = tuple(
-                draw(exponent if i in row.const_args else children) for i in range(row.arity)
-            )
+            if row.params:  # the op's own constants (elu's alpha), as users pass them
+                chosen = dict(zip(row.const_args, draw(st.sampled_from(row.params)), strict=True))
+                args = tuple(
+                    Const(chosen[i]) if i in chosen else draw(children) for i in range(row.arity)
+                )
+            else:
+                args = tuple(
+                    draw(exponent if i in row.const_args else children) for i in range(row.arity)
+                )
             return _make_call(name, max_size, args)
 
         # Repeated branches go last, so shrinking still prefers the front of `names`.

@@ -22,6 +22,7 @@ from harness.ops import (
     JUMP_OPS,
     KINK_OPS,
     OPS,
+    REACH_OPS,
     UNARY_BY_AST,
     Op,
     Smoothness,
@@ -35,6 +36,10 @@ IDS = [row.name for row in ROWS]
 # and away from its kinks. Dyadic, so sympy gets them exactly.
 CANDIDATES = (Fraction(3, 8), Fraction(5, 8), Fraction(5, 4), Fraction(-3, 4), Fraction(5, 2))
 WELL_INSIDE = 0.1
+
+COMPLEX_INACCURATE = ("silu", "logaddexp")
+"""Ops torch runs on complex input inaccurately for complex step: the derivative from
+Im f(x + ih)/h is off by 3e-8 (silu at 40) or NaN (logaddexp(40, -3))."""
 
 
 def inside_point(row: Op) -> tuple[Fraction, ...]:
@@ -62,10 +67,12 @@ def test_the_table_index_refuses_a_duplicate_name() -> None:
         ops._index((add, add))
 
 
-def test_smoothness_classes_partition_the_table_and_default_ops_are_the_analytic_ones() -> None:
+def test_smoothness_classes_partition_the_table_and_default_ops_are_the_core_analytic_ones() -> None:
     assert set(ANALYTIC_OPS) | set(KINK_OPS) | set(JUMP_OPS) == set(OPS)
     assert len(ANALYTIC_OPS) + len(KINK_OPS) + len(JUMP_OPS) == len(OPS)
-    assert set(DEFAULT_OPS) == set(ANALYTIC_OPS)
+    assert set(DEFAULT_OPS) == set(ANALYTIC_OPS) - set(REACH_OPS)
+    assert {"sin", "exp", "softplus"} <= set(DEFAULT_OPS)
+    assert not set(DEFAULT_OPS) & set(REACH_OPS)
     assert not set(DEFAULT_OPS) & (set(KINK_OPS) | set(JUMP_OPS))
     assert {"abs", "relu", "max", "min"} <= set(KINK_OPS)
     assert {"floor", "sign"} <= set(JUMP_OPS)
@@ -126,6 +133,8 @@ def test_the_complex_step_flag_is_set_only_where_torch_accepts_complex_input(row
         out = row.torch_fn(*args)
         assert out.dtype == torch.complex128
         assert torch.isfinite(out.imag).all()
+    elif row.name in COMPLEX_INACCURATE:
+        assert row.torch_fn(*args).dtype == torch.complex128  # runs, but see the note
     elif row.smoothness is Smoothness.ANALYTIC:
         # An analytic op without complex step must be one torch cannot run on complex.
         with pytest.raises((RuntimeError, NotImplementedError)):

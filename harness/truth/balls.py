@@ -12,11 +12,12 @@ class to its three.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from flint import arb, fmpq
+from flint import arb, arb_series, ctx, fmpq
 
 __all__ = [
     "ANY_REAL",
@@ -30,11 +31,17 @@ __all__ = [
     "UNDEF",
     "ZERO",
     "arcsine_like",
+    "atan2",
+    "bessel_i",
     "ceiling_hull",
     "ceiling_value",
     "floor_hull",
     "floor_spike",
     "floor_value",
+    "erfinv",
+    "lgamma",
+    "polygamma",
+    "sinc_derivative",
     "guarded_on",
     "jump",
     "log",
@@ -242,3 +249,75 @@ def sign_value(u: Any) -> Guarded:
     """sign(u) itself, also at 0 (sign(0) = 0)."""
     return u.sgn(), (NEAR_KINK if u.contains(0) and not u.is_zero() else 0)
 
+
+
+# ---- special functions of the reach ops ---------------------------------------------------
+
+
+def _taylor_coefficient(series_fn: Callable[[Any], Any], u: Any, k: int) -> Any:
+    """The k-th Taylor coefficient at ``u`` of the function whose series ``series_fn``
+    computes (an arb_series method), with the series length raised just for this call."""
+    saved = ctx.cap
+    ctx.cap = max(saved, k + 1)
+    try:
+        coeffs = series_fn(arb_series([u, 1])).coeffs()
+    finally:
+        ctx.cap = saved
+    return coeffs[k] if len(coeffs) > k else arb(0)
+
+
+def sinc_derivative(n: int) -> Callable[[Any], Any]:
+    """d^n/du^n sin(u)/u, also at and around 0: (n+1)! times the (n+1)-th Taylor
+    coefficient of the sine integral Si (Si' = sinc), which arb computes for any ball."""
+    scale = math.factorial(n + 1)
+
+    def run(u: Any) -> Any:
+        if n == 0 and not u.contains(0):
+            return u.sin() / u
+        return _taylor_coefficient(arb_series.si, u, n + 1) * scale
+
+    return run
+
+
+def lgamma(u: Any) -> Guarded:
+    """log(gamma(u)) for u > 0 (the real log-gamma; the op table keeps its argument there)."""
+    if u > 0:
+        return u.lgamma(), 0
+    return NAN, (UNDEF if u <= 0 else NEAR_EDGE)
+
+
+def polygamma(n: int) -> Callable[[Any], Guarded]:
+    """The polygamma function psi^(n)(u) for u > 0: (n+1)! times the (n+1)-th Taylor
+    coefficient of log(gamma) at u (psi^(0) is digamma)."""
+    scale = math.factorial(n + 1)
+
+    def guarded(u: Any) -> Guarded:
+        if not u > 0:
+            return NAN, (UNDEF if u <= 0 else NEAR_EDGE)
+        if n == 0:
+            return u.digamma(), 0
+        return _taylor_coefficient(arb_series.lgamma, u, n + 1) * scale, 0
+
+    return guarded
+
+
+def bessel_i(order: int) -> Callable[[Any], Any]:
+    """The modified Bessel function I_order(u) of integer order (I_-n = I_n)."""
+    nu = arb(abs(order))
+    return lambda u: u.bessel_i(nu)
+
+
+def erfinv(u: Any) -> Guarded:
+    """The inverse error function on (-1, 1)."""
+    if u > -1 and u < 1:
+        return u.erfinv(), 0
+    return NAN, (UNDEF if (u >= 1 or u <= -1) else NEAR_EDGE)
+
+
+def atan2(y: Any, x: Any) -> Guarded:
+    """atan2(y, x) off its branch cut (x <= 0, y = 0), where the value jumps by 2 pi."""
+    if x > 0 or not y.contains(0):
+        return arb.atan2(y, x), 0
+    if y.is_zero() and x <= 0:
+        return NAN, UNDEF
+    return NAN, NEAR_EDGE

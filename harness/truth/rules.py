@@ -28,6 +28,7 @@ import sympy
 from flint import arb
 
 from harness.engines.base import EngineError
+from harness.functions import MAX_SINC_ORDER, sinc_derivative
 from harness.truth import balls as b
 from harness.truth import intervals as iv
 from harness.truth import series as sr
@@ -38,11 +39,14 @@ __all__ = [
     "ANY_ZERO",
     "CONSTANTS",
     "NO_ZERO",
+    "ORDERED",
     "RULES",
     "UNDEFINED_ATOMS",
     "VALUE_RULES",
     "Rule",
+    "besseli_rule",
     "lookup",
+    "polygamma_rule",
     "pow_rule",
 ]
 
@@ -160,6 +164,14 @@ RULES: Mapping[type, Rule] = MappingProxyType(
             at_jump=(b.ceiling_value, iv.ceiling_value),
             germ=sr.ceiling_germ,
         ),
+        # special functions of the reach ops (arb decides every point: no interval kernel)
+        sympy.loggamma: Rule(b.lgamma, None, sr.lgamma, guarded=True),
+        sympy.erfinv: Rule(b.erfinv, None, None, guarded=True),
+        sympy.atan2: Rule(b.atan2, None, None, guarded=True, fold=True),
+        **{
+            sinc_derivative(n): Rule(b.sinc_derivative(n), None, sr.sinc if n == 0 else None)
+            for n in range(MAX_SINC_ORDER + 1)
+        },
         # derivatives of jumps: a strong zero away from the jump
         sympy.DiracDelta: Rule(b.spike, iv.spike, None, guarded=True),
         FloorSpike: Rule(b.floor_spike, iv.floor_spike, None, guarded=True),
@@ -195,15 +207,38 @@ def pow_rule(exponent: Any) -> Rule | None:
     return Rule(b.real_pow(q), interval, series, guarded=True)
 
 
+def polygamma_rule(n: int) -> Rule:
+    """The rule for polygamma(n, u), u > 0 (n = 0: digamma)."""
+    return Rule(b.polygamma(n), None, None, guarded=True)
+
+
+def besseli_rule(order: int) -> Rule:
+    """The rule for besseli(order, u), the modified Bessel function of integer order."""
+    return Rule(b.bessel_i(order), None, None)
+
+
+ORDERED: Mapping[type, Callable[[int], Rule]] = MappingProxyType(
+    {sympy.polygamma: polygamma_rule, sympy.besseli: besseli_rule}
+)
+"""Sympy classes whose first argument is an integer order, built into the rule (as a
+rational exponent is for powers); the rule reads the second argument."""
+
+
 def lookup(node: Any, rules: Mapping[type, Rule]) -> tuple[Rule, tuple[Any, ...]]:
     """The rule for ``node`` in ``rules`` (:data:`RULES` or :data:`VALUE_RULES`) and the
     arguments it reads: Heaviside's and DiracDelta's further arguments are conventions,
-    and a rational exponent is built into its rule."""
+    and a rational exponent or an integer order (:data:`ORDERED`) is built into its rule."""
     if isinstance(node, sympy.Pow):
         rule = pow_rule(node.exp)
         if rule is not None:
             return rule, (node.base,)
         return _RUNTIME_POW, node.args
+    ordered = ORDERED.get(type(node))
+    if ordered is not None:
+        order = node.args[0]
+        if not (order.is_Integer and order.is_number):
+            raise EngineError(f"{node}: the truth evaluates {type(node).__name__} of integer orders only")
+        return ordered(int(order)), (node.args[1],)
     for cls in type(node).__mro__:
         found = rules.get(cls)
         if found is not None:

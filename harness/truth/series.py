@@ -61,6 +61,7 @@ __all__ = [
     "floor",
     "head",
     "heaviside",
+    "lgamma",
     "log",
     "maximum",
     "minimum",
@@ -72,6 +73,7 @@ __all__ = [
     "sech",
     "sign",
     "sin",
+    "sinc",
     "sinh",
     "tan",
     "tanh",
@@ -393,3 +395,13 @@ def floor_germ(s: Any) -> Any:
 def ceiling_germ(s: Any) -> Any:
     """ceiling(s) for t -> 0+."""
     return _integer_germ(s, 1)
+
+
+def sinc(s: Any) -> Any:
+    """sin(s)/s for s surely clear of 0 (at 0 the symbolic program decides)."""
+    return s.sin() / s if not head(s).contains(0) else None
+
+
+def lgamma(s: Any) -> Any:
+    """log(gamma(s)) for s surely > 0."""
+    return s.lgamma() if _positive(s) else None

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from harness.dtypes import dtype_info, ulp
 from harness.engines.base import Engine, EngineError
 from harness.engines.torch_ad import MODES, TorchEngine, seed_tensor_grad, torch_function
-from harness.expr import Call, Const, Expr, Var, to_sympy, variables, walk
-from harness.ops import OPS, Op, Smoothness
+from harness.expr import Call, Const, Expr, Var, to_sympy, variables
+from harness.ops import OPS, REACH_OPS, Op
+from harness.truth.forms import Floor, FloorSpike, RealAbs, RealSign, realify
 
 X, Y = Var("x"), Var("y")
 ORDERS = (1, 2)
@@ -42,6 +43,7 @@ def const(value: float) -> Const:
 # Candidate arguments: dyadic with few significant bits, so every tested dtype holds them.
 UNARY_ARGS = ((0.75,), (-0.625,), (1.5,), (0.375,))
 BINARY_ARGS = ((0.75, -0.625), (1.5, 2.0), (-1.75, 3.0), (0.375, 0.75))
+TERNARY_ARGS = ((0.75, -0.625, 1.5), (-1.75, 0.375, 3.0), (1.5, 2.0, 3.0))
 MARGIN = 0.125
 
 
@@ -68,17 +70,23 @@ def _inside(row: Op, args: tuple[float, ...]) -> bool:
 
 def _op_specs() -> list[OpSpec]:
     specs: list[OpSpec] = []
-    for row in OPS.values():
-        candidates = {1: UNARY_ARGS, 2: BINARY_ARGS}.get(row.arity, ())
-        inside = [args for args in candidates if _inside(row, args)]
+    # The reach ops are judged by check_engine's rounding model instead (tests/
+    # test_reach_ops_caught.py, the README's findings): fixed ulp budgets do not fit them.
+    for row in (r for r in OPS.values() if r.name not in REACH_OPS):
+        # an op with params takes its library default there; pow draws its exponent here
+        fixed = dict(zip(row.const_args, row.params[0], strict=True)) if row.params else {}
+        free = [k for k in range(row.arity) if k not in fixed]
+        candidates = {1: UNARY_ARGS, 2: BINARY_ARGS, 3: TERNARY_ARGS}.get(len(free), ())
+        full = [_with_fixed(args, free, fixed, row.arity) for args in candidates]
+        inside = [args for args in full if _inside(row, args)]
         if not inside:
             raise AssertionError(
                 f"op={row.name!r} (arity {row.arity}) has no candidate point inside its domain; "
-                "add one to UNARY_ARGS/BINARY_ARGS in this test"
+                "add one to UNARY_ARGS/BINARY_ARGS/TERNARY_ARGS in this test"
             )
         grouped: dict[Expr, list[tuple[float, ...]]] = {}
         for args in inside:
-            names = iter((X, Y))
+            names = iter((X, Y, Var("z")))
             tree_args = tuple(
                 const(a) if k in row.const_args else next(names) for k, a in enumerate(args)
             )
@@ -88,30 +96,40 @@ def _op_specs() -> list[OpSpec]:
     return specs
 
 
+def _with_fixed(
+    args: tuple[float, ...], free: list[int], fixed: dict[int, Fraction], arity: int
+) -> tuple[float, ...]:
+    values = dict(zip(free, args, strict=True)) | {k: float(v) for k, v in fixed.items()}
+    return tuple(values[k] for k in range(arity))
+
+
 OP_SPECS = _op_specs()
 SPEC_IDS = [f"{s.op}{i}" for i, s in enumerate(OP_SPECS)]
 
 
 @cache
 def sympy_truth(expr: Expr, points: tuple[tuple[float, ...], ...], order: int) -> np.ndarray:
-    """Exact derivatives by sympy, evaluated at 50 digits (jump ops: 0 away from the jumps)."""
+    """Exact derivatives by sympy, evaluated at 50 digits (away from jumps and kinks)."""
     names = variables(expr)
     syms = [sympy.Symbol(n, real=True) for n in names]
     out = np.zeros((len(points),) + (len(names),) * order)
-    if any(OPS[n.op].smoothness is Smoothness.JUMP for n in walk(expr) if isinstance(n, Call)):
-        return out  # sympy cannot differentiate floor; the op table says derivative 0 here
-    f = to_sympy(expr, dict(zip(names, syms, strict=True)))
+    f = realify(to_sympy(expr, dict(zip(names, syms, strict=True))))
     for p, point in enumerate(points):
         exact = [sympy.Rational(*Fraction(v).as_integer_ratio()) for v in point]
         subs = dict(zip(syms, exact, strict=True))
         for index in np.ndindex(*out.shape[1:]):
+            # away from the jumps the spikes (floor', sign') are 0
             derivative = sympy.diff(f, *(syms[i] for i in index))
+            derivative = derivative.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
+            derivative = derivative.replace(FloorSpike, lambda *a: sympy.Integer(0))
+            derivative = derivative.replace(RealAbs, sympy.Abs).replace(RealSign, sympy.sign)
+            derivative = derivative.replace(Floor, sympy.floor)
             out[(p,) + index] = float(derivative.evalf(50, subs=subs))
     return out
 
 
-def test_the_op_specs_cover_every_op_of_the_table() -> None:
-    assert {s.op for s in OP_SPECS} == set(OPS)
+def test_the_op_specs_cover_every_core_op_of_the_table() -> None:
+    assert {s.op for s in OP_SPECS} == set(OPS) - set(REACH_OPS)
 
 
 # ---- the seed's rows ------------------------------------------------------------------------
@@ -159,6 +177,8 @@ def test_mean_reduction_keeps_the_rounding_of_one_over_n_visible() -> None:
 # ---- every op, every mode, against sympy ----------------------------------------------------
 
 
+# torch.func's Hessian of logsigmoid resizes the kernel's internal buffer output and warns
+@pytest.mark.filterwarnings("ignore:An output with one or more elements was resized:UserWarning")
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("spec", OP_SPECS, ids=SPEC_IDS)

@@ -43,6 +43,24 @@ DOMAIN: dict[str, Callable[..., bool]] = {
     "log1p": lambda a: a > -1,
     "tan": lambda a: mpmath.cos(a) != 0,
     "pow": lambda a, b: a > 0 or (b == mpmath.floor(b) and (a != 0 or b >= 0)),
+    # reach ops
+    "acosh": lambda a: a > 1,
+    "atanh": lambda a: -1 < a < 1,
+    "log2": lambda a: a > 0,
+    "log10": lambda a: a > 0,
+    "rsqrt": lambda a: a > 0,
+    "reciprocal": lambda a: a != 0,
+    "logit": lambda a: 0 < a < 1,
+    "xlogy": lambda a, b: b > 0,
+    "xlog1py": lambda a, b: b > -1,
+    "powv": lambda a, b: a > 0,
+    "erfinv": lambda a: -1 < a < 1,
+    "lgamma": lambda a: a > 0,
+    "digamma": lambda a: a > 0,
+    "atan2": lambda y, x: x > 0 or y != 0,
+    "celu": lambda a, alpha: alpha != 0,
+    "softplus_beta": lambda a, beta, threshold: beta != 0,
+    "copysign": lambda a, b: b != 0,
 }
 EVERYWHERE = {
     "add",
@@ -66,6 +84,10 @@ EVERYWHERE = {
     "min",
     "floor",
     "sign",
+    # reach ops
+    "asinh", "exp2", "square", "erfc", "logsigmoid", "silu", "gelu", "gelu_tanh", "mish",
+    "logaddexp", "logaddexp2", "hypot", "sinc", "i0", "i1", "i0e", "hardtanh", "hardsigmoid",
+    "hardswish", "softsign", "elu", "selu", "leaky_relu", "clamp",
 }
 # Where each kink or jump op is not smooth.
 SMOOTH: dict[str, Callable[..., bool]] = {
@@ -75,6 +97,20 @@ SMOOTH: dict[str, Callable[..., bool]] = {
     "max": lambda a, b: a != b,
     "min": lambda a, b: a != b,
     "floor": lambda a: a != mpmath.floor(a),
+    # reach ops
+    "hypot": lambda a, b: a != 0 or b != 0,
+    "hardtanh": lambda a: abs(a) != 1,
+    "hardsigmoid": lambda a: abs(a) != 3,
+    "hardswish": lambda a: abs(a) != 3,
+    "softsign": lambda a: a != 0,
+    "elu": lambda a, alpha: a != 0,
+    "selu": lambda a: a != 0,
+    "celu": lambda a, alpha: a != 0,
+    "leaky_relu": lambda a, s: a != 0,
+    "i0e": lambda a: a != 0,
+    "clamp": lambda a, lo, hi: a != lo and max(a, lo) != hi,
+    "softplus_beta": lambda a, beta, threshold: beta * a != threshold,
+    "copysign": lambda a, b: a != 0,
 }
 
 
@@ -165,11 +201,14 @@ def test_generated_trees_respect_max_size_ops_and_variables(data: st.DataObject)
     for node in walk(expr):
         if isinstance(node, Call):
             assert node.op in ops
-            for k in OPS[node.op].const_args:
+            row = OPS[node.op]
+            for i, k in enumerate(row.const_args):
                 arg = node.args[k]
-                assert isinstance(arg, Const) and arg.value in EXPONENTS
+                allowed = {p[i] for p in row.params} if row.params else set(EXPONENTS)
+                assert isinstance(arg, Const) and arg.value in allowed
+    params = {v for name in ops for p in OPS[name].params for v in p}
     consts = {n.value for n in walk(expr) if isinstance(n, Const)}
-    assert consts <= set(CONSTANTS) | set(EXPONENTS)
+    assert consts <= set(CONSTANTS) | set(EXPONENTS) | params
 
 
 # ---- shrinking -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from harness.check import compare
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.expr import Call, Expr, Var
-from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
+from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, REACH_OPS
 from harness.schema import FAILING
 from harness.strategies import cases
 from harness.truth import SymbolicEngine
@@ -87,10 +87,12 @@ def test_torch_conventions_at_kinks_and_jumps_are_never_called_wrong(dtype: str)
     """With kink and jump ops and points sought on their kinks (kinks="include"), torch's
     choices there (relu'(0) = 0, max's tie split, floor' = 0) are conventions, not errors."""
     verdicts: Counter[str] = Counter()
+    # the core kink and jump ops: at the reach ops' kinks torch has real bugs (README)
+    core = tuple(o for o in DEFAULT_OPS + KINK_OPS + JUMP_OPS if o not in REACH_OPS)
 
     @_settings(10)
     @seed(SEEDS[dtype] + 1)
-    @given(cases(_ops(dtype, DEFAULT_OPS + KINK_OPS + JUMP_OPS), max_size=8, n_points=8,
+    @given(cases(_ops(dtype, core), max_size=8, n_points=8,
                  dtype=dtype, kinks="include"))
     def check(case: tuple[Expr, np.ndarray]) -> None:
         _judge_every_mode(*case, dtype, verdicts)

@@ -1,0 +1,122 @@
+"""Sympy function classes the op table needs and sympy does not have in a usable form.
+
+sympy's own ``sinc(x)`` differentiates to ``cos(x)/x - sin(x)/x**2``, which no ball
+arithmetic can evaluate at 0, where every derivative of sinc exists (sinc'(0) = 0,
+sinc''(0) = -1/3: the limits). :func:`sinc_derivative` gives one class per derivative
+order n, the function d^n/du^n sin(u)/u with its value at 0 by the limit; each
+differentiates into the next. The truth evaluates them through the Taylor coefficients of
+the sine integral Si, whose derivative is sinc (:mod:`harness.truth.balls`), and the
+oracle's numpy and mpmath partials through ``_imp_`` (sympy's lambdify reads it).
+
+This module is a leaf: the op table imports it, so it imports nothing of the harness.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from typing import Any
+
+import numpy as np
+import sympy
+
+__all__ = ["MAX_SINC_ORDER", "NUMPY_FUNCTIONS", "Sinc", "sinc_derivative", "sinc_derivative_value"]
+
+MAX_SINC_ORDER = 12
+"""Highest derivative of sinc with a class (the harness differentiates at most a few
+times: Hessians, and the fifth derivative of the finite-difference error model)."""
+
+_SERIES_TERMS = 40  # Taylor terms used below |u| = 4 (the last is below 1e-30 there)
+
+
+def sinc_derivative_value(n: int, u: Any) -> Any:
+    """d^n/du^n sin(u)/u at ``u`` (numpy array or mpmath number), the limit at 0.
+
+    Near 0 (|u| < 4) its Taylor series, sum over 2k >= n of
+    (-1)**k u**(2k-n) (2k)! / ((2k-n)! (2k+1)!); elsewhere Leibniz's rule on sin(u) * u**-1.
+    An approximation for tolerances (the truth itself runs in arb balls)."""
+    try:
+        import mpmath
+
+        if isinstance(u, mpmath.mpf | mpmath.mpc):
+            return mpmath.diff(lambda t: mpmath.sinc(t), u, n) if n else mpmath.sinc(u)
+    except ImportError:  # pragma: no cover - mpmath comes with sympy
+        pass
+    x = np.asarray(u, dtype=np.float64)
+    near = np.zeros_like(x)
+    for k in range((n + 1) // 2, (n + 1) // 2 + _SERIES_TERMS):
+        coeff = (-1) ** k * math.factorial(2 * k) / (math.factorial(2 * k - n) * math.factorial(2 * k + 1))
+        near = near + coeff * x ** (2 * k - n)
+    with np.errstate(all="ignore"):
+        far = np.zeros_like(x)
+        for k in range(n + 1):
+            # d^k sin = sin(u + k pi/2); d^(n-k) u**-1 = (-1)**(n-k) (n-k)! u**-(n-k+1)
+            far = far + (
+                math.comb(n, k) * np.sin(x + k * math.pi / 2)
+                * (-1) ** (n - k) * math.factorial(n - k) / x ** (n - k + 1)
+            )
+    return np.where(np.abs(x) < 4, near, far)
+
+
+@cache
+def sinc_derivative(n: int) -> type[sympy.Function]:
+    """The sympy class of d^n/du^n sin(u)/u (n = 0: sinc itself), 0 <= n <= MAX_SINC_ORDER."""
+    if not 0 <= n <= MAX_SINC_ORDER:
+        raise ValueError(f"n={n}: sinc derivatives are defined for 0 <= n <= {MAX_SINC_ORDER}")
+
+    def fdiff(self: Any, argindex: int = 1) -> Any:
+        if n == MAX_SINC_ORDER:
+            raise ValueError(f"sinc differentiated more than {MAX_SINC_ORDER} times")
+        return sinc_derivative(n + 1)(self.args[0])
+
+    def imp(u: Any) -> Any:
+        return sinc_derivative_value(n, u)
+
+    name = "Sinc" if n == 0 else f"SincD{n}"
+    return type(name, (sympy.Function,), {"nargs": 1, "fdiff": fdiff, "_imp_": staticmethod(imp),
+                                          "order": n, "__module__": __name__})
+
+
+Sinc = sinc_derivative(0)
+"""sin(u)/u, 1 at u = 0 (unnormalised: torch's sinc(x) is Sinc(pi*x))."""
+
+
+def _elementwise(fn: Any) -> Any:
+    """``fn`` of Python floats, applied to each element of numpy arrays (broadcast)."""
+    vectorised = np.vectorize(lambda *a: float(fn(*a)), otypes=[np.float64])
+
+    def run(*args: Any) -> Any:
+        return vectorised(*args)
+
+    return run
+
+
+def _mp(name: str) -> Any:
+    import mpmath
+
+    fn = getattr(mpmath, name)
+
+    def call(*args: Any) -> float:
+        if not all(math.isfinite(a) for a in args):
+            return math.nan  # mpmath's besseli of inf raises TypeError; nan says "no bound"
+        try:
+            value = fn(*args)
+        except (ArithmeticError, ValueError, TypeError):
+            return math.nan
+        return float(value.real) if value.imag == 0 else math.nan
+
+    return call
+
+
+NUMPY_FUNCTIONS: dict[str, Any] = {
+    "erf": _elementwise(math.erf),
+    "erfc": _elementwise(math.erfc),
+    "erfinv": _elementwise(_mp("erfinv")),
+    "loggamma": _elementwise(_mp("loggamma")),
+    "polygamma": _elementwise(_mp("polygamma")),
+    "besseli": _elementwise(_mp("besseli")),
+}
+"""Numpy versions of the special functions the op table's sympy forms contain, for
+``sympy.lambdify(..., modules=[NUMPY_FUNCTIONS, "numpy"])``: sympy's numpy printer has
+no erf, erfinv, loggamma, polygamma or besseli (and scipy is optional). Elementwise over
+float64 arrays, accurate to a few ulps: they feed tolerances, not the truth."""
