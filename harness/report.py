@@ -38,6 +38,7 @@ from harness.ops import OPS
 from harness.schema import FAILING, VERDICTS, repro_command
 
 __all__ = [
+    "ERROR_VS_H_COLUMNS",
     "NO_OPS",
     "SCHEMES",
     "UNPARSED",
@@ -167,10 +168,14 @@ def _sorted_by(df: pd.DataFrame, keys: Mapping[str, Callable[[str], Any] | None]
 def error_vs_h(results: pd.DataFrame) -> pd.DataFrame:
     """Relative error of first derivatives by finite differences, against step size h.
 
-    Rows: ``h``, descending. Columns: a MultiIndex ``(scheme, dtype, stat)`` with stat in
-    median / p90 / max of ``rel_error`` over every FD row (order 1) at that h: all cases,
-    points and variables together. Read one column down to see the seed's V-curve:
-    truncation error falling with h, then rounding error (eps/h) rising.
+    A long table like results.csv, one row per ``dtype``, ``scheme``, ``h`` and
+    ``statistic`` (median, p90, max of ``rel_error`` over every FD row of order 1 at that
+    h: all cases, points and variables together), h descending. ``rows`` counts those FD
+    rows and ``measured`` the ones with an error: where h is below the spacing of the
+    numbers at x (x + h == x) no step is taken, the error is NaN and the point drops out,
+    so a statistic over ``measured / rows`` well under 1 describes a biased minority.
+    Read the medians of one dtype and scheme down h to see the V-curve: truncation error
+    falling with h, then rounding error (eps/h) rising.
     """
     df = _normalise(results)
     fd = _fd_only(df)
@@ -179,31 +184,28 @@ def error_vs_h(results: pd.DataFrame) -> pd.DataFrame:
     return error_vs_h_table(groups)
 
 
+ERROR_VS_H_COLUMNS: tuple[str, ...] = (
+    "dtype", "scheme", "h", "rows", "measured", "statistic", "rel_error",
+)
+"""Columns of :func:`error_vs_h` and of a run's error_vs_h.csv."""
+
+
 def error_vs_h_table(groups: Mapping[tuple[str, str, float], np.ndarray]) -> pd.DataFrame:
-    """:func:`error_vs_h` from the ``rel_error`` values of each ``(scheme, dtype, h)``: a
-    campaign gathers them reading results.csv in chunks, never holding the whole table."""
-    names = ["scheme", "dtype", "stat"]
-    if not groups:
-        return pd.DataFrame(
-            index=pd.Index([], name="h", dtype=float),
-            columns=pd.MultiIndex.from_tuples([], names=names),
-            dtype=float,
-        )
-    keys = sorted(groups)
-    stats = pd.DataFrame(
-        [[_median(groups[k]), _p90(groups[k]), _max(groups[k])] for k in keys],
-        index=pd.MultiIndex.from_tuples(keys, names=["scheme", "dtype", "h"]),
-        columns=list(_STATS),
-        dtype=float,
-    )
-    table = stats.unstack(["scheme", "dtype"])
-    table.columns = table.columns.reorder_levels([1, 2, 0]).set_names(names)
-    stat_key = _rank(_STATS)
-    columns = sorted(
-        table.columns, key=lambda c: (_scheme_key(c[0]), _dtype_key(c[1]), stat_key(c[2]))
-    )
-    table = table.reindex(columns=pd.MultiIndex.from_tuples(columns, names=names))
-    return table.sort_index(ascending=False)
+    """:func:`error_vs_h` from the ``rel_error`` values (NaN included) of each
+    ``(scheme, dtype, h)``: a campaign gathers them reading results.csv in chunks, never
+    holding the whole table."""
+    records = []
+    for scheme, dtype, h in groups:
+        values = np.asarray(groups[(scheme, dtype, h)], dtype=np.float64)
+        measured = int(np.count_nonzero(~np.isnan(values)))
+        for name, stat in zip(_STATS, (_median, _p90, _max), strict=True):
+            records.append((dtype, scheme, float(h), int(values.size), measured, name,
+                            stat(values)))
+    table = pd.DataFrame(records, columns=list(ERROR_VS_H_COLUMNS))
+    table = table.astype({"h": float, "rows": "int64", "measured": "int64", "rel_error": float})
+    table = table.assign(_neg_h=-table["h"])
+    keys = {"dtype": _dtype_key, "scheme": _scheme_key, "_neg_h": None, "statistic": _rank(_STATS)}
+    return _sorted_by(table, keys).drop(columns="_neg_h")
 
 
 def _verdict_columns(present: Iterable[str]) -> list[str]:
@@ -225,24 +227,36 @@ def ad_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     """How accurate each AD engine is: one row per engine x mode x dtype x order.
 
     Columns: the four keys, ``rows`` (entries checked), ``failing`` (entries with a
-    verdict in ``schema.FAILING``), median / p90 / max of ``ulp_error``,
-    ``median_rel_error`` (drawn as the engine's horizontal line in the error plot), and a
-    count per verdict (every verdict of ``schema.VERDICTS``, zeros included).
+    verdict in ``schema.FAILING``), median / p90 / max of ``ulp_error`` over the rows
+    whose truth is nonzero, ``max_error_ratio`` (largest ``abs_error / tolerance``: 1 is
+    the edge of the rounding model's budget), ``truth_zero_rows`` and ``max_abs_error_truth_zero`` (one ulp
+    of 0 is the smallest subnormal, so there an error is told in absolute terms, never in
+    ulps), ``median_rel_error`` (drawn as the engine's horizontal line in the error plot),
+    and a count per verdict (every verdict of ``schema.VERDICTS``, zeros included).
     """
     ad = _ad_only(_normalise(results))
     keys = ["engine", "mode", "dtype", "order"]
     counts = _verdict_counts_by(ad, keys)
-    stats_cols = ["median_ulp_error", "p90_ulp_error", "max_ulp_error", "median_rel_error"]
+    stats_cols = ["median_ulp_error", "p90_ulp_error", "max_ulp_error", "max_error_ratio",
+                  "truth_zero_rows", "max_abs_error_truth_zero", "median_rel_error"]
     if ad.empty:
         return pd.DataFrame(columns=[*keys, "rows", "failing", *stats_cols, *counts.columns[4:]])
+    zero = ad["truth"] == 0
+    with np.errstate(all="ignore"):
+        ratio = ad["abs_error"] / ad["tolerance"]
+    ad = ad.assign(_ulps=ad["ulp_error"].where(~zero), _zero=zero,
+                   _zero_abs=ad["abs_error"].where(zero), _ratio=ratio)
     grouped = ad.groupby(keys)
     stats = pd.DataFrame(
         {
             "rows": grouped.size(),
             "failing": grouped["verdict"].agg(lambda v: int(v.isin(FAILING).sum())),
-            "median_ulp_error": grouped["ulp_error"].agg(_median),
-            "p90_ulp_error": grouped["ulp_error"].agg(_p90),
-            "max_ulp_error": grouped["ulp_error"].agg(_max),
+            "median_ulp_error": grouped["_ulps"].agg(_median),
+            "p90_ulp_error": grouped["_ulps"].agg(_p90),
+            "max_ulp_error": grouped["_ulps"].agg(_max),
+            "max_error_ratio": grouped["_ratio"].agg(_max),
+            "truth_zero_rows": grouped["_zero"].sum().astype("int64"),
+            "max_abs_error_truth_zero": grouped["_zero_abs"].agg(_max),
             "median_rel_error": grouped["rel_error"].agg(_median),
         }
     ).reset_index()
@@ -290,7 +304,7 @@ def verdicts_per_op(
 
 
 _WORST_COLUMNS = ["case_id", "source", "engine", "mode", "dtype", "order", "var", "point", "expr",
-                  "value", "truth", "tolerance", "ulp_error", "rel_error", "verdict"]
+                  "value", "truth", "tolerance", "abs_error", "ulp_error", "rel_error", "verdict"]
 
 
 def worst_cases(results: pd.DataFrame, n: int = 20) -> pd.DataFrame:
@@ -447,15 +461,23 @@ def _positive_finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values) & (values > 0)]
 
 
-def _plot_svg(
-    results: pd.DataFrame, theory: pd.DataFrame, table: pd.DataFrame | None = None
-) -> str | None:
-    """Inline SVG of median relative error against h, one panel per dtype; None if no data.
+def _plot_image(
+    results: pd.DataFrame,
+    theory: pd.DataFrame,
+    table: pd.DataFrame | None = None,
+    dtypes: Sequence[str] | None = None,
+    image_format: str = "svg",
+) -> bytes | None:
+    """The image (``image_format``: svg, png...) of median relative error against h, one
+    panel per dtype; None if there is nothing to plot.
 
-    Per panel: one solid line per FD scheme, its theory curve dashed in the same colour,
-    and each AD engine/mode's median relative error (order 1) as a dotted horizontal line.
-    Zeros cannot sit on a log axis: they are drawn at a floor below every other value, and
-    the panel says so.
+    Per panel: one solid line per FD scheme through the medians taken over at least half
+    of the points (hollow markers: medians over a minority, where x + h == x dropped the
+    rest), its theory curve dashed in the same colour, and each AD engine/mode's median
+    relative error (order 1) as a dotted horizontal line. The y axis fits the measured
+    data; theory beyond it is clipped. Zeros cannot sit on a log axis: they are drawn at
+    a floor below every other value, and the panel says so. ``dtypes``: the panels to
+    draw (the run's requested dtypes); None draws every dtype with an h axis.
     """
     missing = [c for c in ("dtype", "scheme", "h", "rel_error") if c not in theory.columns]
     if missing and len(theory):
@@ -468,13 +490,14 @@ def _plot_svg(
     accuracy = accuracy[accuracy["order"] == 1] if len(accuracy) else accuracy
     theory = theory if len(theory) else pd.DataFrame(columns=["dtype", "scheme", "h", "rel_error"])
     # Panels exist where h does: AD lines alone have no h axis to be drawn against.
-    dtypes = sorted({c[1] for c in table.columns} | set(theory["dtype"]), key=_dtype_key)
-    if not dtypes:
+    with_h = set(table["dtype"]) | set(theory["dtype"])
+    panels = sorted(with_h if dtypes is None else with_h & set(dtypes), key=_dtype_key)
+    if not panels:
         return None
     import matplotlib
     from matplotlib.figure import Figure
 
-    schemes = sorted({c[0] for c in table.columns} | set(theory["scheme"]), key=_scheme_key)
+    schemes = sorted(set(table["scheme"]) | set(theory["scheme"]), key=_scheme_key)
     palette = matplotlib.color_sequences["tab10"]
     # Known schemes keep their colour from run to run; others take the palette's rest.
     colour = {s: palette[_scheme_key(s)[0] if s in SCHEMES else (len(SCHEMES) + i) % 10]
@@ -482,8 +505,8 @@ def _plot_svg(
     engines = sorted(set(zip(accuracy["engine"], accuracy["mode"], strict=True)))
     ad_colour = {key: palette[6 + i % 4] for i, key in enumerate(engines)}
 
-    ncols = min(2, len(dtypes))
-    nrows = math.ceil(len(dtypes) / ncols)
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
     style = matplotlib.rc_context(
         {"svg.fonttype": "path", "svg.hashsalt": "diffharness", "font.size": 9,
          "axes.titlesize": 11}
@@ -493,14 +516,43 @@ def _plot_svg(
         warnings.filterwarnings("ignore", message=r"Glyph \d+", category=UserWarning)
         fig = Figure(figsize=(6.4 * ncols, 4.4 * nrows), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-        for ax in axes[len(dtypes):]:
+        for ax in axes[len(panels):]:
             ax.set_visible(False)
-        for ax, dtype in zip(axes[: len(dtypes)], dtypes, strict=True):
+        for ax, dtype in zip(axes[: len(panels)], panels, strict=True):
             _draw_panel(ax, dtype, table, theory, accuracy, schemes, colour, ad_colour)
-        buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=image_format, metadata={"Date": None} if image_format == "svg"
+                    else {}, dpi=110)
+    return buffer.getvalue()
+
+
+def _plot_svg(
+    results: pd.DataFrame,
+    theory: pd.DataFrame,
+    table: pd.DataFrame | None = None,
+    dtypes: Sequence[str] | None = None,
+) -> str | None:
+    """:func:`_plot_image` as inline SVG text; None if there is nothing to plot."""
+    image = _plot_image(results, theory, table, dtypes)
+    if image is None:
+        return None
+    svg = image.decode("utf-8")
     return _SVG_COMMENT.sub("", svg[svg.index("<svg"):])
+
+
+MAJORITY = 0.5
+"""Share of a (dtype, scheme, h)'s points a median must be taken over to be drawn as
+measured: below it, x + h == x dropped most points and the rest are a biased minority."""
+
+
+def _medians(table: pd.DataFrame, dtype: str, scheme: str) -> pd.DataFrame:
+    """h, median and the share of points behind it, for one dtype and scheme."""
+    rows = table[(table["dtype"] == dtype) & (table["scheme"] == scheme)
+                 & (table["statistic"] == "median")]
+    rows = rows[rows["rel_error"].notna()].sort_values("h")
+    share = rows["measured"] / rows["rows"].where(rows["rows"] > 0)
+    return pd.DataFrame({"h": rows["h"].to_numpy(float), "median": rows["rel_error"].to_numpy(float),
+                         "share": share.to_numpy(float)})
 
 
 def _draw_panel(
@@ -513,11 +565,8 @@ def _draw_panel(
     colour: Mapping[str, Any],
     ad_colour: Mapping[tuple[str, str], Any],
 ) -> None:
-    measured: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for scheme in schemes:
-        if (scheme, dtype, "median") in table.columns:
-            column = table[(scheme, dtype, "median")].dropna()
-            measured.append((scheme, column.index.to_numpy(float), column.to_numpy(float)))
+    measured = [(s, _medians(table, dtype, s)) for s in schemes]
+    measured = [(s, m) for s, m in measured if len(m)]
     predicted: list[tuple[str, np.ndarray, np.ndarray]] = []
     for scheme, curve in theory[theory["dtype"] == dtype].groupby("scheme"):
         curve = curve.sort_values("h")
@@ -531,20 +580,29 @@ def _draw_panel(
         if not math.isnan(v)
     ]
 
-    everything = np.concatenate(
-        [np.array([v for _, v in levels])] + [y for _, _, y in measured + predicted]
-    )
-    positive = _positive_finite(everything)
+    # The axes fit what was measured; theory beyond it is clipped.
+    values = np.concatenate([np.array([v for _, v in levels], dtype=float)]
+                            + [m["median"].to_numpy(float) for _, m in measured])
+    if not values.size:
+        values = np.concatenate([np.array([], dtype=float)] + [y for _, _, y in predicted])
+    positive = _positive_finite(values)
     floor = 10.0 ** math.floor(math.log10(positive.min()) - 1) if positive.size else 1e-20
-    has_zero = bool(np.any(everything == 0))
+    has_zero = bool(np.any(values == 0))
 
     def lift(y: np.ndarray) -> np.ndarray:
         y = np.where(np.isinf(y), np.nan, y)
         return np.where(y == 0, floor, y)
 
-    for scheme, h, y in measured:
-        ax.plot(h, lift(y), "-o", color=colour[scheme], markersize=3, linewidth=1.5,
+    minority = False
+    for scheme, m in measured:
+        major = (m["share"] >= MAJORITY).to_numpy()
+        h, y = m["h"].to_numpy(), lift(m["median"].to_numpy())
+        ax.plot(h[major], y[major], "-o", color=colour[scheme], markersize=3, linewidth=1.5,
                 label=_label(scheme))
+        if not major.all():
+            minority = True
+            ax.plot(h[~major], y[~major], "o", markerfacecolor="none", markersize=5,
+                    color=colour[scheme], linewidth=0)
     for scheme, h, y in predicted:
         ax.plot(h, lift(y), "--", color=colour.get(scheme, "black"), linewidth=1, alpha=0.8)
     for key, level in levels:
@@ -552,10 +610,16 @@ def _draw_panel(
                    color=ad_colour[key], label=_label(f"AD {_ad_label(*key)}"))
     if predicted:
         ax.plot([], [], "--", color="black", linewidth=1, label="theory (dashed)")
+    if minority:
+        ax.plot([], [], "o", markerfacecolor="none", color="black", markersize=5,
+                label="median of < half the points\n(x + h == x at the rest)")
     if not (measured or predicted or levels):
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    shown = _positive_finite(lift(values))
+    if shown.size:
+        ax.set_ylim(shown.min() / 4, shown.max() * 4)
     note = f" (error 0 drawn at {floor:.0e})" if has_zero else ""
     ax.set_title(_label(dtype) + note)
     ax.set_xlabel("step size h")
@@ -576,6 +640,7 @@ h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #c
 .fail { background: #fce8e6; border: 2px solid #d93025; color: #a50e0e; }
 .empty { background: #f1f3f4; border: 1px solid #9aa0a6; }
 .scroll { overflow-x: auto; }
+h1 .note { font-size: 0.45em; font-weight: normal; margin-left: 1em; }
 table.dataframe { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 table.dataframe th, table.dataframe td { border: 1px solid #ddd; padding: 3px 7px;
        font-family: ui-monospace, "DejaVu Sans Mono", monospace; vertical-align: top;
@@ -591,6 +656,9 @@ table.worst tbody tr:nth-child(4n+1), table.worst tbody tr:nth-child(4n+2) { bac
 .plot svg { max-width: 100%; height: auto; }
 .nodata { color: #5f6368; font-style: italic; padding: 1em; border: 1px dashed #9aa0a6; }
 .note { color: #5f6368; font-size: 0.85em; }
+table.worst td.text { max-width: 12em; overflow-wrap: anywhere; }
+table.worst td.num { white-space: normal; overflow-wrap: anywhere; max-width: 10em; }
+table.worst tr.repro td.text { max-width: none; }
 """
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -632,20 +700,37 @@ def _cell(value: Any, exact: bool = False) -> str:
 
 
 _WORST_SHOWN = ("case_id", "engine", "dtype", "order", "var", "point", "expr", "value",
-                "truth", "tolerance", "ulp_error", "rel_error", "verdict")
+                "truth", "error", "error_ratio", "verdict")
 _WORST_TEXT = frozenset({"case_id", "point", "expr"})  # user text: may wrap
+_WORST_HEAD = {"error_ratio": "error / tolerance", "case_id": "case"}
+
+
+def _error_text(record: Mapping[str, Any]) -> str:
+    """A row's error as a reader can trust it: ulps where the truth is nonzero, absolute
+    error where it is 0 (one ulp of 0 is the smallest subnormal, so any miss is ~1e300
+    ulps)."""
+    truth, ulps, absolute = (float(record[k]) for k in ("truth", "ulp_error", "abs_error"))
+    if truth != 0 and not math.isnan(ulps):
+        return f"{ulps:.3g} ulp"
+    if not math.isnan(absolute):
+        return f"{absolute:.3g} abs"
+    return "–"
 
 
 def _worst_html(worst: pd.DataFrame) -> str:
     """Worst cases as a table whose every case row is followed by its repro command."""
     if worst.empty:
         return '<p class="nodata">no data</p>'
-    head = "".join(f"<th>{_e(c.replace('_', ' '))}</th>" for c in _WORST_SHOWN)
+    head = "".join(
+        f"<th>{_e(_WORST_HEAD.get(c, c.replace('_', ' ')))}</th>" for c in _WORST_SHOWN
+    )
     rows = []
     for record in worst.to_dict("records"):
         bad = ' class="bad"' if record["verdict"] in FAILING else ""
+        record["error"] = _error_text(record)
         cells = "".join(
-            ('<td class="text">' if c in _WORST_TEXT else "<td>")
+            ('<td class="text">' if c in _WORST_TEXT
+             else '<td class="num">' if c in ("value", "truth") else "<td>")
             + f"{_cell(record[c], exact=c in ('value', 'truth'))}</td>"
             for c in _WORST_SHOWN
         )
@@ -676,19 +761,41 @@ def _summary_html(results: pd.DataFrame) -> str:
     return f'<div class="summary pass">All {total} AD rows pass.<br>{parts}</div>'
 
 
+def _metadata_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(map(str, value)) or "–"
+    return json.dumps(value, default=str, sort_keys=True)
+
+
 def _metadata_html(metadata: Mapping[str, Any]) -> str:
+    """One row per metadata key; a mapping (config, versions) one row per entry."""
     if not metadata:
         return '<p class="nodata">no metadata</p>'
     rows = []
     for key, value in metadata.items():
-        shown = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-        rows.append(f'<tr><th>{_e(key)}</th><td class="text">{_e(shown)}</td></tr>')
+        entries = value.items() if isinstance(value, Mapping) and value else [("", value)]
+        for sub, item in entries:
+            name = f"{key}.{sub}" if sub != "" else str(key)
+            rows.append(f'<tr><th>{_e(name)}</th><td class="text">{_e(_metadata_value(item))}'
+                        "</td></tr>")
     return f'<div class="scroll"><table class="dataframe">{"".join(rows)}</table></div>'
 
 
-def _plot_html(results: pd.DataFrame, theory: pd.DataFrame, table: pd.DataFrame) -> str:
+def _requested_dtypes(metadata: Mapping[str, Any]) -> list[str] | None:
+    """The dtypes the run asked for (its config's ``dtypes``), None when not recorded."""
+    config = metadata.get("config")
+    dtypes = config.get("dtypes") if isinstance(config, Mapping) else None
+    if isinstance(dtypes, (list, tuple)) and all(isinstance(d, str) for d in dtypes):
+        return list(dtypes)
+    return None
+
+
+def _plot_html(results: pd.DataFrame, theory: pd.DataFrame, table: pd.DataFrame,
+               requested: Sequence[str] | None) -> str:
     try:
-        svg = _plot_svg(results, theory, table)
+        svg = _plot_svg(results, theory, table, requested)
     except ImportError:
         return ('<p class="nodata">no plot: matplotlib is not installed '
                 "(pip install 'diffharness[report]')</p>")
@@ -698,16 +805,97 @@ def _plot_html(results: pd.DataFrame, theory: pd.DataFrame, table: pd.DataFrame)
     return f'<div class="plot">{svg}</div>'
 
 
-def _error_vs_h_html(table: pd.DataFrame) -> str:
-    dtypes = sorted({c[1] for c in table.columns}, key=_dtype_key)
+def _corpus_only(dtypes: Iterable[str], requested: Sequence[str] | None) -> list[str]:
+    """Dtypes with rows that the run did not ask for: they come from corpus cases."""
+    if requested is None:
+        return []
+    return sorted(set(dtypes) - set(requested), key=_dtype_key)
+
+
+def _dtype_heading(dtype: str, corpus_only: Sequence[str]) -> str:
+    extra = " (corpus cases only: the run did not ask for it)" if dtype in corpus_only else ""
+    return f"<h3>{_e(dtype)}{_e(extra)}</h3>"
+
+
+def _error_vs_h_html(table: pd.DataFrame, requested: Sequence[str] | None) -> str:
+    """Per dtype: h down, per scheme the median and p90 of the relative error and the
+    share of points measured; statistics over fewer than half the points in brackets."""
+    dtypes = sorted(set(table["dtype"]), key=_dtype_key)
     if not dtypes:
         return '<p class="nodata">no data</p>'
+    corpus_only = _corpus_only(dtypes, requested)
     parts = []
     for dtype in dtypes:
-        part = table.xs(dtype, level="dtype", axis=1).dropna(how="all")
-        body = _html_table(part, index=True, csv_name="error_vs_h.csv")
-        parts.append(f"<h3>{_e(dtype)}</h3>{body}")
+        rows = table[(table["dtype"] == dtype) & (table["statistic"] != "max")]
+        wide = rows.pivot_table(index="h", columns=["scheme", "statistic"], values="rel_error",
+                                aggfunc="first", dropna=False)
+        share = rows.groupby(["h", "scheme"])[["measured", "rows"]].first()
+        share = (share["measured"] / share["rows"]).unstack("scheme")
+        schemes = sorted(set(rows["scheme"]), key=_scheme_key)
+        cells: dict[tuple[str, str], list[str]] = {}
+        hs = sorted(wide.index, reverse=True)
+        for scheme in schemes:
+            for stat in ("median", "p90"):
+                cells[(scheme, stat)] = [
+                    _bracketed(wide.loc[h, (scheme, stat)], share.loc[h, scheme]) for h in hs
+                ]
+            cells[(scheme, "measured")] = [_percent(share.loc[h, scheme]) for h in hs]
+        shown = pd.DataFrame(cells, index=pd.Index([f"{h:.3g}" for h in hs], name="h"))
+        shown.columns = pd.MultiIndex.from_tuples(list(cells), names=["scheme", ""])
+        body = shown.to_html(escape=True, border=0, classes="evh")
+        parts.append(f'{_dtype_heading(dtype, corpus_only)}<div class="scroll">{body}</div>')
     return "".join(parts)
+
+
+def _bracketed(value: float, share: float) -> str:
+    if math.isnan(value):
+        return "–"
+    text = f"{value:.3g}"
+    return f"({text})" if not share >= MAJORITY else text
+
+
+def _percent(share: float) -> str:
+    return "–" if math.isnan(share) else f"{100 * share:.0f}%"
+
+
+def _ad_accuracy_html(results: pd.DataFrame, requested: Sequence[str] | None) -> str:
+    """AD accuracy for reading: engine and mode in one column, corpus-only dtypes labelled,
+    the max ulp error (huge on rows that pass, where the truth is tiny next to the terms
+    it is computed from) left to the CSV in favour of the max error / tolerance."""
+    table = ad_accuracy(results)
+    if table.empty:
+        return _html_table(table)
+    corpus_only = _corpus_only(table["dtype"], requested)
+    table = table.assign(
+        engine=[_ad_label(e, m) for e, m in zip(table["engine"], table["mode"], strict=True)],
+        dtype=[f"{d} (corpus only)" if d in corpus_only else d for d in table["dtype"]],
+    )
+    zero_counts = [v for v in VERDICTS if v in table.columns and not table[v].any()]
+    shown = table.drop(columns=["mode", "max_ulp_error", "median_rel_error", *zero_counts])
+    return _html_table(shown.rename(columns={"max_error_ratio": "max error / tolerance"}),
+                       csv_name="ad_accuracy.csv")
+
+
+_LEGENDS = {
+    "worst": "Failing rows first, then the largest error / tolerance (1 is the edge of the "
+             "rounding model's budget). Error: in ulps where the truth is nonzero, absolute "
+             "where the truth is 0. The command under each row re-checks its case.",
+    "accuracy": "Per engine, dtype and derivative order. ulp errors over the rows whose truth "
+                "is nonzero (where a derivative is tiny next to the terms it is computed from, "
+                "a row within budget can be 1e15 ulps off: judge by error / tolerance, where 1 "
+                "is the edge of the rounding model's budget); rows with truth 0 are counted "
+                "apart with their largest absolute error. Verdicts that are 0 everywhere and "
+                "the max ulp error are left out here (ad_accuracy.csv has them).",
+    "ops": "AD rows, counted once for every op their expression contains; failing = "
+           + ", ".join(sorted(FAILING)) + ".",
+    "fd": "Medians over cases of the best h and its relative error, measured and predicted, "
+          "and of the observed order of convergence; consistent fraction: share of cases "
+          "whose behaviour matched theory. Per-case rows are in fd_diagnostics.csv.",
+    "evh": "First derivatives; relative error over all cases, points and variables at each "
+           "h. measured: share of the points with an error (where x + h == x, or a step "
+           "leaves the domain, there is none). Statistics over fewer than half of the points "
+           "are in brackets. The max (in error_vs_h.csv) is infinite wherever a truth is 0.",
+}
 
 
 def render_html(
@@ -721,43 +909,51 @@ def render_html(
 ) -> str:
     """The whole report as one self-contained HTML page (no scripts, fonts or links out).
 
-    Top to bottom: title, verdict summary (red when any verdict fails), run metadata, the
-    error-against-h plot, then the worst cases, AD accuracy, verdicts per op, FD
-    diagnostics summary and error-against-h tables. Every piece of text is escaped.
-    ``error_table`` (:func:`error_vs_h` computed elsewhere) lets ``results`` hold the
-    judged rows only, without the finite-difference rows.
+    Top to bottom: title, verdict banner (red when any verdict fails), the error-against-h
+    plot (panels for the dtypes the run asked for, from ``metadata["config"]["dtypes"]``),
+    then the worst cases, AD accuracy, verdicts per op, FD diagnostics summary and
+    error-against-h tables, each with a one-line legend, and the run metadata last.
+    Dtypes with rows the run did not ask for (from corpus cases) are labelled so.
+    Every piece of text is escaped. ``error_table`` (:func:`error_vs_h` computed
+    elsewhere) lets ``results`` hold the judged rows only, without the finite-difference
+    rows.
     """
     error_table = error_vs_h(results) if error_table is None else error_table
+    requested = _requested_dtypes(metadata)
     tables = [
-        ("Worst AD cases", "failing rows first, then largest ulp error; "
-         "the command under each row re-checks its case",
-         _worst_html(worst_cases(results, worst))),
-        ("AD accuracy", "per engine, mode, dtype and derivative order; errors in ulps",
-         _html_table(ad_accuracy(results), csv_name="ad_accuracy.csv")),
-        ("Verdicts per op", "AD rows, counted once for every op their expression contains",
+        ("Worst AD cases", _LEGENDS["worst"], _worst_html(worst_cases(results, worst))),
+        ("AD accuracy", _LEGENDS["accuracy"], _ad_accuracy_html(results, requested)),
+        ("Verdicts per op", _LEGENDS["ops"],
          _html_table(verdicts_per_op(results), csv_name="verdicts_per_op.csv")),
-        ("Finite differences: best h and observed order", "medians over cases; per-case rows "
-         "are in fd_diagnostics.csv", _html_table(fd_summary(fd_diagnostics))),
-        ("Finite differences: relative error against h", "first derivatives; statistics over "
-         "all cases, points and variables", _error_vs_h_html(error_table)),
+        ("Finite differences: best h and observed order", _LEGENDS["fd"],
+         _html_table(fd_summary(fd_diagnostics))),
+        ("Finite differences: relative error against h", _LEGENDS["evh"],
+         _error_vs_h_html(error_table, requested)),
     ]
     sections = "".join(
         f"<h2>{_e(title)}</h2><p class=\"note\">{_e(note)}</p>{body}"
         for title, note, body in tables
     )
+    with_h = set(error_table["dtype"]) | (set(theory["dtype"]) if "dtype" in theory else set())
+    left_out = _corpus_only(with_h, requested)
+    unplotted = (f"; {', '.join(left_out)}: corpus cases only (the run asked for "
+                 f"{', '.join(requested or [])}), not plotted, in the tables below"
+                 if left_out else "")
     when = " &rarr; ".join(_e(metadata[k]) for k in ("started", "finished") if k in metadata)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>diffharness report</title><style>{_CSS}</style></head><body>"
-        f"<h1>diffharness report</h1><p class=\"note\">{when}</p>"
+        f"<h1>diffharness report <span class=\"note\">{when}</span></h1>"
         f"{_summary_html(results)}"
-        f"<h2>Run</h2>{_metadata_html(metadata)}"
         "<h2>Relative error against step size h</h2>"
-        '<p class="note">solid: median measured error of each finite-difference scheme; '
-        "dashed: what theory predicts; dotted: median error of each AD engine</p>"
-        f"{_plot_html(results, theory, error_table)}{sections}</body></html>\n"
+        '<p class="note">solid: median measured error of each finite-difference scheme '
+        "(hollow: a median over fewer than half the points, where x + h == x dropped the "
+        "rest); dashed: what theory predicts (clipped to the measured range); dotted: "
+        f"median error of each AD engine{_e(unplotted)}</p>"
+        f"{_plot_html(results, theory, error_table, requested)}{sections}"
+        f"<h2>Run</h2>{_metadata_html(metadata)}</body></html>\n"
     )
 
 
@@ -775,18 +971,17 @@ def write_report(
 ) -> Path:
     """Write the report files of one run into ``run_dir`` and return the HTML page's path.
 
-    Files: error_vs_h.csv (three header rows: scheme, dtype, stat; read it back with
-    ``pd.read_csv(path, header=[0, 1, 2], index_col=0)``), ad_accuracy.csv,
-    verdicts_per_op.csv, worst_cases.csv, metadata.json and report.html. results.csv and
-    fd_diagnostics.csv are the campaign's to write (once, with their digests), not this
-    function's.
+    Files: error_vs_h.csv (long: one row per dtype, scheme, h and statistic, columns
+    ``ERROR_VS_H_COLUMNS``), ad_accuracy.csv, verdicts_per_op.csv, worst_cases.csv,
+    metadata.json and report.html. results.csv and fd_diagnostics.csv are the campaign's
+    to write (once, with their digests), not this function's.
     ``error_table`` is :func:`error_vs_h` of the finite-difference rows when ``results``
     holds only the judged rows (see :func:`render_html`).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     error_table = error_vs_h(results) if error_table is None else error_table
-    error_table.to_csv(run_dir / "error_vs_h.csv")
+    error_table.to_csv(run_dir / "error_vs_h.csv", index=False)
     ad_accuracy(results).to_csv(run_dir / "ad_accuracy.csv", index=False)
     verdicts_per_op(results).to_csv(run_dir / "verdicts_per_op.csv", index=False)
     worst_cases(results).to_csv(run_dir / "worst_cases.csv", index=False)

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from harness.report import (
+    ERROR_VS_H_COLUMNS,
     NO_OPS,
     UNPARSED,
     ad_accuracy,
@@ -81,27 +82,43 @@ def central_rows() -> list[dict[str, Any]]:
 # ---- error_vs_h --------------------------------------------------------------------------
 
 
+def stat(table: pd.DataFrame, scheme: str, dtype: str, h: float, statistic: str) -> float:
+    """The one value of the long error-against-h table at these keys."""
+    hit = table[(table["scheme"] == scheme) & (table["dtype"] == dtype) & (table["h"] == h)
+                & (table["statistic"] == statistic)]
+    assert len(hit) == 1
+    return float(hit["rel_error"].iloc[0])
+
+
 def test_error_vs_h_gives_median_p90_and_max_over_cases_at_each_h() -> None:
     table = error_vs_h(frame(central_rows()))
     for h in H_GRID:
         errors = np.array([central_error(c, h) for c in C_CENTRAL])
-        assert table.loc[h, ("central", "float64", "median")] == pytest.approx(np.median(errors))
-        assert table.loc[h, ("central", "float64", "p90")] == pytest.approx(
+        assert stat(table, "central", "float64", h, "median") == pytest.approx(np.median(errors))
+        assert stat(table, "central", "float64", h, "p90") == pytest.approx(
             np.percentile(errors, 90)
         )
-        assert table.loc[h, ("central", "float64", "max")] == pytest.approx(errors.max())
+        assert stat(table, "central", "float64", h, "max") == pytest.approx(errors.max())
+
+
+def test_error_vs_h_is_long_one_row_per_dtype_scheme_h_and_statistic() -> None:
+    table = error_vs_h(frame(central_rows()))
+    assert list(table.columns) == list(ERROR_VS_H_COLUMNS)
+    assert len(table) == len(H_GRID) * 3
+    assert not table.duplicated(["dtype", "scheme", "h", "statistic"]).any()
 
 
 def test_error_vs_h_lists_h_from_largest_to_smallest() -> None:
     rows = central_rows()
     table = error_vs_h(frame(rows[::-1]))
-    assert list(table.index) == sorted(H_GRID, reverse=True)
+    assert list(table["h"].drop_duplicates()) == sorted(H_GRID, reverse=True)
 
 
 def test_error_vs_h_shows_the_v_curve_of_central_differences() -> None:
     # Median error falls like h**2 down to h ~ eps**(1/3), then rises like eps/h.
-    median = error_vs_h(frame(central_rows()))[("central", "float64", "median")]
-    assert median[1e-4] < median[1e-2] and median[1e-4] < median[1e-8]
+    def median(h: float) -> float:
+        return stat(error_vs_h(frame(central_rows())), "central", "float64", h, "median")
+    assert median(1e-4) < median(1e-2) and median(1e-4) < median(1e-8)
 
 
 def test_error_vs_h_ignores_ad_rows_second_derivatives_and_nan_errors() -> None:
@@ -112,8 +129,16 @@ def test_error_vs_h_ignores_ad_rows_second_derivatives_and_nan_errors() -> None:
     ]
     table = error_vs_h(frame(rows))
     errors = [central_error(c, 1e-2) for c in C_CENTRAL]
-    assert table.loc[1e-2, ("central", "float64", "max")] == pytest.approx(max(errors))
-    assert {c[0] for c in table.columns} == {"central"}
+    assert stat(table, "central", "float64", 1e-2, "max") == pytest.approx(max(errors))
+    assert set(table["scheme"]) == {"central"}
+
+
+def test_error_vs_h_counts_the_points_behind_each_statistic() -> None:
+    # Where x + h == x no step is taken: the row's error is NaN and it is not measured.
+    rows = [fd_row("forward", "float32", 1e-16, e) for e in (1.0, np.nan, np.nan, np.nan)]
+    table = error_vs_h(frame(rows))
+    assert set(table["rows"]) == {4}
+    assert set(table["measured"]) == {1}
 
 
 def test_error_vs_h_keeps_schemes_and_dtypes_apart() -> None:
@@ -123,19 +148,21 @@ def test_error_vs_h_keeps_schemes_and_dtypes_apart() -> None:
         fd_row("central", "float32", 1e-3, 0.125),
     ]
     table = error_vs_h(frame(rows))
-    assert table.loc[1e-3, ("forward", "float32", "median")] == 0.5
-    assert table.loc[1e-3, ("forward", "float64", "median")] == 0.25
-    assert table.loc[1e-3, ("central", "float32", "max")] == 0.125
-    assert [c[0] for c in table.columns[::3]] == ["forward", "forward", "central"]
+    assert stat(table, "forward", "float32", 1e-3, "median") == 0.5
+    assert stat(table, "forward", "float64", 1e-3, "median") == 0.25
+    assert stat(table, "central", "float32", 1e-3, "max") == 0.125
+    assert list(table[["dtype", "scheme"]].drop_duplicates().itertuples(index=False)) == [
+        ("float64", "forward"), ("float32", "forward"), ("float32", "central")
+    ]
 
 
 def test_error_vs_h_p90_of_an_infinite_error_is_infinite_without_a_warning() -> None:
     # Sorted errors 1, 2, inf: the 90th percentile lies between 2 and inf.
     rows = [fd_row("forward", "float64", 1e-3, e) for e in (2.0, np.inf, 1.0)]
     table = error_vs_h(frame(rows))
-    assert table.loc[1e-3, ("forward", "float64", "median")] == 2.0
-    assert table.loc[1e-3, ("forward", "float64", "p90")] == np.inf
-    assert table.loc[1e-3, ("forward", "float64", "max")] == np.inf
+    assert stat(table, "forward", "float64", 1e-3, "median") == 2.0
+    assert stat(table, "forward", "float64", 1e-3, "p90") == np.inf
+    assert stat(table, "forward", "float64", 1e-3, "max") == np.inf
 
 
 def test_error_vs_h_of_a_run_without_finite_differences_is_empty() -> None:
@@ -183,6 +210,17 @@ def test_ad_accuracy_counts_every_verdict_and_skips_nan_errors() -> None:
     assert forward["failing"] == 1  # nan-mismatch fails; undefined does not
     assert forward["median_ulp_error"] == 1.0
     assert forward["kink-violation"] == 0
+
+
+def test_ad_accuracy_counts_ulps_only_where_the_truth_is_nonzero() -> None:
+    # One ulp of 0 is the smallest subnormal: a miss of 1e-300 there is ~1e23 ulps.
+    rows = [row(ulp_error=2.0, abs_error=4e-16, tolerance=8e-16),
+            row(truth=0.0, value=1e-300, ulp_error=2e23, abs_error=1e-300, tolerance=1e-15)]
+    got = ad_accuracy(frame(rows)).iloc[0]
+    assert got["max_ulp_error"] == 2.0
+    assert got["truth_zero_rows"] == 1
+    assert got["max_abs_error_truth_zero"] == 1e-300
+    assert got["max_error_ratio"] == pytest.approx(0.5)
 
 
 def test_ad_accuracy_leaves_finite_difference_rows_out() -> None:
@@ -418,10 +456,53 @@ def test_write_report_writes_every_table_the_metadata_and_the_page(tmp_path: Pat
     assert names == {"error_vs_h.csv", "ad_accuracy.csv", "verdicts_per_op.csv",
                      "worst_cases.csv", "metadata.json", "report.html"}
     assert json.loads((run_dir / "metadata.json").read_text(encoding="utf-8")) == METADATA
-    table = pd.read_csv(run_dir / "error_vs_h.csv", header=[0, 1, 2], index_col=0)
+    table = pd.read_csv(run_dir / "error_vs_h.csv")
     errors = [central_error(c, 1e-4) for c in C_CENTRAL]
-    assert table.loc[1e-4, ("central", "float64", "median")] == pytest.approx(np.median(errors))
+    assert stat(table, "central", "float64", 1e-4, "median") == pytest.approx(np.median(errors))
     worst = pd.read_csv(run_dir / "worst_cases.csv")
     assert worst.loc[0, "case_id"] == HOSTILE
     assert shlex.split(worst.loc[0, "repro"])[5] == HOSTILE
     assert "fd_diagnostics.csv" in page.read_text(encoding="utf-8")  # the page points at it
+
+
+def _requested_page() -> str:
+    """A page of a run that asked for float64 while a corpus case brought float16 rows."""
+    rows = central_rows() + [fd_row("central", "float16", 1e-2, 1e-2)] + ad_rows() + [
+        row(dtype="float16", ulp_error=0.5)
+    ]
+    metadata = {"config": {"dtypes": ["float64"]}, "seed": 7}
+    return render_html(frame(rows), pd.DataFrame(), THEORY, metadata)
+
+
+def test_html_puts_the_banner_and_plot_first_and_the_run_metadata_last() -> None:
+    page = _requested_page()
+    banner, plot = page.index('<div class="summary'), page.index("<svg")
+    run = page.index("<h2>Run</h2>")
+    assert banner < plot < page.index("<h2>Worst AD cases") < run
+    assert "<h2>" not in page[run + 1:]
+
+
+def test_html_plots_only_the_requested_dtypes_and_labels_corpus_only_ones() -> None:
+    page = _requested_page()
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    assert len(re.findall(r'<g id="axes_\d+"', svg)) == 1
+    assert "float16: corpus cases only" in page
+    assert "float16 (corpus only)" in page  # its AD accuracy row
+    assert "float16 (corpus cases only" in page  # its error-against-h table
+
+
+def test_html_brackets_statistics_over_fewer_than_half_the_points() -> None:
+    rows = central_rows() + [fd_row("forward", "float32", 1e-16, e)
+                             for e in (0.75, np.nan, np.nan, np.nan)]
+    page = render_html(frame(rows), pd.DataFrame(), pd.DataFrame(), {})
+    assert "<td>(0.75)</td>" in page and "<td>25%</td>" in page
+    assert "<td>100%</td>" in page  # the central rows, all measured
+
+
+def test_html_worst_cases_show_ulps_only_where_the_truth_is_nonzero() -> None:
+    rows = [row(verdict="mismatch", ulp_error=3.0, abs_error=1e-15, tolerance=1e-16),
+            row(verdict="mismatch", truth=0.0, ulp_error=2e23, abs_error=1e-300,
+                tolerance=1e-310, case_id="zero")]
+    page = render_html(frame(rows), pd.DataFrame(), pd.DataFrame(), {})
+    assert "<td>3 ulp</td>" in page and "<td>1e-300 abs</td>" in page
+    assert "2e+23" not in page

@@ -3,7 +3,8 @@
 The DOM after loading (``--dump-dom``) must hold the tables filled with numbers, the plot,
 the hostile user text shown literally as text, and no script at all; the browser log must
 show no script error and nothing the Content-Security-Policy had to refuse; a screenshot
-must show the plot's coloured lines (compared with a report that has no data to plot).
+must show the plot's coloured lines (compared with a report that has no data to plot), and
+the first screen (1280x900, no scrolling) the verdict banner and the plot.
 Skipped only where no Chromium binary is installed (CI installs Debian's ``chromium``).
 """
 
@@ -102,11 +103,23 @@ class _Dom(HTMLParser):
 
 
 def _is_number(text: str) -> bool:
+    """A number as the page shows one: bare, a percentage, with its unit (3 ulp, 1e-300 abs)
+    or in brackets (a statistic over a minority of points)."""
+    text = text.strip("()").removesuffix("%").removesuffix(" ulp").removesuffix(" abs")
     try:
         float(text)
     except ValueError:
         return False
     return True
+
+
+def _pixels_like(png: Path, colour: str, rows: slice = slice(None)) -> int:
+    """Pixels within a small distance of ``colour`` (#rrggbb) in the given screen rows."""
+    import matplotlib.image
+
+    rgb = matplotlib.image.imread(str(png))[rows, :, :3]
+    target = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    return int((np.abs(rgb - target).max(axis=-1) < 0.08).sum())
 
 
 def _coloured_pixels(png: Path) -> int:
@@ -120,15 +133,26 @@ def _coloured_pixels(png: Path) -> int:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     root = tmp_path_factory.mktemp("browser")
-    metadata = {"seed": 1, "command": f"diffharness run --expr '{HOSTILE}'"}
+    # As long as a real run's: a page that put it first would push the plot off screen.
+    metadata = {
+        "versions": {"hypothesis": "6.170.17", "numpy": "2.4.6", "pandas": "3.1.1",
+                     "platform": "Linux-6.18.44-x86_64-with-glibc2.36", "python": "3.11.7",
+                     "sympy": "1.14.0", "torch": "2.13.0+cpu"},
+        "config": {"dtypes": list(EPS), "h_grid": list(H_GRID), "ops": [f"op{i}" for i in
+                                                                         range(23)],
+                   "engines": ["torch:reverse", "torch:forward", "torch:functional"],
+                   "schemes": list(ORDER), "n_cases": 300, "seed": 1},
+        "seed": 1, "workers": 2, "cases": 2, "corpus_problems": [], "started": "t0",
+        "finished": "t1", "seconds": 1.0, "command": f"diffharness run --expr '{HOSTILE}'",
+    }
     page = write_report(root / "full", results(), pd.DataFrame(), theory(), metadata)
     empty = write_report(root / "empty", pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), {})
     dump = chromium(page, root / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom")
-    for name, target in (("full.png", page), ("empty.png", empty)):
-        chromium(target, root / "profile", "--window-size=1280,1600",
-                 f"--screenshot={root / name}")
+    for name, target, size in (("full.png", page, "1280,1600"), ("empty.png", empty, "1280,1600"),
+                               ("first.png", page, "1280,900")):
+        chromium(target, root / "profile", f"--window-size={size}", f"--screenshot={root / name}")
     return {"dom": dump.stdout, "log": dump.stderr, "full": root / "full.png",
-            "empty": root / "empty.png"}
+            "empty": root / "empty.png", "first": root / "first.png"}
 
 
 def test_the_page_runs_no_script_and_the_browser_reports_no_error(
@@ -166,3 +190,16 @@ def test_the_plot_draws_coloured_curves(rendered: dict[str, Path | str]) -> None
     # summary box's border is coloured.
     assert full > 5000
     assert full > 5 * empty
+
+
+def test_the_first_screen_holds_the_verdict_banner_and_the_plot(
+    rendered: dict[str, Path | str],
+) -> None:
+    # A 1280x900 window: the failing banner's red border near the top, and the plot's
+    # forward (tab:blue) and central (tab:green) curves below it, all before any scrolling.
+    first = Path(rendered["first"])
+    assert _pixels_like(first, "#d93025", slice(0, 300)) > 1000
+    blue, green = (_pixels_like(first, c, slice(300, 900)) for c in ("#1f77b4", "#2ca02c"))
+    # The whole plot draws ~900 and ~700 of them; a page with the metadata table first
+    # showed only its top edge (~200 and ~100).
+    assert blue > 500 and green > 500
