@@ -7,6 +7,9 @@ status 2 and one readable line (or argparse's usage and error), never a tracebac
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -375,3 +378,19 @@ def test_a_misspelt_built_in_engine_lists_the_valid_ones(capsys: pytest.CaptureF
     assert main(["check", "--engine", "torch:sideways", "--expr", "x", "--at", "x=1"]) == 2
     err = capsys.readouterr().err
     assert "not a built-in engine" in err and "torch:reverse, torch:forward, torch:functional" in err
+
+
+def test_an_engine_module_in_the_current_folder_is_found_without_pythonpath(tmp_path: Path) -> None:
+    (tmp_path / "myengines_for_cli_test.py").write_text(
+        "from harness.engines.torch_ad import TorchEngine\nENGINE = TorchEngine('reverse')\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = Path(sys.executable).parent / "diffharness"  # the console script: no cwd on its path
+    done = subprocess.run(
+        [str(script), "check", "--engine", "myengines_for_cli_test:ENGINE",
+         "--expr", "sin(x)", "--at", "x=0.5"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ok" in done.stdout

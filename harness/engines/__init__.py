@@ -18,6 +18,8 @@ through :func:`refuse_unless_builtin` first, which never imports anything.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -137,6 +139,11 @@ def engine_from_spec(spec: str) -> Engine:
         raise ValueError(
             f"engine={spec!r} is not a built-in engine; the {module_name} engines are {', '.join(family)}"
         )
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        # as pytest puts the project's folder on the path: `--engine mymodule:attr` run
+        # from the folder holding mymodule.py finds it (only for specs the user typed)
+        sys.path.insert(0, here)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
