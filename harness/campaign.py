@@ -424,7 +424,11 @@ def run_case(
                 for spec in task.engines:
                     if spec not in trusted:
                         refuse_unless_builtin(spec, f"the case file of case {task.case_id}")
-                    engine = engine_from_spec(spec)
+                    try:
+                        engine = engine_from_spec(spec)
+                    except ImportError as exc:  # an optional engine (jax) not installed
+                        frames.append(_error_row(task, "skipped", f"{spec}: {exc}"))
+                        continue
                     for order in task.orders:
                         start = time.perf_counter()
                         rows = compare(

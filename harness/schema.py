@@ -30,6 +30,7 @@ __all__ = [
     "RESULT_COLUMNS",
     "RUN_FAILURES",
     "SCHEMES",
+    "SKIPPED",
     "THEORY_COLUMNS",
     "VERDICTS",
     "coordinate",
@@ -121,7 +122,11 @@ RUN_FAILURES: tuple[str, ...] = ("error", "timeout")
 """Verdicts of a case that could not be judged: the engine or the case raised, or it ran
 past its time limit. ``truth_status`` then holds the message."""
 
-VERDICTS: tuple[str, ...] = (*JUDGED, *RUN_FAILURES)
+SKIPPED = "skipped"
+"""Verdict of a request the engine does not support (an op, dtype, order, or an optional
+engine that is not installed): nothing was judged, and nothing failed."""
+
+VERDICTS: tuple[str, ...] = (*JUDGED, *RUN_FAILURES, SKIPPED)
 """Every verdict a result row can hold, in report order."""
 
 FAILING: frozenset[str] = frozenset({"mismatch", "nan-mismatch", "kink-violation", *RUN_FAILURES})

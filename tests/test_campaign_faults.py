@@ -357,3 +357,20 @@ def test_a_run_killed_with_sigkill_mid_way_resumes_to_the_uninterrupted_results(
     assert not (killed / "complete.json").exists()
     assert main(["run", "--resume", str(killed)]) == 0
     assert (killed / "results.csv").read_bytes() == (tmp_path / "clean" / "results.csv").read_bytes()
+
+
+def test_an_optional_engine_that_is_not_installed_gives_skipped_rows_not_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = campaign.engine_from_spec
+
+    def without_jax(spec: str):  # type: ignore[no-untyped-def]
+        if spec.startswith("jax:"):
+            raise ImportError("JaxEngine needs the optional package jax")
+        return real(spec)
+
+    monkeypatch.setattr(campaign, "engine_from_spec", without_jax)
+    config = replace(corpus_config(tmp_path, "torch:reverse"), engines=("torch:reverse", "jax:reverse"))
+    rows = run_campaign(config, tmp_path / "run", workers=1, progress=False).results
+    assert set(rows["verdict"]) == {"ok", "skipped"}
+    assert rows.loc[rows["verdict"] == "skipped", "truth_status"].str.contains("optional package jax").all()
