@@ -27,12 +27,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["CONTESTANTS", "RULES", "WrongRule", "detect", "format_detect"]
+__all__ = ["CONTESTANTS", "RULES", "WrongRule", "detect", "format_detect", "unary_function"]
 
 
-def _function(name: str, forward: Callable[[Any], Any], derivative: Callable[[Any], Any]) -> type:
-    """A Function whose forward is ``forward`` and whose derivative is ``derivative(x)``,
-    itself built from torch ops (so it has a derivative of its own), in every mode."""
+def unary_function(name: str, forward: Callable[[Any], Any], derivative: Callable[[Any], Any]) -> type:
+    """A ``torch.autograd.Function`` named ``name`` whose forward is ``forward`` and whose
+    derivative is ``derivative(x)``, itself built from torch ops (so it has a derivative
+    of its own), in every mode: the way to write a wrong rule for an override."""
 
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
         ctx.save_for_backward(inputs[0])
@@ -97,17 +98,20 @@ def _in_float32(x: torch.Tensor, wrong: torch.Tensor, right: torch.Tensor) -> to
 
 
 RULES: tuple[WrongRule, ...] = (
-    WrongRule("correct", "sin", _function("RightSin", torch.sin, torch.cos), correct=True),
-    WrongRule("wrong constant", "sin", _function("SinTimes101", torch.sin, lambda x: 1.01 * torch.cos(x))),
-    WrongRule("sign for x < 0", "tanh", _function(
+    WrongRule("correct", "sin", unary_function("RightSin", torch.sin, torch.cos), correct=True),
+    WrongRule("wrong constant", "sin", unary_function(
+        "SinTimes101", torch.sin, lambda x: 1.01 * torch.cos(x))),
+    WrongRule("sign for x < 0", "tanh", unary_function(
         "TanhSign", torch.tanh, lambda x: torch.where(x < 0, -1.0, 1.0) * (1 - torch.tanh(x) ** 2))),
-    WrongRule("relative 1e-6", "exp", _function("ExpOff", torch.exp, lambda x: torch.exp(x) * (1 + 1e-6))),
-    WrongRule("tail only (x < -30)", "exp", _function(
+    WrongRule("relative 1e-6", "exp", unary_function(
+        "ExpOff", torch.exp, lambda x: torch.exp(x) * (1 + 1e-6))),
+    WrongRule("tail only (x < -30)", "exp", unary_function(
         "ExpCut", torch.exp, lambda x: torch.where(x < -30, torch.zeros_like(x), torch.exp(x)))),
-    WrongRule("only at 0", "sin", _function(
+    WrongRule("only at 0", "sin", unary_function(
         "SinAtZero", torch.sin, lambda x: torch.where(x == 0, torch.zeros_like(x), torch.cos(x)))),
-    WrongRule("second derivative only", "sin", _function("SinSecond", torch.sin, _CosWrongDerivative.apply)),
-    WrongRule("float32 only", "log", _function(
+    WrongRule("second derivative only", "sin", unary_function(
+        "SinSecond", torch.sin, _CosWrongDerivative.apply)),
+    WrongRule("float32 only", "log", unary_function(
         "LogF32", torch.log, lambda x: _in_float32(x, 1.001 / x, 1 / x)), domain=lambda x: x.abs() + 0.25),
 )
 """The rules of the benchmark; the first is right."""

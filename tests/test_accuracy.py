@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from harness.accuracy import inputs, main, run_accuracy, summarise, sweep, write_accuracy
+from harness.detection import unary_function
 from harness.engines.torch_ad import TorchEngine
 
 
@@ -29,18 +30,7 @@ def test_the_dense_sweep_spans_the_whole_range_of_float32() -> None:
     assert 2.0**-149 in xs and 0.0 in xs
 
 
-class SinQuarterTooBig(torch.autograd.Function):
-    """sin with a derivative a quarter too large."""
-
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[no-untyped-def,override]
-        ctx.save_for_backward(x)
-        return torch.sin(x)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
-        (x,) = ctx.saved_tensors
-        return grad * torch.cos(x) * 1.25
+SinQuarterTooBig = unary_function("SinQuarterTooBig", torch.sin, lambda x: 1.25 * torch.cos(x))
 
 
 def test_a_sweep_measures_ulp_errors_and_finds_a_wrong_rule() -> None:

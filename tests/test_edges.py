@@ -13,6 +13,7 @@ import torch
 from hypothesis import HealthCheck, find, given, settings
 
 from harness.check import check_engine
+from harness.detection import unary_function
 from harness.dtypes import DTYPES, dtype_info, round_array
 from harness.edges import edge_points, op_edges
 from harness.engines.torch_ad import TorchEngine
@@ -82,44 +83,19 @@ def test_edge_points_are_inside_every_domain_and_include_the_special_ones(text: 
         assert pts.min() == dtype_info(dtype).smallest_subnormal
 
 
-class AsinInfNearOne(torch.autograd.Function):
-    """asin whose derivative is inf within 2**-40 of +-1: a formula that lost 1 - x*x
-    there. Right everywhere a random point lands (at least 1/16 from +-1)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return torch.asin(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def,override]
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
-        (x,) = ctx.saved_tensors
-        exact = torch.rsqrt((1 - x) * (1 + x))
-        return grad * torch.where(x.abs() > 1 - 2.0**-40, torch.full_like(x, math.inf), exact)
-
-
-class SinWrongAtZero(torch.autograd.Function):
-    """sin whose derivative is 0 at exactly 0 (a special case written the wrong way)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return torch.sin(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def,override]
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def,override]
-        (x,) = ctx.saved_tensors
-        return grad * torch.where(x == 0, torch.zeros_like(x), torch.cos(x))
+# an asin whose derivative is inf within 2**-40 of +-1 (a formula that lost 1 - x*x there),
+# right wherever a random point lands (at least 1/16 from +-1)
+AsinInfNearOne = unary_function(
+    "AsinInfNearOne",
+    torch.asin,
+    lambda x: torch.where(
+        x.abs() > 1 - 2.0**-40, torch.full_like(x, math.inf), torch.rsqrt((1 - x) * (1 + x))
+    ),
+)
+# a sin whose derivative is 0 at exactly 0 (a special case written the wrong way)
+SinWrongAtZero = unary_function(
+    "SinWrongAtZero", torch.sin, lambda x: torch.where(x == 0, torch.zeros_like(x), torch.cos(x))
+)
 
 
 @pytest.mark.parametrize(
