@@ -13,9 +13,10 @@ coefficients from power series (:func:`series_taylor`).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -284,25 +285,33 @@ def series_taylor(program: Program, pts: np.ndarray, max_order: int) -> np.ndarr
     if any(fn is None for fn in program.series) or program.undefined_constants:
         return out
     factorials = [math.factorial(j) for j in range(max_order + 1)]
+    with _series_base(program, max_order + 1) as base:
+        uniq, inverse = unique_rows(pts)
+        for p, row in enumerate(uniq):
+            if not np.isfinite(row).all():
+                continue
+            for axis in range(k):
+                derivs = _series_point(program, base, row, axis, max_order, factorials)
+                if derivs is not None:
+                    out[inverse == p, :, axis] = derivs
+    return out
+
+
+@contextlib.contextmanager
+def _series_base(program: Program, cap: int) -> Iterator[list[Any]]:
+    """Within the block: arithmetic at :data:`START_BITS` on series of ``cap`` terms, and the
+    program's slots with its constants filled in as constant series (the rest None)."""
     saved_cap = ctx.cap
     try:
-        ctx.cap = max_order + 1
+        ctx.cap = cap
         with ctx.workprec(START_BITS):
             frame = program.frame(START_BITS)
             base: list[Any] = [None] * program.n_slots
             for slot, _ in program.constants:
                 base[slot] = sr.constant(frame[slot])
-            uniq, inverse = unique_rows(pts)
-            for p, row in enumerate(uniq):
-                if not np.isfinite(row).all():
-                    continue
-                for axis in range(k):
-                    derivs = _series_point(program, base, row, axis, max_order, factorials)
-                    if derivs is not None:
-                        out[inverse == p, :, axis] = derivs
+            yield base
     finally:
         ctx.cap = saved_cap
-    return out
 
 
 def _series_point(
@@ -374,43 +383,34 @@ def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
     jump = np.zeros((n, k), dtype=bool)
     crossed = np.zeros((n, k), dtype=bool)
     factorials = [math.factorial(j) for j in range(max_order + 1)]
-    saved_cap = ctx.cap
-    try:
-        ctx.cap = max_order + 1 + GERM_EXTRA
-        with ctx.workprec(START_BITS):
-            frame = program.frame(START_BITS)
-            base: list[Any] = [None] * program.n_slots
-            for slot, _ in program.constants:
-                base[slot] = sr.constant(frame[slot])
-            uniq, inverse = unique_rows(pts)
-            for p, row in enumerate(uniq):
-                if not np.isfinite(row).all() or program.undefined_constants:
+    with _series_base(program, max_order + 1 + GERM_EXTRA) as base:
+        uniq, inverse = unique_rows(pts)
+        for p, row in enumerate(uniq):
+            if not np.isfinite(row).all() or program.undefined_constants:
+                continue
+            outs, flags = program.run(_exact_inputs(row))
+            own = outs[0] if not any(f & b.UNDEF for f in flags) else None
+            rows = inverse == p
+            for axis in range(k):
+                sr.CROSSINGS[0] = 0
+                sides = [_germ(program, base, row, axis, sign) for sign in (-1, 1)]
+                crossed[rows, axis] = sr.CROSSINGS[0] > 0
+                if own is not None and any(
+                    s is not None and not (sr.head(s[0]) - own).contains(0) for s in sides
+                ):
+                    jump[rows, axis] = True
+                below, above = sides
+                if below is None or above is None:
                     continue
-                outs, flags = program.run(_exact_inputs(row))
-                own = outs[0] if not any(f & b.UNDEF for f in flags) else None
-                rows = inverse == p
-                for axis in range(k):
-                    sr.CROSSINGS[0] = 0
-                    sides = [_germ(program, base, row, axis, sign) for sign in (-1, 1)]
-                    crossed[rows, axis] = sr.CROSSINGS[0] > 0
-                    if own is not None and any(
-                        s is not None and not (sr.head(s[0]) - own).contains(0) for s in sides
-                    ):
-                        jump[rows, axis] = True
-                    below, above = sides
-                    if below is None or above is None:
-                        continue
-                    for j in range(1, max_order + 1):
-                        lo, hi = (_coefficient(s, j) * factorials[j] for s in (below, above))
-                        lo = lo if j % 2 == 0 else -lo  # the left germ ran on x_i - t
-                        if _tight(lo):
-                            left[rows, j - 1, axis] = float(lo.mid()) + 0.0
-                        if _tight(hi):
-                            right[rows, j - 1, axis] = float(hi.mid()) + 0.0
-                            bound[rows, j - 1, axis] = _upper_float(hi.rad())
-                        same[rows, j - 1, axis] = _tight(lo) and _tight(hi) and (lo - hi).contains(0)
-    finally:
-        ctx.cap = saved_cap
+                for j in range(1, max_order + 1):
+                    lo, hi = (_coefficient(s, j) * factorials[j] for s in (below, above))
+                    lo = lo if j % 2 == 0 else -lo  # the left germ ran on x_i - t
+                    if _tight(lo):
+                        left[rows, j - 1, axis] = float(lo.mid()) + 0.0
+                    if _tight(hi):
+                        right[rows, j - 1, axis] = float(hi.mid()) + 0.0
+                        bound[rows, j - 1, axis] = _upper_float(hi.rad())
+                    same[rows, j - 1, axis] = _tight(lo) and _tight(hi) and (lo - hi).contains(0)
     finite = np.isfinite(left) & np.isfinite(right)
     return AxisGerms(left, right, bound, same & finite, jump, crossed)
 
