@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
-from harness.dtypes import dtype_info
 from harness.edges import edge_points
 from harness.engines.base import Engine, EngineError, check_engine_object, check_request
 from harness.expr import Call, Expr, to_text, variables
@@ -33,7 +32,7 @@ from harness.limits import TimeLimitExceeded, time_limit
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
 from harness.oracle import judge, one_sided_tolerance, rounding_model
-from harness.schema import FAILING, RESULT_COLUMNS, point_text_array, repro_command
+from harness.schema import RESULT_COLUMNS, failing_verdicts, point_text_array, repro_command
 from harness.strategies import expressions, points, reproducible_generation
 from harness.truth import SymbolicEngine, truth_engine
 
@@ -155,7 +154,7 @@ def compare(
     except Exception as exc:  # noqa: BLE001 - an engine crash is a finding, not our crash
         verdict_override, message = "error", f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
-    t, tol, oor, one_sided, branch = _reference(truth, expr, pts, dtype, order)
+    t, tol, ideal, oor, one_sided, branch = _reference(truth, expr, pts, dtype, order)
     if verdict_override is not None:
         got = np.full(t.values.shape, np.nan)
     j = judge(
@@ -168,6 +167,7 @@ def compare(
         out_of_range=oor,
         one_sided=one_sided,
         branch=branch,
+        ideal_tolerance=ideal,
     )
     entries = _derivative_entries(names, order)
     per_point = len(entries)
@@ -203,6 +203,7 @@ def compare(
         "rel_error": flat(j.rel_error),
         "ulp_error": flat(j.ulp_error),
         "tolerance": flat(j.tolerance),
+        "ideal_tolerance": flat(j.ideal_tolerance),
         "verdict": const(verdict_override) if verdict_override else flat(j.verdict),
         "seconds": np.full(n_rows, seconds / max(1, len(pts))),
     }
@@ -213,14 +214,14 @@ def compare(
 
 
 _Branch = tuple[np.ndarray, np.ndarray, np.ndarray]
-_Reference = tuple[Any, np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None", _Branch]
+_Reference = tuple[Any, np.ndarray, np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None", _Branch]
 _REFERENCE_CACHE: Memo[_Reference] = Memo(32)
 
 
 def _reference(
     truth: SymbolicEngine, expr: Expr, pts: np.ndarray, dtype: str, order: int
 ) -> _Reference:
-    """Truth, tolerance, out-of-range mask, one-sided limits and the other branch (where
+    """Truth, formula and ideal tolerances, out-of-range mask, one-sided limits and the other branch (where
     rounding may flip a kink, see :class:`~harness.oracle.RoundingModel`) for one request.
 
     At a kink the tolerance is that of the one-sided values (:func:`one_sided_tolerance`).
@@ -232,15 +233,7 @@ def _reference(
     def compute() -> _Reference:
         t = truth.evaluate(expr, pts, dtype=dtype, order=order)
         model = rounding_model(expr, pts, dtype=dtype, order=order, at_break=t.at_break)
-        tol, oor = model.tolerance, model.out_of_range
-        if order == 2:
-            # every engine builds a Hessian from the gradient: where the exact gradient
-            # leaves the dtype's range, so does the Hessian's computation (torch's
-            # hessian of x / y at x = y = -5e-324 gives NaN for the 0 of d2/dx2)
-            grad = truth.evaluate(expr, pts, dtype=dtype, order=1)
-            with np.errstate(invalid="ignore"):
-                beyond = np.abs(grad.values) > dtype_info(dtype).max
-            oor = oor | beyond.any(axis=1)
+        tol, ideal, oor = model.tolerance, model.ideal_tolerance, model.out_of_range
         kink = t.status == "kink"
         one_sided = None
         if order == 1 and kink.any():
@@ -249,7 +242,7 @@ def _reference(
             side_tol = one_sided_tolerance(expr, pts[rows], dtype=dtype)
             tol = tol.copy()
             tol[rows] = np.where(kink[rows], np.fmax(tol[rows], side_tol), tol[rows])
-        return t, tol, oor, one_sided, (model.ambiguous, model.other, model.other_tolerance)
+        return t, tol, ideal, oor, one_sided, (model.ambiguous, model.other, model.other_tolerance)
 
     return _REFERENCE_CACHE.get((truth, expr, dtype, order, pts.shape, pts.tobytes()), compute)
 
@@ -438,6 +431,7 @@ def check_engine(
     save_dir: str | Path | None = None,
     truth: SymbolicEngine | None = None,
     timeout: float | None = None,
+    allow: Iterable[str] = (),
 ) -> CheckResult:
     """Search for a wrong derivative of ``engine`` and shrink the first one found.
 
@@ -456,8 +450,13 @@ def check_engine(
     support (it raises ``EngineError``) is listed in ``skipped``. ``timeout`` bounds the
     seconds of each example: one that runs past stops the search with
     :class:`harness.limits.TimeLimitExceeded` naming it.
+    ``allow`` names failing verdicts to accept (``("inaccurate",)``: accuracy lost to a
+    cancelling backward formula, which fails the check by default); see
+    :data:`harness.schema.ALLOWABLE`.
     """
     check_engine_object(engine)
+    failing = failing_verdicts(allow)
+    allow = tuple(allow)
     dtypes, orders = tuple(dtypes), tuple(orders)
     if n_examples < 1 or unit_examples < 0:
         raise ValueError(f"n_examples={n_examples} must be >= 1 and unit_examples={unit_examples} >= 0")
@@ -471,7 +470,7 @@ def check_engine(
     spec = spec or engine_spec(engine)
     settings_text = f"seed={seed}, n_examples={n_examples}, dtypes={dtypes!r}, orders={orders!r}" + (
         f", ops={tuple(ops)!r}" if tuple(ops) != tuple(DEFAULT_OPS) else ""
-    )
+    ) + (f", allow={allow!r}" if allow else "")
     kinks = "include" if set(ops) & set(KINK_OPS + JUMP_OPS) else "avoid"
     frames: list[pd.DataFrame] = []
     failures: list[Failure] = []
@@ -504,7 +503,7 @@ def check_engine(
                     ) from None
                 if len(rows) and (rows["verdict"] == "skipped").all():
                     raise EngineError(rows.attrs.get("message", "not supported"))
-                bad = bool(rows["verdict"].isin(FAILING).any())
+                bad = bool(rows["verdict"].isin(failing).any())
                 if not counter["first"]:
                     frames.append(rows)
                     if bad:
@@ -540,7 +539,7 @@ def check_engine(
                 examples[key] = counter["n"]
                 continue
             examples[key] = counter["first"]
-            failure = _failure(engine, found, dtype, order, spec, counter["first"], truth)
+            failure = _failure(engine, found, dtype, order, spec, counter["first"], truth, failing)
             failures.append(failure)
             if save_dir is not None:
                 from harness.cases import save_failure
@@ -568,6 +567,8 @@ def check_engine(
     ]
     if tuple(ops) != tuple(DEFAULT_OPS):
         words += ["--ops", ",".join(ops)]
+    if allow:
+        words += ["--allow", ",".join(allow)]
     return CheckResult(engine.name, seed, failures, frame, examples, skipped, shlex.join(words))
 
 
@@ -579,10 +580,11 @@ def _failure(
     spec: str | None,
     examples: int,
     truth: SymbolicEngine | None,
+    failing: frozenset[str],
 ) -> Failure:
     expr, pts = case
     rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
-    bad = rows[rows["verdict"].isin(FAILING)]
+    bad = rows[rows["verdict"].isin(failing)]
     worst = bad.iloc[0]
     return Failure(
         expr=str(worst["expr"]),

@@ -38,8 +38,9 @@ error in float32, float16 and bfloat16 (tests/properties/test_reference_engine.p
 
 Where the model is consulted beyond the tolerance (:class:`RoundingModel`):
 
-* out of range: a magnitude (value, partial, derivative) within ``HEADROOM`` of the
-  dtype's largest number, or an exact op value below its smallest subnormal;
+* out of range: an exact value the tree defines (a node's value or derivative, an op's
+  partial) beyond the dtype's largest number, or an op's value below its smallest
+  subnormal; an engine's own intermediates (exp(2x) inside its tanh) never excuse it;
 * near a break: a kink or jump op whose argument lies within ``SAFETY`` times its
   modelled error of the break (``Op.kinks``), where the dtype's rounding may take either
   branch; the model is run once more with those kinks' other branch (``Op.across``);
@@ -53,7 +54,9 @@ model's magnitudes leave the dtype's range, the row is ``out-of-range`` instead 
 
 Verdicts
 --------
-``ok``; ``mismatch`` (finite and outside tolerance: the derivative is wrong);
+``ok``; ``inaccurate`` (outside the ideal tolerance, inside the formula one: a cancelling
+formula lost accuracy a careful engine keeps); ``mismatch`` (finite and outside the
+formula tolerance: the derivative is wrong);
 ``nan-mismatch`` (one side NaN or inf, the other finite); ``kink-convention`` (at a
 non-differentiable point, the value lies between the exact one-sided derivatives, e.g.
 relu'(0) = 0); ``kink-violation`` (it does not); ``undefined`` (the truth itself is
@@ -92,14 +95,10 @@ __all__ = [
     "rounding_tolerance",
 ]
 
-_FLOAT64_TINY = 2.0**-1022
 _FLOAT64_SMALLEST = 2.0**-1074
 
 SAFETY = 2.0
 """Multiplier on the modelled error: association order and libm slack."""
-
-HEADROOM = 16.0
-"""Out of range: a modelled magnitude within this factor of the dtype's largest number."""
 
 
 
@@ -257,7 +256,6 @@ class _Node:
     grad_error: np.ndarray  # (n, m)
     hess: np.ndarray | None = None  # (n, m, m)
     hess_error: np.ndarray | None = None  # (n, m, m)
-    reach: np.ndarray | None = None  # (n,) largest intermediate the derivative formulas imply
 
 
 def _values(expr: Expr, points: np.ndarray) -> dict[Expr, np.ndarray]:
@@ -304,7 +302,11 @@ class RoundingModel:
     """What the rounding model says about each derivative entry computed in one dtype.
 
     ``tolerance`` (the derivative's shape, ``SAFETY`` included) bounds the error of an
-    engine erring a few roundings per operation. ``out_of_range`` (n,) marks points where
+    engine erring a few roundings per operation with the usual backward formulas (the
+    *formula* tolerance); ``ideal_tolerance`` that of a careful engine, whose local
+    partials are within ``LIBM`` ulps of their exact values (never the hull of a
+    cancelling formula: torch's tanh'(20) = 1 - 1**2 = 0 is inside the first, far outside
+    the second). ``out_of_range`` (n,) marks points where
     a modelled magnitude leaves the dtype's range. ``ambiguous`` (n,) marks points where
     an argument of a kink or jump op lies within its own error bound of the break, so
     the dtype's rounding may put it on either side (relu(cos(exp(y))) at y = 18.125 in
@@ -318,6 +320,7 @@ class RoundingModel:
     ambiguous: np.ndarray
     other: np.ndarray
     other_tolerance: np.ndarray
+    ideal_tolerance: np.ndarray
 
 
 def rounding_tolerance(
@@ -343,6 +346,8 @@ def rounding_model(
     pts = np.asarray(points, dtype=np.float64)
     vals, local = _local_partials(expr, pts, order)
     value, tolerance, out_of_range, nodes = _run_model(expr, pts, vals, local, info, order)
+    _, ideal_tolerance, _, _ = _run_model(expr, pts, vals, local, info, order, ideal=True)
+    ideal_tolerance = np.fmin(ideal_tolerance, tolerance)
     on_break = np.ones(len(pts), dtype=bool) if at_break is None else np.asarray(at_break, dtype=bool)
     ambiguous, flips, jumps = _near_breaks(expr, vals, nodes, on_break)
     other = np.full(value.shape, np.nan)
@@ -355,7 +360,7 @@ def rounding_model(
         known = (ambiguous & ~jumps).reshape((-1,) + (1,) * (value.ndim - 1))
         other = np.where(known, alt, np.nan)
         other_tolerance = np.where(known, alt_tol, np.nan)
-    return RoundingModel(tolerance, out_of_range, ambiguous, other, other_tolerance)
+    return RoundingModel(tolerance, out_of_range, ambiguous, other, other_tolerance, ideal_tolerance)
 
 
 def _run_model(
@@ -365,16 +370,18 @@ def _run_model(
     local: dict[Expr, _Partials],
     info: Any,
     order: int,
+    ideal: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[Expr, _Node]]:
     """One pass of the running error model over the tree: the modelled derivative, its
-    tolerance (``SAFETY`` included, float64), the out-of-range mask and every node."""
+    tolerance (``SAFETY`` included, float64), the out-of-range mask and every node.
+    ``ideal``: local partials carry ``LIBM`` ulps, not their formulas' noise."""
     u = info.unit_roundoff
     floor = info.smallest_subnormal
     n, m = pts.shape[0], len(variables(expr))
     names = variables(expr)
     nodes: dict[Expr, _Node] = {}
     biggest = np.zeros(n)
-    smallest = np.full(n, np.inf)  # the least nonzero |value| of an op node
+    lost = np.zeros(n, dtype=bool)  # an underflowing intermediate the result depends on
     for node in walk(expr):
         v = vals[node]
         if isinstance(node, Var):
@@ -393,15 +400,18 @@ def _run_model(
             continue
         assert isinstance(node, Call)
         with np.errstate(all="ignore"):  # overflowing magnitudes are flagged below, not warned
-            nodes[node] = _propagate(node, vals, local, nodes, u, floor, order, info.tiny)
+            nodes[node] = _propagate(node, vals, local, nodes, u, floor, order, info.tiny, ideal)
         k = nodes[node]
-        if k.reach is not None:
-            biggest = np.fmax(biggest, k.reach)
+        p, q = local[node]
         biggest = np.fmax(biggest, np.abs(v))
-        smallest = np.fmin(smallest, np.where(v != 0, np.abs(v), np.inf))
+        lost |= _underflow_matters(node, vals, info.smallest_subnormal)
         biggest = np.fmax(biggest, np.abs(k.grad).max(axis=1, initial=0.0))
+        for pj in p:
+            biggest = np.fmax(biggest, np.where(np.isfinite(pj), np.abs(pj), 0.0))
         if k.hess is not None:
             biggest = np.fmax(biggest, np.abs(k.hess).reshape(n, -1).max(axis=1, initial=0.0))
+            for qv in q.values():
+                biggest = np.fmax(biggest, np.where(np.isfinite(qv), np.abs(qv), 0.0))
     root = nodes[expr]
     if order == 1:
         value, radius = root.grad, root.grad_error
@@ -410,17 +420,41 @@ def _run_model(
         value, radius = root.hess, root.hess_error
     # the result may be computed wider and rounded to the dtype once when stored
     radius = radius + u * np.abs(value) + floor
-    # Formulas multiply and divide magnitudes near these, so a factor HEADROOM below the top
-    # of the range an intermediate may already overflow (atan'' = -2x/(1 + x**2)**2 at
-    # x = 63 in float16: (1 + x**2)**2 = 1.6e7 > 65504, so torch gets 0).
-    out_of_range = ~(biggest <= info.max / HEADROOM)
-    # an exact intermediate below the smallest subnormal is 0 (or that subnormal) in the
-    # dtype: sqrt(x*x) at x = 1e-200 is sqrt(0) in float64, its derivative inf
-    out_of_range |= smallest < info.smallest_subnormal
+    # Out of range only where an exact value the tree itself defines cannot be held in
+    # the dtype: a node's value, derivative or op partial beyond its largest number, or an
+    # op's argument below its smallest subnormal where the op's partials at 0 differ
+    # (sqrt(x*x) at x = 1e-200 is sqrt(0) in float64, its derivative inf). An engine whose
+    # own formula overflows where these fit (exp(2x) inside tanh), or whose result
+    # underflows (sigmoid(-800)), is wrong when it returns NaN, not excused.
+    out_of_range = ~(biggest <= info.max * (1 + u)) | lost
     with np.errstate(over="ignore"):  # beyond float64 (edge points): inf, out of range
         tolerance = np.asarray(SAFETY * radius, dtype=np.float64)
         value64 = np.asarray(value, dtype=np.float64)
     return value64, tolerance, out_of_range, nodes
+
+
+def _underflow_matters(node: Call, vals: dict[Expr, np.ndarray], smallest: float) -> np.ndarray:
+    """Points where an argument of ``node`` is an op's value below ``smallest`` (the
+    dtype's smallest subnormal, so 0 there) and the op's first partials at 0 are not
+    within a factor 2 of those at the exact argument (in long double): the dtype cannot
+    represent what the derivative depends on (sqrt's partial at x*x = 1e-400 is 5e199,
+    at 0 inf; x*x/x's partial in the denominator is -1, with 0 for x*x it is 0)."""
+    n = len(vals[node])
+    out = np.zeros(n, dtype=bool)
+    args = [vals[a] for a in node.args]
+    for i, a in enumerate(node.args):
+        if not isinstance(a, Call):
+            continue
+        under = (args[i] != 0) & (np.abs(args[i]) < smallest)
+        if not under.any():
+            continue
+        zeroed = [np.where(under, 0.0, x) if k == i else x for k, x in enumerate(args)]
+        for fn in _partial_functions(node.op, 1).values():
+            with np.errstate(all="ignore"):
+                exact, at_zero = np.abs(fn(*args)), np.abs(fn(*zeroed))
+                close = ((at_zero <= 2 * exact) & (exact <= 2 * at_zero)) | ((at_zero == 0) & (exact == 0))
+            out |= under & ~close
+    return out
 
 
 def _near_breaks(
@@ -546,6 +580,7 @@ def _propagate(
     floor: float,
     order: int,
     tiny: float,
+    ideal: bool = False,
 ) -> _Node:
     row = OPS[node.op]
     args = [vals[a] for a in node.args]
@@ -557,6 +592,8 @@ def _propagate(
         noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in row.grad_noise(tuple(args), v, tuple(p))]
     else:
         noise = [LIBM * np.abs(pj) for pj in p]
+    if ideal:
+        noise = [np.fmin(nz, LIBM * np.abs(pj)) for nz, pj in zip(noise, p, strict=True)]
     # A partial below the smallest normal number is subnormal or flushed to 0 in the
     # dtype: its relative accuracy is gone, so its whole size is error (erf'' at 4), and
     # one subnormal step more: a partial below half that step is 0 in float64 here but
@@ -582,15 +619,7 @@ def _propagate(
     )
     grad_error = grad_error + u * _chain_roundings(p, [k.grad for k in kids]) + floor
     grad_error = np.where(np.abs(grad) < tiny, np.fmax(grad_error, np.abs(grad)), grad_error)
-    # in float64: a partial below its normal range is 0 to a formula (its whole size is
-    # error, see noise above), not one whose inverse overflows
-    partials = [np.abs(x).astype(np.float64) for x in (*p, *q.values())]
-    reach = np.zeros(len(v))
-    for x in partials:
-        normal = (x >= _FLOAT64_TINY) & np.isfinite(x)
-        inverse = np.where(normal, 1.0 / np.where(normal, x, 1.0), 0.0)
-        reach = np.fmax(reach, np.fmax(np.where(np.isfinite(x), x, 0.0), inverse))
-    out = _Node(v, value_error, np.asarray(grad), np.asarray(grad_error), reach=reach)
+    out = _Node(v, value_error, np.asarray(grad), np.asarray(grad_error))
     if order == 2:
         # A second derivative goes through the first derivative's formula, so it inherits
         # that formula's relative noise (tanh'' = -2 y (1 - y**2) cancels like tanh').
@@ -604,7 +633,7 @@ def _propagate(
             for j in range(ar)
             for k2 in range(ar)
         }
-        if row.grad2_noise is not None:
+        if row.grad2_noise is not None and not ideal:
             for j, extra in enumerate(row.grad2_noise(tuple(args), v, tuple(p))):
                 noise2[j, j] = noise2[j, j] + np.abs(np.asarray(extra, dtype=np.float64))
         for key, qv in q.items():
@@ -688,6 +717,7 @@ class Judgement:
     rel_error: np.ndarray
     ulp_error: np.ndarray
     tolerance: np.ndarray
+    ideal_tolerance: np.ndarray
 
     @property
     def failed(self) -> np.ndarray:
@@ -706,6 +736,7 @@ def judge(
     out_of_range: np.ndarray | None = None,
     one_sided: tuple[np.ndarray, np.ndarray] | None = None,
     branch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ideal_tolerance: np.ndarray | None = None,
 ) -> Judgement:
     """Judge each derivative entry: ``got`` (engine) against ``truth`` (certified).
 
@@ -718,6 +749,10 @@ def judge(
     ``ok`` there is ``out-of-range``, and so is an ``ok`` whose tolerance is as large as a
     nonzero expected value and the dtype's smallest normal number (it would accept
     anything).
+    ``ideal_tolerance`` (:class:`RoundingModel`'s, within ``tolerance``) splits the
+    entries within ``tolerance``: ``ok`` within it, ``inaccurate`` beyond it (accuracy a
+    careful engine keeps, lost to a cancelling formula); without it there is no
+    ``inaccurate``.
     ``branch`` is :class:`RoundingModel`'s ``(ambiguous, other, other_tolerance)``: where
     rounding may have flipped a kink or jump, an entry that is wrong for the truth's
     branch but right for the other one, or between the two (a tie the rounding made,
@@ -727,8 +762,10 @@ def judge(
     truth = np.asarray(truth, dtype=np.float64)
     status = np.broadcast_to(np.asarray(status), got.shape)
     tol = np.asarray(tolerance, dtype=np.float64)
+    ideal = tol if ideal_tolerance is None else np.fmin(np.asarray(ideal_tolerance, dtype=np.float64), tol)
     if truth_bound is not None:
-        tol = tol + np.nan_to_num(np.asarray(truth_bound, dtype=np.float64), nan=0.0)
+        bound = np.nan_to_num(np.asarray(truth_bound, dtype=np.float64), nan=0.0)
+        tol, ideal = tol + bound, ideal + bound
     expected = truth.copy()
     kink = status == "kink"
     lo = hi = None
@@ -744,6 +781,8 @@ def judge(
         ulp_err = abs_err / ulp(expected, dtype)
     finite_got, finite_exp = np.isfinite(got), np.isfinite(expected)
     verdict = np.full(got.shape, "ok", dtype=object)
+    smooth = np.isin(status, ("ok", "uncertified"))
+    verdict[smooth & finite_got & finite_exp & ~(abs_err <= ideal) & (abs_err > 0)] = "inaccurate"
     verdict[finite_got & finite_exp & ~(abs_err <= tol) & (abs_err > 0)] = "mismatch"
     verdict[finite_got != finite_exp] = "nan-mismatch"
     if out_of_range is not None:
@@ -773,7 +812,7 @@ def judge(
         flipped = near & np.isin(status, ("ok", "uncertified")) & np.isin(verdict, list(FAILING)) & either
         verdict[flipped] = "branch-ambiguous"
     verdict[status == "undefined"] = "undefined"
-    return Judgement(verdict.astype(str), abs_err, rel_err, ulp_err, tol)
+    return Judgement(verdict.astype(str), abs_err, rel_err, ulp_err, tol, np.broadcast_to(ideal, tol.shape))
 
 
 # ---- finite-difference diagnostics ------------------------------------------------------

@@ -15,7 +15,7 @@ has one meaning across the package:
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from harness.memo import Memo
 __all__ = [
     "CSV_COLUMNS",
     "DTYPE_NAMES",
+    "ALLOWABLE",
     "FAILING",
     "FD_COLUMNS",
     "JUDGED",
@@ -34,6 +35,7 @@ __all__ = [
     "THEORY_COLUMNS",
     "VERDICTS",
     "coordinate",
+    "failing_verdicts",
     "format_point",
     "parse_point",
     "point_items",
@@ -64,6 +66,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "rel_error",
     "ulp_error",
     "tolerance",
+    "ideal_tolerance",
     "verdict",
     "seconds",
 )
@@ -106,6 +109,7 @@ SCHEMES: tuple[str, ...] = (
 
 JUDGED: tuple[str, ...] = (
     "ok",
+    "inaccurate",
     "mismatch",
     "nan-mismatch",
     "kink-convention",
@@ -114,7 +118,10 @@ JUDGED: tuple[str, ...] = (
     "out-of-range",
     "branch-ambiguous",
 )
-"""Verdicts the oracle gives a derivative entry, in report order. ``branch-ambiguous``:
+"""Verdicts the oracle gives a derivative entry, in report order. ``inaccurate``: within
+the tolerance of the usual backward formulas, beyond that of a careful engine (accuracy
+lost to cancellation, e.g. tanh'(20) = 0 in float64); failing unless allowed.
+``branch-ambiguous``:
 the dtype's rounding may put a kink's or jump's argument on the other side, and the
 engine took that side (see :mod:`harness.oracle`); not a failure."""
 
@@ -129,8 +136,26 @@ engine that is not installed): nothing was judged, and nothing failed."""
 VERDICTS: tuple[str, ...] = (*JUDGED, *RUN_FAILURES, SKIPPED)
 """Every verdict a result row can hold, in report order."""
 
-FAILING: frozenset[str] = frozenset({"mismatch", "nan-mismatch", "kink-violation", *RUN_FAILURES})
+FAILING: frozenset[str] = frozenset(
+    {"inaccurate", "mismatch", "nan-mismatch", "kink-violation", *RUN_FAILURES}
+)
 """Verdicts that fail a check: the engine is wrong, or it could not be checked."""
+
+ALLOWABLE: tuple[str, ...] = ("inaccurate", "kink-violation")
+"""Failing verdicts a check may be told to accept (``allow=``, ``--allow``): accuracy lost
+to a cancelling formula, a convention outside the one-sided derivatives."""
+
+
+def failing_verdicts(allow: Iterable[str] = ()) -> frozenset[str]:
+    """:data:`FAILING` less the verdicts in ``allow`` (each one of :data:`ALLOWABLE`)."""
+    allow = tuple(allow)
+    for v in allow:
+        if v not in ALLOWABLE:
+            raise ValueError(
+                f"allow={v!r} is not a verdict a check can accept; expected one of "
+                f"{', '.join(ALLOWABLE)}"
+            )
+    return FAILING - frozenset(allow)
 
 
 def coordinate(raw: object, where: str) -> float:

@@ -277,7 +277,8 @@ def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
 def test_a_chain_rule_bug_is_found_by_the_negated_unit_trees(wrong: ModuleType) -> None:
     """tanh alone is right (it is seeded with 1); the unit pass's neg(tanh(neg(x))) feeds
     it an incoming gradient of -1, which the wrong backward drops, so the bug is found
-    before any random tree, as that very expression."""
+    before any random tree, as that very expression. (Its 1 - y*y loses all accuracy in
+    the tails, torch's own too: that is allowed here.)"""
     ops = ("add", "neg", "exp", "sin", "tanh")
     result = check_engine(
         wrong.WrongTanh(),
@@ -286,6 +287,7 @@ def test_a_chain_rule_bug_is_found_by_the_negated_unit_trees(wrong: ModuleType) 
         orders=(1,),
         ops=ops,
         unit_examples=1,
+        allow=("inaccurate",),
     )
     assert not result.ok
     f = result.failures[0]

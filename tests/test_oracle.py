@@ -119,8 +119,34 @@ def test_a_branch_is_not_ambiguous_where_the_model_says_so() -> None:
     assert j.verdict[0] == "mismatch"
 
 
+IDEAL_TABLE = [
+    # (got, truth, status, formula tolerance, ideal tolerance, verdict)
+    pytest.param(2.0 + 1e-15, 2.0, "ok", 1e-12, 1e-14, "ok", id="within-ideal"),
+    pytest.param(2.0 + 1e-13, 2.0, "ok", 1e-12, 1e-14, "inaccurate", id="beyond-ideal-within-formula"),
+    pytest.param(2.0 + 1e-13, 2.0, "uncertified", 1e-12, 1e-14, "inaccurate", id="uncertified-inaccurate"),
+    pytest.param(2.0 + 1e-9, 2.0, "ok", 1e-12, 1e-14, "mismatch", id="beyond-both"),
+    pytest.param(0.0, 1.7e-17, "ok", 2.4e-15, 2.3e-32, "inaccurate", id="tanh-prime-20-rounded-to-zero"),
+    # an ideal tolerance wider than the formula one is the formula one: never ok beyond it
+    pytest.param(2.0 + 1e-9, 2.0, "ok", 1e-12, 1e-6, "mismatch", id="ideal-capped-by-formula"),
+    # kinks and undefined entries are judged by their own rules, never inaccurate
+    pytest.param(0.5 + 1e-13, NAN, "kink", 1e-12, 1e-14, "undefined", id="kink-not-inaccurate"),
+]
+
+
+@pytest.mark.parametrize(("got", "truth", "status", "tol", "ideal", "expected"), IDEAL_TABLE)
+def test_beyond_the_ideal_tolerance_and_within_the_formula_one_is_inaccurate(
+    got: float, truth: float, status: str, tol: float, ideal: float, expected: str
+) -> None:
+    j = judge(
+        np.array([got]), np.array([truth]), np.array([status]), np.array([tol]), dtype="float64",
+        ideal_tolerance=np.array([ideal]),
+    )
+    assert j.verdict[0] == expected
+
+
 def test_the_verdict_tables_cover_every_verdict() -> None:
     covered = {p.values[-1] for p in VERDICT_TABLE} | {p.values[-1] for p in BRANCH_TABLE}
+    covered |= {p.values[-1] for p in IDEAL_TABLE}
     assert covered == set(JUDGED)
 
 
@@ -139,7 +165,7 @@ def test_failed_marks_exactly_the_failing_verdicts() -> None:
         "ok", "mismatch", "nan-mismatch", "kink-violation", "kink-convention", "undefined",
     ]
     assert j.failed.tolist() == [False, True, True, True, False, False]
-    assert FAILING & set(JUDGED) == {"mismatch", "nan-mismatch", "kink-violation"}
+    assert FAILING & set(JUDGED) == {"inaccurate", "mismatch", "nan-mismatch", "kink-violation"}
 
 
 def test_the_truth_bound_widens_the_tolerance() -> None:

@@ -159,6 +159,7 @@ def fd_tables(
             "rel_error": merged["rel_error"],
             "ulp_error": merged["ulp_error"],
             "tolerance": np.full(n_rows, np.nan),
+            "ideal_tolerance": np.full(n_rows, np.nan),
             "verdict": [""] * n_rows,
             "seconds": np.full(n_rows, np.nan),
         },

@@ -18,8 +18,15 @@ point (the fraction of the site's bound taken), or the engine draws them at rand
 time to read the sign of its effect, then sets every site to push the entry one way,
 then the other (to first order, the largest error such an engine can make).
 
+With ``careful=True`` no formula is used: every library partial is its exact value
+times (1 + delta), |delta| <= ``libm`` * u, as a careful implementation computes it (the
+oracle's *ideal* tolerance is for that engine; the formulas' cancellation is what its
+``inaccurate`` verdict reports).
+
 Exact values come from torch in float64 (about 1e-16 relative; in float64 itself the
-reference is then torch's float64 plus the deltas).
+reference is then torch's float64 plus the deltas); a careful engine's library partials
+come from the certified truth of the op alone, since torch's float64 formulas cancel too
+(tanh'(20) is 0 there).
 """
 
 from __future__ import annotations
@@ -50,8 +57,13 @@ class ReferenceEngine:
 
     name = "reference"
 
-    def __init__(self, libm: float = 4.0, signs: Signs | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, libm: float = 4.0, signs: Signs | None = None, seed: int = 0, careful: bool = False
+    ) -> None:
         self.libm = libm
+        self.careful = careful
+        if careful:
+            self.name = "reference-careful"
         self.signs = signs
         self.rng = np.random.default_rng(seed)
         self.sites = 0  # how many sites the last call used
@@ -103,8 +115,10 @@ class ReferenceEngine:
             assert isinstance(node, Call)
             args = [value[a] for a in node.args]
             exact, partials = _exact(node.op, args)
+            if self.careful and node.op not in ARITHMETIC and node.op != "mul":
+                partials = _certified_partials(node.op, args)
             v = lib(exact) if node.op not in ARITHMETIC else exact if node.op in EXACT_VALUES else rnd(exact)
-            formula = FORMULAS.get(node.op)
+            formula = None if self.careful else FORMULAS.get(node.op)
             if formula is not None:
                 ps = [formula(args, v, rnd, lib)]
             elif node.op in UNIT_PARTIALS:
@@ -139,6 +153,23 @@ def _exact(op: str, args: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray
     grads = torch.autograd.grad(y.sum(), ts, allow_unused=True)
     parts = [np.zeros_like(a) if g is None else g.detach().numpy() for a, g in zip(args, grads, strict=True)]
     return y.detach().numpy(), parts
+
+
+_CERTIFIED: dict[tuple[str, bytes], list[np.ndarray]] = {}
+
+
+def _certified_partials(op: str, args: list[np.ndarray]) -> list[np.ndarray]:
+    """The op's partials at ``args`` from the certified truth (correctly rounded float64)."""
+    from harness.truth import truth_engine
+
+    shape = np.shape(args[0])
+    pts = np.stack([np.broadcast_to(np.asarray(a, dtype=np.float64), shape) for a in args], axis=1)
+    key = (op, pts.tobytes())
+    if key not in _CERTIFIED:
+        tree = Call(op, tuple(Var(f"a{i}") for i in range(len(args))))
+        grad = truth_engine().evaluate(tree, pts, dtype="float64", order=1).values
+        _CERTIFIED[key] = [grad[:, j] for j in range(len(args))]
+    return _CERTIFIED[key]
 
 
 Rounder = Callable[[np.ndarray], np.ndarray]
@@ -183,20 +214,24 @@ FORMULAS: dict[str, Formula] = {
 
 
 def worst_case(
-    expr: Expr, points: np.ndarray, truth: np.ndarray, *, dtype: str, libm: float = 4.0
+    expr: Expr, points: np.ndarray, truth: np.ndarray, *, dtype: str, libm: float = 4.0,
+    careful: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's gradient with its errors aligned the worst way for each
-    entry, and that gradient's error against ``truth``: (values, errors), each (n, m).
+    """The reference's gradient (``careful`` as for :class:`ReferenceEngine`) with its
+    errors aligned the worst way for each entry, and that gradient's error against
+    ``truth``: (values, errors), each (n, m).
 
     First order: each site's effect on each entry is read by perturbing it alone, then
     all sites are set to push the entry up (and, separately, down); the worse is kept."""
     n, m = truth.shape
-    base_engine = ReferenceEngine(libm, signs={})
+    base_engine = ReferenceEngine(libm, signs={}, careful=careful)
     base = base_engine.derivatives(expr, points, dtype=dtype)
     sites = base_engine.sites
     effect = np.zeros((sites, n, m))
     for s in range(sites):
-        moved = ReferenceEngine(libm, signs={s: np.ones(n)}).derivatives(expr, points, dtype=dtype)
+        moved = ReferenceEngine(libm, signs={s: np.ones(n)}, careful=careful).derivatives(
+            expr, points, dtype=dtype
+        )
         with np.errstate(invalid="ignore"):
             effect[s] = np.nan_to_num(np.sign(moved - base))
     values = base.copy()
@@ -204,7 +239,8 @@ def worst_case(
     for i in range(m):
         for direction in (1.0, -1.0):
             signs = {s: direction * effect[s][:, i] for s in range(sites)}
-            got = ReferenceEngine(libm, signs=signs).derivatives(expr, points, dtype=dtype)[:, i]
+            engine = ReferenceEngine(libm, signs=signs, careful=careful)
+            got = engine.derivatives(expr, points, dtype=dtype)[:, i]
             err = np.abs(got - truth[:, i])
             worse = ~(err <= errors[:, i])
             values[:, i] = np.where(worse, got, values[:, i])
