@@ -9,7 +9,9 @@ A case file holds one or more ``[[case]]`` tables::
     dtypes = ["float32", "float64"]   # optional (default float64 and float32)
     orders = [1]                      # optional (default [1]); 1 or 2
     engines = ["torch:reverse"]       # optional (default: every torch mode)
-    expect = "ok"                     # optional: the verdict every engine must get
+    expect = "ok"                     # optional: the verdict every engine must get (a
+                                      # failing one, for a known finding: the only failing
+                                      # verdict; other entries may be right)
     tags = ["seed"]                   # optional
     note = "free text"                # optional
 

@@ -150,7 +150,7 @@ def test_a_second_run_into_a_used_folder_is_refused(clean_run: Path) -> None:
 
 def test_results_csv_has_the_columns_the_readme_documents(clean_run: Path) -> None:
     documented = documented_columns()
-    assert len(documented) == 22, documented  # README lists 22 columns; seconds is not one
+    assert len(documented) == 23, documented  # README lists 23 columns; seconds is not one
     header = (clean_run / "results.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header.split(",") == documented
 

@@ -235,6 +235,7 @@ def test_every_wrong_engine_is_caught_within_the_default_budget(wrong: Wrong, mo
         ops=ops,
         dtypes=wrong.dtypes,
         orders=wrong.orders,
+        allow=("inaccurate",),  # torch's own tanh' and sigmoid' lose accuracy in the tails
     )
     print(f"\n{wrong.id} [{mode}]: examples {result.examples} (budget {budget(ops)})")
     for f in result.failures:
