@@ -292,6 +292,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         from harness.report import terminal_table
 
         cols = ["var", "value", "truth", "ulp_error", "tolerance", "verdict"]
+        if (rows["vs_eager"] != "").any():
+            cols.append("vs_eager")
         print(f"{engine.name} on {args.expr} at {args.at} ({args.dtype}, order {args.order})")
         print(terminal_table(rows[cols]))
         if "message" in rows.attrs:
