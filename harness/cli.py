@@ -32,6 +32,11 @@ def _csv_list(text: str) -> tuple[str, ...]:
     return items
 
 
+def _schemes(text: str) -> tuple[str, ...]:
+    """``none`` (AD engines only, no finite differences) or a comma-separated list."""
+    return () if text.strip() == "none" else _csv_list(text)
+
+
 def _orders(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(t) for t in _csv_list(text))
@@ -423,7 +428,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--orders", type=_orders, help="derivative orders, 1 and/or 2 (default 1)")
     run.add_argument("--engines", type=_csv_list, help="engines under test (default: the three torch modes)")
     run.add_argument(
-        "--schemes", type=_csv_list, help=f"finite-difference schemes (default all: {','.join(SCHEMES)})"
+        "--schemes", type=_schemes,
+        help=f"finite-difference schemes, or none (default all: {','.join(SCHEMES)})",
     )
     run.add_argument("--ops", type=_ops, help="ops for generated cases: names or default,kinks,jumps,all")
     run.add_argument("--corpus", action="append", help="case file or folder (repeatable; default cases/)")
