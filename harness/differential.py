@@ -47,4 +47,6 @@ def vs_eager(
     same = (value == eager_value) | (np.isnan(value) & np.isnan(eager_value))
     out = np.where(same | close, AGREES, DIFFERS).astype(object)
     out[np.asarray(eager_verdict) != "ok"] = EAGER_NOT_OK
+    # no finite tolerance (the exact value is out of the dtype's range): nothing to judge by
+    out[~np.isfinite(tolerance)] = ""
     return out

@@ -138,7 +138,8 @@ tolerance, or the same NaN or infinity), ``differs`` (eager is ``ok`` and this v
 further from it than the tolerance: a compiler or transform changed the derivative),
 ``eager-not-ok`` (eager's own verdict is not ``ok``: nothing trustworthy to compare with).
 Empty where there is no comparison: an eager mode, an engine without an eager counterpart,
-a row without a value (skipped, error) and finite-difference rows. Not a verdict: a
+a row without a value (skipped, error), an entry without a finite tolerance (its exact
+value is out of the dtype's range) and finite-difference rows. Not a verdict: a
 ``differs`` row's ``verdict`` still says what the truth says."""
 
 FAILING: frozenset[str] = frozenset({"mismatch", "nan-mismatch", "kink-violation", *RUN_FAILURES})

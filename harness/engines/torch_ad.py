@@ -390,7 +390,9 @@ class TorchEngine:
                 out = result.detach().to(dtype=torch.float64).cpu()
                 if self._reduction == "mean":
                     out = out * n
-        return np.array(out.numpy(), dtype=np.float64).reshape(shape)
+        # force: jacfwd(jacfwd(f)) of a linear tree returns torch's ZeroTensor, which
+        # .numpy() refuses without it
+        return np.array(out.numpy(force=True), dtype=np.float64).reshape(shape)
 
     def _mode_fn(
         self, expr: Expr

@@ -131,3 +131,10 @@ def test_inductor_gives_the_closed_form_and_reuses_its_code_for_a_renamed_tree(o
     again = TorchEngine("compile-inductor").derivatives(renamed, POINTS, dtype="float64", order=order)
     assert len(tc._CACHE) == cached  # served from the shape cache, not compiled again
     assert_close(again, exact(order), "float64")
+
+
+def test_jacfwd_hessian_of_a_linear_tree_is_zero_not_a_crash() -> None:
+    # torch returns a ZeroTensor here, which .numpy() refuses unless forced
+    linear = Call("mul", (y, Const(3)))
+    got = TorchEngine("jacfwd").derivatives(linear, np.array([[0.5]]), dtype="float64", order=2)
+    assert got.tolist() == [[[0.0]]]
