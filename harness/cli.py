@@ -310,7 +310,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     try:
         result = check_engine(
             engine,
-            n_examples=args.n_examples,
+            n_examples=args.n_examples or getattr(engine, "default_examples", None) or 200,
             seed=args.seed,
             dtypes=args.dtypes,
             orders=args.orders,
@@ -497,7 +497,9 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--dtype", type=_dtype, default="float64", help="dtype for --expr (default float64)")
     chk.add_argument("--order", type=int, choices=(1, 2), default=1, help="order for --expr (default 1)")
     chk.add_argument(
-        "--n-examples", type=_positive_int, default=200, help="examples per dtype and order (default 200)"
+        "--n-examples", type=_positive_int, default=None,
+        help="examples per dtype and order (default 200; 50 for torch:compile-aot, 10 for "
+        "torch:compile-inductor, where compiling each tree dominates)",
     )
     chk.add_argument("--seed", type=_positive_int, help="seed of the search (printed on every run)")
     chk.add_argument(

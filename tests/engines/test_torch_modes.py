@@ -20,7 +20,8 @@ from harness.engines.torch_transforms import CHUNK
 from harness.expr import Call, Const, Var
 
 x, y = Var("x"), Var("y")
-EXPR = Call("add", (Call("mul", (Call("sin", (x,)), Call("exp", (y,)))), Call("pow", (x, Const(Fraction(3))))))
+EXPR = Call("add", (Call("mul", (Call("sin", (x,)), Call("exp", (y,)))),
+                    Call("pow", (x, Const(Fraction(3))))))
 POINTS = np.array([[0.75, 0.5], [1.5, -0.25], [-2.0, 1.25]])
 ULPS = 8
 TRANSFORM_MODES = ("jacrev", "jacfwd", "hessian", "autograd-functional")
