@@ -25,14 +25,15 @@ from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
+from harness.differential import eager_engine, vs_eager
 from harness.edges import edge_points
 from harness.engines.base import Engine, EngineError, check_engine_object, check_request
-from harness.expr import Call, Expr, to_text, variables
+from harness.expr import Call, Expr, to_text, variables, walk
 from harness.limits import TimeLimitExceeded, time_limit
 from harness.memo import Memo
-from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS
+from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
 from harness.oracle import judge, one_sided_tolerance, rounding_model
-from harness.schema import RESULT_COLUMNS, failing_verdicts, point_text_array, repro_command
+from harness.schema import RESULT_COLUMNS, VS_EAGER, failing_verdicts, point_text_array, repro_command
 from harness.strategies import expressions, points, reproducible_generation
 from harness.truth import SymbolicEngine, truth_engine
 
@@ -54,18 +55,18 @@ def engine_spec(engine: Engine) -> str | None:
     """The text ``--engine`` takes to rebuild ``engine``, or None where no text can.
 
     The engine's own ``spec`` attribute when it has one (set it to ``"mymodule:engine"``
-    for an engine object your module defines); a built-in name; None for a torch engine
-    with overrides or on another device (built in Python, it cannot be named on the
-    command line; a subclass of it that sets them in its own ``__init__`` is named by
+    for an engine object your module defines); a built-in name (a torch mode on a GPU is
+    ``torch:<mode>@cuda``); None for a torch engine with overrides (built in Python, it
+    cannot be named on the command line; a subclass of it that sets them in its own ``__init__`` is named by
     class); otherwise ``module:class``, which rebuilds an engine whose class takes no
     arguments."""
-    from harness.engines import BUILTIN_ENGINES
+    from harness.engines import is_builtin
     from harness.engines.torch_ad import TorchEngine
 
     own = getattr(engine, "spec", None)
     if isinstance(own, str) and own:
         return own
-    if engine.name in BUILTIN_ENGINES:
+    if is_builtin(engine.name):  # a torch engine on a GPU too: torch:jacfwd@cuda
         return engine.name
     if type(engine) is TorchEngine:  # overrides or a device: given in Python, not by name
         return None
@@ -205,12 +206,54 @@ def compare(
         "tolerance": flat(j.tolerance),
         "ideal_tolerance": flat(j.ideal_tolerance),
         "verdict": const(verdict_override) if verdict_override else flat(j.verdict),
+        "vs_eager": const("") if verdict_override else flat(
+            _against_eager(engine, expr, pts, dtype, order, truth, got, j.tolerance)
+        ),
         "seconds": np.full(n_rows, seconds / max(1, len(pts))),
     }
     frame = pd.DataFrame(columns, columns=list(RESULT_COLUMNS))
     if verdict_override is not None:
         frame.attrs["message"] = message
     return frame
+
+
+_EAGER_CACHE: Memo[tuple[np.ndarray, np.ndarray] | None] = Memo(64)
+
+
+def _against_eager(
+    engine: Engine,
+    expr: Expr,
+    pts: np.ndarray,
+    dtype: str,
+    order: int,
+    truth: SymbolicEngine,
+    got: np.ndarray,
+    tolerance: np.ndarray,
+) -> np.ndarray:
+    """The ``vs_eager`` words of ``engine``'s values ``got`` (:mod:`harness.differential`);
+    empty strings for an engine without an eager counterpart. The eager engine's values
+    and verdicts are remembered per request (keyed by its name and the op table rows the
+    tree uses), as every transformed mode of a case is compared with the same ones."""
+    eager = eager_engine(engine)
+    if eager is None:
+        return np.full(got.shape, "", dtype=object)
+    rows = tuple(OPS[node.op] for node in walk(expr) if isinstance(node, Call))
+    overrides = tuple(sorted(getattr(eager, "overrides", {}).items()))
+    key = (eager.name, overrides, expr, rows, pts.shape, pts.tobytes(), dtype, order)
+
+    def compute() -> tuple[np.ndarray, np.ndarray] | None:
+        frame = compare(eager, expr, pts, dtype=dtype, order=order, truth=truth)
+        if "message" in frame.attrs:  # eager skipped or failed: no values
+            return None
+        shape = got.shape
+        return frame["value"].to_numpy(np.float64).reshape(shape), frame["verdict"].to_numpy(
+            object
+        ).reshape(shape)
+
+    found = _EAGER_CACHE.get(key, compute)
+    if found is None:
+        return np.full(got.shape, VS_EAGER[2], dtype=object)
+    return vs_eager(got, found[0], found[1], tolerance)
 
 
 _Branch = tuple[np.ndarray, np.ndarray, np.ndarray]

@@ -32,6 +32,11 @@ def _csv_list(text: str) -> tuple[str, ...]:
     return items
 
 
+def _schemes(text: str) -> tuple[str, ...]:
+    """``none`` (AD engines only, no finite differences) or a comma-separated list."""
+    return () if text.strip() == "none" else _csv_list(text)
+
+
 def _orders(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(t) for t in _csv_list(text))
@@ -304,6 +309,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         from harness.report import terminal_table
 
         cols = ["var", "value", "truth", "ulp_error", "tolerance", "ideal_tolerance", "verdict"]
+        if (rows["vs_eager"] != "").any():
+            cols.append("vs_eager")
         print(f"{engine.name} on {args.expr} at {args.at} ({args.dtype}, order {args.order})")
         print(terminal_table(rows[cols]))
         if "message" in rows.attrs:
@@ -313,7 +320,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     try:
         result = check_engine(
             engine,
-            n_examples=args.n_examples,
+            n_examples=args.n_examples or getattr(engine, "default_examples", None) or 200,
             seed=args.seed,
             dtypes=args.dtypes,
             orders=args.orders,
@@ -432,7 +439,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--orders", type=_orders, help="derivative orders, 1 and/or 2 (default 1)")
     run.add_argument("--engines", type=_csv_list, help="engines under test (default: the three torch modes)")
     run.add_argument(
-        "--schemes", type=_csv_list, help=f"finite-difference schemes (default all: {','.join(SCHEMES)})"
+        "--schemes", type=_schemes,
+        help=f"finite-difference schemes, or none (default all: {','.join(SCHEMES)})",
     )
     run.add_argument("--ops", type=_ops, help="ops for generated cases: names or default,kinks,jumps,all")
     run.add_argument("--corpus", action="append", help="case file or folder (repeatable; default cases/)")
@@ -500,7 +508,9 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--dtype", type=_dtype, default="float64", help="dtype for --expr (default float64)")
     chk.add_argument("--order", type=int, choices=(1, 2), default=1, help="order for --expr (default 1)")
     chk.add_argument(
-        "--n-examples", type=_positive_int, default=200, help="examples per dtype and order (default 200)"
+        "--n-examples", type=_positive_int, default=None,
+        help="examples per dtype and order (default 200; 50 for torch:compile-aot, 10 for "
+        "torch:compile-inductor, where compiling each tree dominates)",
     )
     chk.add_argument("--seed", type=_positive_int, help="seed of the search (printed on every run)")
     chk.add_argument(

@@ -35,7 +35,7 @@ import pandas as pd
 from harness.dtypes import DTYPES
 from harness.expr import Call, walk
 from harness.ops import OPS
-from harness.schema import FAILING, VERDICTS, repro_command
+from harness.schema import FAILING, VERDICTS, VS_EAGER, repro_command
 
 __all__ = [
     "ERROR_VS_H_COLUMNS",
@@ -68,10 +68,13 @@ NO_OPS = "(no ops)"
 
 _STATS: tuple[str, ...] = ("median", "p90", "max")
 
+DIFFERS = VS_EAGER[1]
+
 _TEXT_COLUMNS = ("case_id", "expr", "point", "var", "engine", "mode", "dtype", "scheme",
                  "verdict", "source")
 _FLOAT_COLUMNS = ("h", "value", "truth", "tolerance", "abs_error", "rel_error", "ulp_error")
 _REQUIRED = (*_TEXT_COLUMNS, *_FLOAT_COLUMNS, "order")
+_OPTIONAL = ("vs_eager",)  # text; empty in tables written before the column existed
 
 _FD_COLUMNS = ("dtype", "scheme", "order", "best_h", "best_error", "predicted_h",
                "predicted_error", "observed_order", "expected_order", "consistent")
@@ -91,8 +94,8 @@ def _normalise(results: pd.DataFrame) -> pd.DataFrame:
             f"results is missing columns={missing}; expected the campaign's long table "
             "(harness.campaign), one row per derivative entry"
         )
-    df = results.reindex(columns=list(dict.fromkeys([*results.columns, *_REQUIRED])))
-    for c in _TEXT_COLUMNS:
+    df = results.reindex(columns=list(dict.fromkeys([*results.columns, *_REQUIRED, *_OPTIONAL])))
+    for c in (*_TEXT_COLUMNS, *_OPTIONAL):
         df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
     for c in _FLOAT_COLUMNS:
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
@@ -232,7 +235,9 @@ def ad_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     the edge of the rounding model's budget), ``truth_zero_rows`` and ``max_abs_error_truth_zero`` (one ulp
     of 0 is the smallest subnormal, so there an error is told in absolute terms, never in
     ulps), ``median_rel_error`` (drawn as the engine's horizontal line in the error plot),
-    and a count per verdict (every verdict of ``schema.VERDICTS``, zeros included).
+    ``differs_from_eager`` (entries whose ``vs_eager`` is ``differs``: a transformed or
+    compiled mode moved an eager-``ok`` value by more than its tolerance; 0 for an eager
+    mode), and a count per verdict (every verdict of ``schema.VERDICTS``, zeros included).
     """
     ad = _ad_only(_normalise(results))
     keys = ["engine", "mode", "dtype", "order"]
@@ -240,7 +245,9 @@ def ad_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     stats_cols = ["median_ulp_error", "p90_ulp_error", "max_ulp_error", "max_error_ratio",
                   "truth_zero_rows", "max_abs_error_truth_zero", "median_rel_error"]
     if ad.empty:
-        return pd.DataFrame(columns=[*keys, "rows", "failing", *stats_cols, *counts.columns[4:]])
+        return pd.DataFrame(
+            columns=[*keys, "rows", "failing", "differs_from_eager", *stats_cols, *counts.columns[4:]]
+        )
     zero = ad["truth"] == 0
     with np.errstate(all="ignore"):
         ratio = ad["abs_error"] / ad["tolerance"]
@@ -251,6 +258,7 @@ def ad_accuracy(results: pd.DataFrame) -> pd.DataFrame:
         {
             "rows": grouped.size(),
             "failing": grouped["verdict"].agg(lambda v: int(v.isin(FAILING).sum())),
+            "differs_from_eager": grouped["vs_eager"].agg(lambda v: int((v == DIFFERS).sum())),
             "median_ulp_error": grouped["_ulps"].agg(_median),
             "p90_ulp_error": grouped["_ulps"].agg(_p90),
             "max_ulp_error": grouped["_ulps"].agg(_max),
@@ -884,8 +892,10 @@ _LEGENDS = {
                 "is nonzero (where a derivative is tiny next to the terms it is computed from, "
                 "a row within budget can be 1e15 ulps off: judge by error / tolerance, where 1 "
                 "is the edge of the rounding model's budget); rows with truth 0 are counted "
-                "apart with their largest absolute error. Verdicts that are 0 everywhere and "
-                "the max ulp error are left out here (ad_accuracy.csv has them).",
+                "apart with their largest absolute error. differs_from_eager: entries where a "
+                "transformed or compiled mode (torch.compile, torch.func, jit) moved a value "
+                "that its eager mode gets right by more than the tolerance. Verdicts that are "
+                "0 everywhere and the max ulp error are left out here (ad_accuracy.csv has them).",
     "ops": "AD rows, counted once for every op their expression contains; failing = "
            + ", ".join(sorted(FAILING)) + ".",
     "fd": "Medians over cases of the best h and its relative error, measured and predicted, "

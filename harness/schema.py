@@ -34,6 +34,7 @@ __all__ = [
     "SKIPPED",
     "THEORY_COLUMNS",
     "VERDICTS",
+    "VS_EAGER",
     "coordinate",
     "failing_verdicts",
     "format_point",
@@ -68,6 +69,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "tolerance",
     "ideal_tolerance",
     "verdict",
+    "vs_eager",
     "seconds",
 )
 """Columns of the long results table, in order (documented in the README)."""
@@ -135,6 +137,17 @@ engine that is not installed): nothing was judged, and nothing failed."""
 
 VERDICTS: tuple[str, ...] = (*JUDGED, *RUN_FAILURES, SKIPPED)
 """Every verdict a result row can hold, in report order."""
+
+VS_EAGER: tuple[str, ...] = ("agrees", "differs", "eager-not-ok")
+"""Values of the ``vs_eager`` column, a transformed or compiled mode's value against the
+same engine's eager mode (:mod:`harness.differential`): ``agrees`` (within the entry's
+tolerance, or the same NaN or infinity), ``differs`` (eager is ``ok`` and this value is
+further from it than the tolerance: a compiler or transform changed the derivative),
+``eager-not-ok`` (eager's own verdict is not ``ok``: nothing trustworthy to compare with).
+Empty where there is no comparison: an eager mode, an engine without an eager counterpart,
+a row without a value (skipped, error), an entry without a finite tolerance (its exact
+value is out of the dtype's range) and finite-difference rows. Not a verdict: a
+``differs`` row's ``verdict`` still says what the truth says."""
 
 FAILING: frozenset[str] = frozenset(
     {"inaccurate", "mismatch", "nan-mismatch", "kink-violation", *RUN_FAILURES}

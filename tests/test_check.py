@@ -35,7 +35,7 @@ from harness.check import (
 from harness.cli import main
 from harness.edges import edge_points
 from harness.engines.base import EngineError
-from harness.engines.torch_ad import MODES, TorchEngine
+from harness.engines.torch_ad import EAGER_MODES, TorchEngine
 from harness.expr import Call, Const, Expr, Var, size, to_text
 from harness.parser import parse
 from harness.replay import replay_files
@@ -357,7 +357,7 @@ def _verdicts(engine: TorchEngine, expr: Expr, pts: np.ndarray) -> list[str]:
     return compare(engine, expr, pts, dtype="float64")["verdict"].tolist()
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 @pytest.mark.parametrize("op", ["abs", "relu"])
 def test_torch_conventions_at_zero_are_kink_conventions(mode: str, op: str) -> None:
     rows = compare(TorchEngine(mode), Call(op, (X,)), ZERO, dtype="float64")
@@ -366,13 +366,13 @@ def test_torch_conventions_at_zero_are_kink_conventions(mode: str, op: str) -> N
     assert rows["verdict"].tolist() == ["kink-convention"]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 def test_max_at_a_tie_splits_the_gradient_as_a_convention(mode: str) -> None:
     verdicts = _verdicts(TorchEngine(mode), Call("max", (X, Y)), np.array([[0.5, 0.5]]))
     assert verdicts == ["kink-convention", "kink-convention"]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 def test_an_abs_whose_derivative_at_zero_is_five_is_a_kink_violation(mode: str) -> None:
     engine = TorchEngine(mode, overrides={"abs": AbsFive.apply})
     assert _verdicts(engine, Call("abs", (X,)), ZERO) == ["kink-violation"]
@@ -380,7 +380,7 @@ def test_an_abs_whose_derivative_at_zero_is_five_is_a_kink_violation(mode: str) 
     assert _verdicts(engine, Call("abs", (X,)), np.array([[-0.5], [2.0]])) == ["ok", "ok"]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 def test_relu_squared_at_zero_is_differentiable_and_judged_ok(mode: str) -> None:
     expr = Call("pow", (Call("relu", (X,)), Const(Fraction(2))))
     rows = compare(TorchEngine(mode), expr, ZERO, dtype="float64")

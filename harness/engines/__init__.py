@@ -1,13 +1,19 @@
 """Engines under test behind one protocol, and the names ``--engine`` understands.
 
 Built-in names (``BUILTIN_ENGINES``): ``sympy`` (the truth, from :mod:`harness.truth`),
-``torch:reverse``, ``torch:forward``, ``torch:functional``, ``torch:reverse+mean`` (the
-seed's ``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference scheme,
-``jax:reverse`` and ``jax:forward`` (optional extra), ``scipy:derivative`` and
+``torch:<mode>`` for every mode of :data:`harness.engines.torch_ad.MODES` (eager
+reverse, forward, functional; the torch.func transforms jacrev, jacfwd, hessian,
+autograd-functional; torch.compile's compile-aot and compile-inductor), ``torch:reverse+mean``
+(the seed's ``.mean().backward()`` form), ``fd:<scheme>`` for every finite-difference
+scheme, ``jax:<mode>`` for every mode of :data:`harness.engines.jax_ad.MODES` (optional
+extra), ``scipy:derivative`` and
 ``numdifftools:<central|forward|backward|complex>`` (optional extra). Anything else is
 ``package.module:attr``,
 where ``attr`` is an Engine instance or a callable returning one (a class with no
-required arguments, say), imported the way pytest imports plugins.
+required arguments, say), imported the way pytest imports plugins. A torch name may end in
+``@cuda`` or ``@cuda:N`` (``torch:jacfwd@cuda``): the same mode on that GPU
+(:func:`is_builtin` accepts it; building it on a machine without one is an
+:class:`EngineError`).
 
 Only the person running diffharness may name a ``package.module:attr`` engine (on the
 command line or through the Python API): importing it runs its code. Data files (case
@@ -19,11 +25,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from harness.engines.base import Engine, EngineError
+from harness.engines.jax_ad import MODES as JAX_MODES
 from harness.engines.torch_ad import MODES, TorchEngine
 from harness.fd.stencils import SCHEMES
 
@@ -34,6 +42,7 @@ __all__ = [  # noqa: F822 - FiniteDiffEngine is provided lazily by __getattr__
     "FiniteDiffEngine",
     "TorchEngine",
     "engine_from_spec",
+    "is_builtin",
     "refuse_unless_builtin",
 ]
 
@@ -97,12 +106,27 @@ BUILTIN_ENGINES: Mapping[str, Callable[[], Engine]] = MappingProxyType(
         **{f"torch:{m}": _torch(m) for m in MODES},
         "torch:reverse+mean": _torch("reverse", "mean"),
         **{f"fd:{s}": _fd(s) for s in SCHEMES},
-        "jax:reverse": _jax("reverse"),
-        "jax:forward": _jax("forward"),
+        **{f"jax:{m}": _jax(m) for m in JAX_MODES},
         "scipy:derivative": _scipy,
         **{f"numdifftools:{m}": _numdifftools(m) for m in ("central", "forward", "backward", "complex")},
     }
 )
+
+
+_DEVICE = re.compile(r"^cuda(:[0-9]{1,2})?$")
+
+
+def _on_device(spec: str) -> tuple[str, str] | None:
+    """``(base spec, device)`` for a ``torch:<mode>@<device>`` name, else None."""
+    base, at, device = spec.partition("@")
+    if at and base.startswith("torch:") and base in BUILTIN_ENGINES and _DEVICE.match(device):
+        return base, device
+    return None
+
+
+def is_builtin(spec: str) -> bool:
+    """True for a built-in engine name, with or without a torch ``@cuda[:N]`` device."""
+    return spec in BUILTIN_ENGINES or _on_device(spec) is not None
 
 
 def refuse_unless_builtin(spec: str, where: str) -> None:
@@ -111,7 +135,7 @@ def refuse_unless_builtin(spec: str, where: str) -> None:
     For engine names read from a data file (``where`` names it): a case file or run folder
     may come from anyone, and a ``package.module:attr`` spec imports and calls code.
     """
-    if spec not in BUILTIN_ENGINES:
+    if not is_builtin(spec):
         raise ValueError(
             f"engine={spec!r} in {where} is refused: data files may name only built-in "
             "engines; a user engine (package.module:attr) is named only on the command line "
@@ -128,6 +152,17 @@ def engine_from_spec(spec: str) -> Engine:
     """
     if spec in BUILTIN_ENGINES:
         return BUILTIN_ENGINES[spec]()
+    on_device = _on_device(spec)
+    if on_device is not None:
+        base, device = on_device
+        on_cpu = BUILTIN_ENGINES[base]()
+        assert isinstance(on_cpu, TorchEngine)
+        return TorchEngine(on_cpu.mode, device=device, reduction=on_cpu.reduction)
+    if "@" in spec:
+        raise ValueError(
+            f"engine={spec!r}: a device suffix goes on a built-in torch engine as "
+            "torch:<mode>@cuda or torch:<mode>@cuda:N (e.g. torch:reverse@cuda)"
+        )
     if ":" not in spec or spec.count(":") != 1:
         raise ValueError(
             f"engine={spec!r} is neither a built-in engine ({', '.join(BUILTIN_ENGINES)}) "

@@ -6,11 +6,33 @@ and computed literally: ``log(exp(x))`` stays two
 calls. Constants become arrays of the tested dtype, so ``x**3`` is ``lax.pow`` with a
 float exponent, exactly as the tree says, not JAX's ``integer_pow`` shortcut.
 
-Modes: ``"reverse"`` uses ``jax.grad`` for order 1 and ``jax.hessian`` (forward over
-reverse) for order 2; ``"forward"`` uses ``jax.jacfwd`` for order 1 and
-``jacfwd(jacfwd)`` for order 2. Each is ``jax.vmap``-ed over the points and ``jax.jit``-ed
-once per (expression, dtype, order); compiled functions are kept in a small per-engine
-memo (:class:`harness.memo.Memo`).
+Modes (``jax:<mode>``), each a different path through JAX's transforms; *batch* below is
+the tree over a whole batch of points (elementwise), *per point* a scalar function of
+one point's coordinates:
+
+=========== ============================================ ====================================
+mode        order 1                                      order 2
+=========== ============================================ ====================================
+eager       ``grad`` per point, no jit, no vmap (the     ``hessian`` per point, no jit
+            reference the others are compared with)
+reverse     ``jit(vmap(grad))``                          ``jit(vmap(hessian))``
+forward     ``jit(vmap(jacfwd))``                        ``jit(vmap(jacfwd(jacfwd)))``
+vmap        ``vmap(grad)``, not jitted                   ``vmap(hessian)``, not jitted
+jit-grad    ``jit(grad)`` of the batch sum               ``jit(grad)`` of the sum of each
+                                                         gradient column (reverse over reverse)
+jit-jvp     ``jit(jvp)`` of the batch along each         ``jvp`` of ``jvp`` (forward over
+            variable's all-ones tangent                  forward), jitted
+jacfwd      ``jit(jacfwd)`` of the batch, diagonal       ``jit(jacfwd(jacfwd))``, diagonal blocks
+jacrev      ``jit(jacrev)`` of the batch, diagonal       ``jit(jacrev(jacrev))``, diagonal blocks
+hessian     second derivatives only: ``EngineError``     ``jit(hessian)`` of the batch sum,
+                                                         diagonal blocks
+=========== ============================================ ====================================
+
+The batch-level Jacobians and Hessians are matrices over points of which only the
+diagonal is wanted (the tree is elementwise); they run on chunks of :data:`CHUNK` points,
+padded with copies of the first point so that one compilation serves every chunk.
+Jitted functions are compiled once per (expression, dtype, order) and kept in a small
+per-engine memo (:class:`harness.memo.Memo`).
 
 float64 needs JAX's x64 mode. The engine enables it only around its own calls with the
 ``jax.enable_x64(True)`` context manager (thread-local config, restored on exit), so the
@@ -36,10 +58,15 @@ from harness.expr import Expr, variables
 from harness.memo import Memo
 from harness.ops import OPS
 
-__all__ = ["MODES", "JaxEngine", "jax_function", "jax_namespace"]
+__all__ = ["CHUNK", "MODES", "JaxEngine", "jax_function", "jax_namespace"]
 
-MODES: tuple[str, ...] = ("reverse", "forward")
-"""Differentiation modes of :class:`JaxEngine`."""
+MODES: tuple[str, ...] = (
+    "eager", "reverse", "forward", "vmap", "jit-grad", "jit-jvp", "jacfwd", "jacrev", "hessian",
+)
+"""Differentiation modes of :class:`JaxEngine` (see the module docstring)."""
+
+CHUNK = 16
+"""Points per batch-level Jacobian or Hessian (their size grows with its square)."""
 
 _DTYPES: tuple[str, ...] = ("float32", "float64")
 _CACHE_SIZE = 64
@@ -96,11 +123,11 @@ def jax_function(expr: Expr) -> Callable[[Sequence[Any]], Any]:
 
 
 class JaxEngine:
-    """JAX autodiff (``jax.grad`` / ``jacfwd`` / ``hessian``) as an engine under test.
+    """JAX autodiff (``jax.grad`` / ``jacfwd`` / ``hessian``, jitted or not) as an engine under test.
 
-    ``mode`` is ``"reverse"`` or ``"forward"`` (see the module docstring for what each
-    uses at order 1 and 2). Supports float32 and float64 and every op in
-    :func:`jax_namespace`. Raises ImportError when jax is not installed.
+    ``mode`` is one of :data:`MODES` (see the module docstring for what each uses at
+    order 1 and 2; ``"hessian"`` raises :class:`EngineError` at order 1). Supports float32
+    and float64 and every op in :func:`jax_namespace`. Raises ImportError when jax is not installed.
     """
 
     def __init__(self, mode: str = "reverse") -> None:
@@ -110,6 +137,11 @@ class JaxEngine:
         self.mode = mode
         self.name = f"jax:{mode}"
         self._compiled: Memo[Callable[[Any], Any]] = Memo(_CACHE_SIZE)
+
+    def eager(self) -> JaxEngine | None:
+        """The engine this one's values are compared with in the ``vs_eager`` column:
+        ``jax:eager`` (no jit, no vmap); None for that mode itself."""
+        return None if self.mode == "eager" else JaxEngine("eager")
 
     def supports(self, op: str) -> bool:
         """True when the op table has a JAX kernel for ``op``."""
@@ -148,15 +180,129 @@ class JaxEngine:
         return self._compiled.get((expr, dtype, order), lambda: self._build(expr, order))
 
     def _build(self, expr: Expr, order: int) -> Callable[[Any], Any]:
-        jax = self._jax
         run = jax_function(expr)
         n_vars = len(variables(expr))
 
         def scalar(v: Any) -> Any:
             return run([v[i] for i in range(n_vars)])
 
-        if self.mode == "reverse":
-            d = jax.grad(scalar) if order == 1 else jax.hessian(scalar)
-        else:
-            d = jax.jacfwd(scalar) if order == 1 else jax.jacfwd(jax.jacfwd(scalar))
-        return jax.jit(jax.vmap(d))  # type: ignore[no-any-return]
+        def batch(matrix: Any) -> Any:
+            return run([matrix[:, i] for i in range(n_vars)])
+
+        return _BUILDERS[self.mode](self._jax, scalar, batch, n_vars, order)
+
+
+Builder = Callable[[Any, Callable[[Any], Any], Callable[[Any], Any], int, int], Callable[[Any], Any]]
+
+
+def _eager(jax: Any, scalar: Any, batch: Any, n_vars: int, order: int) -> Callable[[Any], Any]:
+    d = jax.grad(scalar) if order == 1 else jax.hessian(scalar)
+
+    def per_point(pts: Any) -> Any:
+        return jax.numpy.stack([d(p) for p in pts])
+
+    return per_point
+
+
+def _reverse(jax: Any, scalar: Any, batch: Any, n_vars: int, order: int) -> Callable[[Any], Any]:
+    return jax.jit(jax.vmap(jax.grad(scalar) if order == 1 else jax.hessian(scalar)))  # type: ignore[no-any-return]
+
+
+def _forward(jax: Any, scalar: Any, batch: Any, n_vars: int, order: int) -> Callable[[Any], Any]:
+    d = jax.jacfwd(scalar) if order == 1 else jax.jacfwd(jax.jacfwd(scalar))
+    return jax.jit(jax.vmap(d))  # type: ignore[no-any-return]
+
+
+def _vmap(jax: Any, scalar: Any, batch: Any, n_vars: int, order: int) -> Callable[[Any], Any]:
+    return jax.vmap(jax.grad(scalar) if order == 1 else jax.hessian(scalar))  # type: ignore[no-any-return]
+
+
+def _jit_grad(jax: Any, scalar: Any, batch: Any, n_vars: int, order: int) -> Callable[[Any], Any]:
+    jnp = jax.numpy
+
+    def total(matrix: Any) -> Any:
+        return batch(matrix).sum()
+
+    gradient = jax.grad(total)  # (n, k): each point's gradient, the tree being elementwise
+    if order == 1:
+        return jax.jit(gradient)  # type: ignore[no-any-return]
+
+    def column_sum(i: int) -> Callable[[Any], Any]:
+        return lambda matrix: gradient(matrix)[:, i].sum()
+
+    rows = [jax.grad(column_sum(i)) for i in range(n_vars)]
+    return jax.jit(lambda matrix: jnp.stack([r(matrix) for r in rows], axis=-2))  # type: ignore[no-any-return]
+
+
+def _jit_jvp(jax: Any, scalar: Any, batch: Any, n_vars: int, order: int) -> Callable[[Any], Any]:
+    jnp = jax.numpy
+
+    def along(fn: Callable[[Any], Any], i: int) -> Callable[[Any], Any]:
+        def derivative(matrix: Any) -> Any:
+            tangent = jnp.zeros_like(matrix).at[:, i].set(1)
+            return jax.jvp(fn, (matrix,), (tangent,))[1]
+
+        return derivative
+
+    if order == 1:
+        return jax.jit(lambda m: jnp.stack([along(batch, i)(m) for i in range(n_vars)], axis=-1))  # type: ignore[no-any-return]
+
+    def hessian(m: Any) -> Any:
+        rows = [
+            jnp.stack([along(along(batch, i), j)(m) for j in range(n_vars)], axis=-1)
+            for i in range(n_vars)
+        ]
+        return jnp.stack(rows, axis=-2)
+
+    return jax.jit(hessian)  # type: ignore[no-any-return]
+
+
+def _chunked(jax: Any, per_chunk: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``per_chunk`` (jitted) over chunks of :data:`CHUNK` points, padded with the first."""
+    jnp = jax.numpy
+    compiled = jax.jit(per_chunk)
+
+    def run(pts: Any) -> Any:
+        n = pts.shape[0]
+        pad = (-n) % CHUNK
+        padded = jnp.concatenate([pts, jnp.repeat(pts[:1], pad, axis=0)]) if pad else pts
+        parts = [compiled(padded[s : s + CHUNK]) for s in range(0, n + pad, CHUNK)]
+        return jnp.concatenate(parts)[:n]
+
+    return run
+
+
+def _jacobian(transform: Callable[[Any], Any]) -> Builder:
+    """A builder for ``transform(jax)`` (``jax.jacfwd`` or ``jax.jacrev``) of the batch."""
+
+    def build(jax: Any, scalar: Any, batch: Any, n_vars: int, order: int) -> Callable[[Any], Any]:
+        jac = transform(jax)
+        idx = jax.numpy.arange(CHUNK)
+        if order == 1:
+            return _chunked(jax, lambda m: jac(batch)(m)[idx, idx, :])  # (p, p, k) -> (p, k)
+        return _chunked(jax, lambda m: jac(jac(batch))(m)[idx, idx, :, idx, :])
+
+    return build
+
+
+def _hessian(jax: Any, scalar: Any, batch: Any, n_vars: int, order: int) -> Callable[[Any], Any]:
+    if order == 1:
+        raise EngineError(
+            "jax:hessian computes second derivatives only (order=1 requested); use order 2, "
+            "or jax:jacrev / jax:jacfwd for the gradient"
+        )
+    idx = jax.numpy.arange(CHUNK)
+    return _chunked(jax, lambda m: jax.hessian(lambda a: batch(a).sum())(m)[idx, :, idx, :])
+
+
+_BUILDERS: dict[str, Builder] = {
+    "eager": _eager,
+    "reverse": _reverse,
+    "forward": _forward,
+    "vmap": _vmap,
+    "jit-grad": _jit_grad,
+    "jit-jvp": _jit_jvp,
+    "jacfwd": _jacobian(lambda jax: jax.jacfwd),
+    "jacrev": _jacobian(lambda jax: jax.jacrev),
+    "hessian": _hessian,
+}

@@ -45,16 +45,32 @@ import torch.autograd.forward_ad as fwad
 from harness.compile import compile_tree, torch_namespace
 from harness.dtypes import dtype_info
 from harness.engines.base import EngineError, check_request
+from harness.engines.torch_compile import BACKENDS, DEFAULT_EXAMPLES, compiled_mode
+from harness.engines.torch_transforms import TRANSFORMS
 from harness.expr import Call, Expr, to_text, variables, walk
 from harness.ops import OPS
 
-__all__ = ["MODES", "REDUCTIONS", "TorchEngine", "seed_tensor_grad", "torch_function"]
+__all__ = [
+    "EAGER_MODES", "EAGER_OF", "MODES", "REDUCTIONS", "TorchEngine", "seed_tensor_grad", "torch_function",
+]
 
 TorchFn = Callable[..., torch.Tensor]
 Program = Callable[[Sequence[torch.Tensor]], torch.Tensor]
 
-MODES: tuple[str, ...] = ("reverse", "forward", "functional")
-"""The AD modes :class:`TorchEngine` runs (see the module docstring for what each does)."""
+EAGER_MODES: tuple[str, ...] = ("reverse", "forward", "functional")
+"""The eager AD modes (see the module docstring for what each does)."""
+
+MODES: tuple[str, ...] = (*EAGER_MODES, *TRANSFORMS, *BACKENDS)
+"""Every mode :class:`TorchEngine` runs: the eager ones, the torch.func / autograd.functional
+transforms (:mod:`harness.engines.torch_transforms`) and torch.compile
+(:mod:`harness.engines.torch_compile`)."""
+
+EAGER_OF: Mapping[str, str] = MappingProxyType(
+    {"functional": "reverse", "jacrev": "reverse", "jacfwd": "forward", "hessian": "reverse",
+     "autograd-functional": "reverse", "compile-aot": "reverse", "compile-inductor": "reverse"}
+)
+"""The eager mode each transformed or compiled mode is compared with (the ``vs_eager``
+column): the one computing the same derivatives the same way without the transform."""
 
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 """How the batch output is reduced before the backward pass (``"mean"``: reverse only)."""
@@ -174,7 +190,9 @@ def _functional(
 
 
 _MODE_FNS: Mapping[str, Callable[[Program, Sequence[torch.Tensor], int, str], torch.Tensor]] = (
-    MappingProxyType({"reverse": _reverse, "forward": _forward, "functional": _functional})
+    MappingProxyType(
+        {"reverse": _reverse, "forward": _forward, "functional": _functional, **TRANSFORMS}
+    )
 )
 
 
@@ -288,10 +306,10 @@ class TorchEngine:
         self._reduction = reduction
         self._overrides: Mapping[str, TorchFn] = MappingProxyType(given)
         name = f"torch:{mode}"
-        if self._device.type != "cpu":
-            name += f"@{self._device}"
         if reduction != "sum":
             name += f"+{reduction}"
+        if self._device.type != "cpu":
+            name += f"@{self._device}"
         if given:
             name += "+overrides"
         self.name = name
@@ -359,7 +377,7 @@ class TorchEngine:
                     warnings.filterwarnings(
                         "ignore", "`torch.jit.script` is deprecated", DeprecationWarning
                     )
-                    result = _MODE_FNS[self._mode](program, xs, order, self._reduction)
+                    result = self._mode_fn(expr)(program, xs, order, self._reduction)
             except _OpFailure as failure:
                 raise EngineError(
                     self._failure(expr, dtype, order, failure.op, failure.__cause__)
@@ -372,7 +390,35 @@ class TorchEngine:
                 out = result.detach().to(dtype=torch.float64).cpu()
                 if self._reduction == "mean":
                     out = out * n
-        return np.array(out.numpy(), dtype=np.float64).reshape(shape)
+        # force: jacfwd(jacfwd(f)) of a linear tree returns torch's ZeroTensor, which
+        # .numpy() refuses without it
+        return np.array(out.numpy(force=True), dtype=np.float64).reshape(shape)
+
+    def _mode_fn(
+        self, expr: Expr
+    ) -> Callable[[Program, Sequence[torch.Tensor], int, str], torch.Tensor]:
+        if self._mode not in BACKENDS:
+            return _MODE_FNS[self._mode]
+        kernels = tuple(
+            (node.op, self._overrides.get(node.op, OPS[node.op].torch_fn))
+            for node in walk(expr)
+            if isinstance(node, Call)
+        )
+        return compiled_mode(self._mode, expr, kernels, _reverse)
+
+    def eager(self) -> TorchEngine | None:
+        """The engine this one's values are compared with in the ``vs_eager`` column: the
+        eager mode computing the same derivatives (:data:`EAGER_OF`) on the same device
+        with the same overrides; None for an eager mode."""
+        if self._mode not in EAGER_OF:
+            return None
+        return TorchEngine(EAGER_OF[self._mode], device=str(self._device), overrides=self._overrides)
+
+    @property
+    def default_examples(self) -> int | None:
+        """Examples per dtype and order a search runs unless told (None: the check's
+        default); smaller for the compile modes, where compiling each tree dominates."""
+        return DEFAULT_EXAMPLES.get(self._mode)
 
     def _failure(
         self, expr: Expr, dtype: str, order: int, op: str | None, err: BaseException | None
@@ -387,7 +433,7 @@ class TorchEngine:
         if overridden:
             message += (
                 f" (overridden: {overridden}; in mode={self._mode!r} an override needs "
-                f"{_OVERRIDE_NEEDS[self._mode]})"
+                f"{_OVERRIDE_NEEDS.get(self._mode, _OVERRIDE_NEEDS['functional'])})"
             )
         return f"{message}. torch said: {err}"
 

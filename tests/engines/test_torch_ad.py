@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from harness.dtypes import dtype_info, ulp
 from harness.engines.base import Engine, EngineError
-from harness.engines.torch_ad import MODES, TorchEngine, seed_tensor_grad, torch_function
+from harness.engines.torch_ad import EAGER_MODES, TorchEngine, seed_tensor_grad, torch_function
 from harness.expr import Call, Const, Expr, Var, to_sympy, variables
 from harness.ops import OPS, REACH_OPS, Op
 from harness.truth.forms import Floor, FloorSpike, RealAbs, RealSign, realify
@@ -146,7 +146,7 @@ SEED_POLY = call(
 THREE_X_SQUARED = call("mul", const(3), call("pow", X, const(2)))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_derivative_of_three_x_squared_at_one_is_six_not_twelve(mode: str, dtype: str) -> None:
     got = TorchEngine(mode).derivatives(THREE_X_SQUARED, np.array([[1.0]]), dtype=dtype)
@@ -180,7 +180,7 @@ def test_mean_reduction_keeps_the_rounding_of_one_over_n_visible() -> None:
 # torch.func's Hessian of logsigmoid resizes the kernel's internal buffer output and warns
 @pytest.mark.filterwarnings("ignore:An output with one or more elements was resized:UserWarning")
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 @pytest.mark.parametrize("spec", OP_SPECS, ids=SPEC_IDS)
 def test_every_mode_matches_sympy_derivatives_of_each_op(
     spec: OpSpec, mode: str, order: int
@@ -191,7 +191,7 @@ def test_every_mode_matches_sympy_derivatives_of_each_op(
 
 
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 @pytest.mark.parametrize("spec", OP_SPECS, ids=SPEC_IDS)
 def test_float32_is_within_eight_float32_ulps_of_float64(
     spec: OpSpec, mode: str, order: int
@@ -209,7 +209,7 @@ def test_half_precision_is_finite_and_within_a_few_eps_of_float64(
     spec: OpSpec, order: int, dtype: str
 ) -> None:
     eps = dtype_info(dtype).eps
-    for mode in MODES:
+    for mode in EAGER_MODES:
         engine = TorchEngine(mode)
         wide = engine.derivatives(spec.expr, spec.array, dtype="float64", order=order)
         narrow = engine.derivatives(spec.expr, spec.array, dtype=dtype, order=order)
@@ -249,7 +249,7 @@ def test_all_modes_agree_with_reverse_mode_on_random_trees(expr: Expr) -> None:
     points = np.stack(np.meshgrid(*([GRID] * n_vars)), axis=-1).reshape(-1, n_vars)
     for order in ORDERS:
         reference = TorchEngine("reverse").derivatives(expr, points, dtype="float64", order=order)
-        for mode in MODES[1:]:
+        for mode in EAGER_MODES[1:]:
             got = TorchEngine(mode).derivatives(expr, points, dtype="float64", order=order)
             np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-12, err_msg=mode)
 
@@ -300,7 +300,7 @@ class BackwardOnlySin(torch.autograd.Function):
 SIN_POINTS = (0.5, 1.25, -2.0)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 def test_a_wrong_override_gives_minus_cos_as_first_derivative_in_every_mode(mode: str) -> None:
     engine = TorchEngine(mode, overrides={"sin": WrongSin.apply})
     got = engine.derivatives(call("sin", X), np.array(SIN_POINTS)[:, None], dtype="float64")
@@ -365,7 +365,7 @@ def test_a_torch_error_inside_an_op_becomes_an_engine_error_naming_op_and_dtype(
 # ---- NaN, shapes of edge cases, global state ------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 def test_nan_and_inf_are_returned_as_values_not_raised(mode: str) -> None:
     got = TorchEngine(mode).derivatives(
         call("sqrt", X), np.array([[-1.0], [0.0], [4.0]]), dtype="float64"
@@ -373,7 +373,7 @@ def test_nan_and_inf_are_returned_as_values_not_raised(mode: str) -> None:
     assert np.isnan(got[0, 0]) and got[1, 0] == math.inf and got[2, 0] == 0.25
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 def test_a_bare_variable_has_gradient_one_and_hessian_zero(mode: str) -> None:
     engine = TorchEngine(mode)
     points = np.array([[0.5, 2.0], [-1.0, 3.0]])
@@ -461,7 +461,7 @@ def test_torch_function_still_computes_the_tree_literally() -> None:
     not torch.cuda.is_available(), reason="needs a CUDA GPU: torch.cuda.is_available() is False"
 )
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", EAGER_MODES)
 def test_on_cuda_float32_is_close_to_float64_and_float64_matches_the_cpu(
     mode: str, order: int
 ) -> None:
