@@ -14,7 +14,7 @@ import sympy
 from harness.check import compare
 from harness.dtypes import dtype_info
 from harness.engines.base import EngineError
-from harness.engines.torch_ad import MODES, TorchEngine
+from harness.engines.torch_ad import EAGER_MODES, TorchEngine
 from harness.expr import Expr, to_sympy, to_text, variables
 from harness.fd import (
     DEFAULT_H_GRID,
@@ -70,7 +70,7 @@ def explain(expr: Expr, point: np.ndarray, *, dtype: str = "float64", order: int
         lines.append(f"          = {t.values[0].tolist()}")
     lines.append("")
     lines.append("automatic differentiation:")
-    for mode in MODES:
+    for mode in EAGER_MODES:
         rows = compare(TorchEngine(mode), expr, pts, dtype=dtype, order=order, truth=truth)
         for _, r in rows.iterrows():
             lines.append(

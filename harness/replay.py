@@ -17,14 +17,14 @@ import pandas as pd
 from harness.cases import Case, CaseFileError, case_files, load_cases
 from harness.check import compare
 from harness.engines import engine_from_spec, refuse_unless_builtin
-from harness.engines.torch_ad import MODES
+from harness.engines.torch_ad import EAGER_MODES
 from harness.fd import FiniteDiffEngine
 from harness.limits import TimeLimitExceeded, import_lazy_modules, time_limit
 from harness.schema import FAILING
 
 __all__ = ["replay_case", "replay_files"]
 
-DEFAULT_ENGINES: tuple[str, ...] = tuple(f"torch:{m}" for m in MODES)
+DEFAULT_ENGINES: tuple[str, ...] = tuple(f"torch:{m}" for m in EAGER_MODES)
 
 
 def replay_case(case: Case, engines: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
