@@ -155,7 +155,7 @@ def compare(
     except Exception as exc:  # noqa: BLE001 - an engine crash is a finding, not our crash
         verdict_override, message = "error", f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - start
-    t, tol, ideal, oor, one_sided, branch = _reference(truth, expr, pts, dtype, order)
+    t, tol, ideal, oor, one_sided, branch, convention = _reference(truth, expr, pts, dtype, order)
     if verdict_override is not None:
         got = np.full(t.values.shape, np.nan)
     j = judge(
@@ -169,6 +169,7 @@ def compare(
         one_sided=one_sided,
         branch=branch,
         ideal_tolerance=ideal,
+        convention=convention,
     )
     entries = _derivative_entries(names, order)
     per_point = len(entries)
@@ -257,7 +258,15 @@ def _against_eager(
 
 
 _Branch = tuple[np.ndarray, np.ndarray, np.ndarray]
-_Reference = tuple[Any, np.ndarray, np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None", _Branch]
+_Reference = tuple[
+    Any,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    "tuple[np.ndarray, np.ndarray] | None",
+    _Branch,
+    "tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None",
+]
 _REFERENCE_CACHE: Memo[_Reference] = Memo(32)
 
 
@@ -285,7 +294,11 @@ def _reference(
             side_tol = one_sided_tolerance(expr, pts[rows], dtype=dtype)
             tol = tol.copy()
             tol[rows] = np.where(kink[rows], np.fmax(tol[rows], side_tol), tol[rows])
-        return t, tol, ideal, oor, one_sided, (model.ambiguous, model.other, model.other_tolerance)
+        convention = None
+        if model.at_kink is not None and model.sides is not None:
+            convention = (model.at_kink, *model.sides)
+        branch = (model.ambiguous, model.other, model.other_tolerance)
+        return t, tol, ideal, oor, one_sided, branch, convention
 
     return _REFERENCE_CACHE.get((truth, expr, dtype, order, pts.shape, pts.tobytes()), compute)
 

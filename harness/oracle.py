@@ -59,9 +59,11 @@ formula lost accuracy a careful engine keeps); ``mismatch`` (finite and outside 
 formula tolerance: the derivative is wrong);
 ``nan-mismatch`` (one side NaN or inf, the other finite); ``kink-convention`` (at a
 non-differentiable point, the value lies between the exact one-sided derivatives, e.g.
-relu'(0) = 0); ``kink-violation`` (it does not); ``undefined`` (the truth itself is
-undefined there, also where f jumps along the variable differentiated); ``out-of-range``
-(an intermediate overflows or underflows the dtype per the model);
+relu'(0) = 0; or, where f is smooth but an inner kink op sits on its break, between the
+derivatives its branches give: relu(x*x)'' at 0 is 0 or 2); ``kink-violation`` (it does
+not); ``undefined`` (the truth itself is undefined there, also where f jumps along the
+variable differentiated, or a one-sided derivative does not exist); ``out-of-range`` (an
+exact value of the tree leaves the dtype, per the model);
 ``branch-ambiguous`` (the dtype's rounding may put a kink or jump op's argument on the
 other side of its break, and the value is that branch's derivative).
 """
@@ -306,7 +308,12 @@ class RoundingModel:
     *formula* tolerance); ``ideal_tolerance`` that of a careful engine, whose local
     partials are within ``LIBM`` ulps of their exact values (never the hull of a
     cancelling formula: torch's tanh'(20) = 1 - 1**2 = 0 is inside the first, far outside
-    the second). ``out_of_range`` (n,) marks points where
+    the second). ``at_kink`` (n,) marks points where a kink op's argument is exactly on
+    its break and ``sides`` holds ``(low, high, tolerance)``: the least and greatest of the
+    derivatives with every such op on its left branch, on its right branch, and at the
+    break itself (the op's conventional partial there), and their largest tolerance: an
+    engine's convention (relu'(0) = 0 in relu(x*x), whose f'' is 2) lies between them.
+    ``out_of_range`` (n,) marks points where
     a modelled magnitude leaves the dtype's range. ``ambiguous`` (n,) marks points where
     an argument of a kink or jump op lies within its own error bound of the break, so
     the dtype's rounding may put it on either side (relu(cos(exp(y))) at y = 18.125 in
@@ -321,6 +328,8 @@ class RoundingModel:
     other: np.ndarray
     other_tolerance: np.ndarray
     ideal_tolerance: np.ndarray
+    at_kink: np.ndarray | None = None
+    sides: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def rounding_tolerance(
@@ -360,7 +369,24 @@ def rounding_model(
         known = (ambiguous & ~jumps).reshape((-1,) + (1,) * (value.ndim - 1))
         other = np.where(known, alt, np.nan)
         other_tolerance = np.where(known, alt_tol, np.nan)
-    return RoundingModel(tolerance, out_of_range, ambiguous, other, other_tolerance, ideal_tolerance)
+    at_kink, sides = None, None
+    exact = _at_breaks(expr, vals)
+    if exact:
+        runs = []
+        for sign in (-1.0, 1.0):
+            stepped = dict(local)
+            for node, where in exact.items():
+                stepped[node] = _one_side(node, vals, local[node], where, order, sign)
+            runs.append(_run_model(expr, pts, vals, stepped, info, order))
+        at_kink = np.logical_or.reduce(list(exact.values()))
+        # the op's own value at the break (abs'(0) = 0, inside its subgradient) is a
+        # convention too, and enters nonlinearly: abs(x)*abs(x) at 0 gives 0, both sides 2
+        lo = np.fmin(np.fmin(runs[0][0], runs[1][0]), value)
+        hi = np.fmax(np.fmax(runs[0][0], runs[1][0]), value)
+        sides = (lo, hi, np.fmax(np.fmax(runs[0][1], runs[1][1]), tolerance))
+    return RoundingModel(
+        tolerance, out_of_range, ambiguous, other, other_tolerance, ideal_tolerance, at_kink, sides
+    )
 
 
 def _run_model(
@@ -484,6 +510,45 @@ def _near_breaks(
         else:
             flips[node] = near
     return ambiguous, flips, jumps
+
+
+def _at_breaks(expr: Expr, vals: dict[Expr, np.ndarray]) -> dict[Call, np.ndarray]:
+    """Kink ops with another branch (``Op.across``) whose argument is computed exactly on
+    the break: {node: its points}. The exact argument is there too, or rounding put it
+    there; either way each branch is a derivative an engine may take (where the truth
+    simplified the kink away, relu(x*x) = x*x, it never reports one)."""
+    out: dict[Call, np.ndarray] = {}
+    n = len(next(iter(vals.values())))
+    for node in walk(expr):
+        if not isinstance(node, Call) or OPS[node.op].kinks is None or OPS[node.op].across is None:
+            continue
+        row = OPS[node.op]
+        assert row.kinks is not None
+        args = [torch.from_numpy(np.asarray(vals[a], dtype=np.float64)) for a in node.args]
+        where = np.broadcast_to(row.kinks(*args).numpy(), (n,)) == 0
+        if where.any():
+            out[node] = where
+    return out
+
+
+def _one_side(
+    node: Call, vals: dict[Expr, np.ndarray], partials: _Partials, where: np.ndarray, order: int, sign: float
+) -> _Partials:
+    """``node``'s partials a step off its break (first argument moved by ``sign`` *
+    :data:`SIDE_STEP` relative, or that much absolute at 0) at the points ``where``: one
+    branch's partials."""
+    args = [np.asarray(vals[a], dtype=np.float64) for a in node.args]
+    a0 = args[0]
+    step = np.where(a0 != 0, np.abs(a0) * SIDE_STEP, SIDE_STEP**2)
+    moved = [a0 + sign * step, *args[1:]]
+    p, q = partials
+    ar = OPS[node.op].arity
+    p2 = [np.where(where, _partial_values(node.op, (j,), moved), p[j]) for j in range(ar)]
+    q2 = {
+        key: np.where(where, _partial_values(node.op, key, moved, certify=order == 2), value)
+        for key, value in q.items()
+    }
+    return p2, q2
 
 
 def _across(
@@ -737,6 +802,7 @@ def judge(
     one_sided: tuple[np.ndarray, np.ndarray] | None = None,
     branch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ideal_tolerance: np.ndarray | None = None,
+    convention: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Judgement:
     """Judge each derivative entry: ``got`` (engine) against ``truth`` (certified).
 
@@ -753,6 +819,10 @@ def judge(
     entries within ``tolerance``: ``ok`` within it, ``inaccurate`` beyond it (accuracy a
     careful engine keeps, lost to a cancelling formula); without it there is no
     ``inaccurate``.
+    ``convention`` is ``(at_kink, low, high, tolerance)`` from :class:`RoundingModel`:
+    where an inner kink op sits exactly on its break but f is smooth along the variable
+    (relu(x*x) at 0), a failing entry between the branches' derivatives is
+    ``kink-convention`` (the engine used the op's convention, relu'(0) = 0).
     ``branch`` is :class:`RoundingModel`'s ``(ambiguous, other, other_tolerance)``: where
     rounding may have flipped a kink or jump, an entry that is wrong for the truth's
     branch but right for the other one, or between the two (a tie the rounding made,
@@ -772,6 +842,7 @@ def judge(
     if one_sided is not None:
         left, right = (np.broadcast_to(np.asarray(x, dtype=np.float64), got.shape) for x in one_sided)
         lo, hi = np.fmin(left, right), np.fmax(left, right)
+        sides_exist = np.isfinite(left) & np.isfinite(right)
         smooth_kink = kink & np.isfinite(left) & np.isfinite(right) & (np.abs(left - right) <= tol)
         expected = np.where(smooth_kink, left, expected)
         kink = kink & ~smooth_kink
@@ -796,8 +867,19 @@ def judge(
             inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
             verdict[kink & inside] = "kink-convention"
             verdict[kink & ~inside] = "kink-violation"
+            # a one-sided limit that does not exist (NaN) or is infinite: nothing to judge
+            verdict[kink & ~sides_exist] = "undefined"
         else:
             verdict[kink] = "undefined"  # no one-sided limits (order 2): nothing to judge
+    if convention is not None:
+        at, low, high, side_tol = convention
+        at = np.broadcast_to(np.asarray(at).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
+        with np.errstate(invalid="ignore"):
+            slack = np.fmax(tol, np.asarray(side_tol, dtype=np.float64))
+            low, high = np.fmin(low, expected) - slack, np.fmax(high, expected) + slack
+            within = finite_got & (got >= low) & (got <= high)
+        smooth_here = np.isin(status, ("ok", "uncertified"))
+        verdict[at & smooth_here & np.isin(verdict, list(FAILING)) & within] = "kink-convention"
     if branch is not None:
         near, other, other_tol = branch
         near = np.broadcast_to(np.asarray(near).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)

@@ -74,6 +74,8 @@ VERDICT_TABLE = [
     pytest.param(-1e-13, NAN, "kink", (0.0, 1.0), False, "kink-convention", id="kink-below-within-tol"),
     pytest.param(NAN, NAN, "kink", (0.0, 1.0), False, "kink-violation", id="kink-nan-engine"),
     pytest.param(0.5, NAN, "kink", None, False, "undefined", id="kink-without-one-sided"),
+    pytest.param(0.5, NAN, "kink", (NAN, 1.0), False, "undefined", id="kink-without-a-left-limit"),
+    pytest.param(0.5, NAN, "kink", (0.0, INF), False, "undefined", id="kink-with-an-infinite-side"),
     # equal one-sided limits: the derivative exists and is judged as usual against them
     pytest.param(0.0, NAN, "kink", (0.0, 0.0), False, "ok", id="smooth-kink-right"),
     pytest.param(0.5, NAN, "kink", (0.0, 0.0), False, "mismatch", id="smooth-kink-wrong"),

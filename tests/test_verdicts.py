@@ -185,3 +185,25 @@ def test_pow_at_base_zero_has_a_tight_second_derivative(text: str, dtype: str) -
     r = rows(TORCH, text, "x=0.0", dtype=dtype, order=2).iloc[0]
     assert r["truth"] == 0.0 and r["tolerance"] < 1e-30 and r["verdict"] == "ok"
     assert verdicts(Fixed(1000.0), text, "x=0.0", dtype=dtype, order=2) == {"x,x": "mismatch"}
+
+
+# ---- an inner kink on its break where f itself is smooth ------------------------------------
+
+
+@pytest.mark.parametrize("text", ["relu(x*x)", "abs(x)*abs(x)"])
+def test_a_convention_of_an_inner_kink_is_not_called_wrong_where_f_is_smooth(text: str) -> None:
+    # f = x*x, f'' = 2; torch uses relu'(0) = 0 (abs'(0) = 0) and gets 0: the left branch
+    # (relu -> 0) gives 0, the right one 2, abs's own partial at 0 gives 0 for abs*abs
+    r = rows(TORCH, text, "x=0.0", order=2).iloc[0]
+    assert r["truth"] == 2.0 and r["value"] == 0.0
+    assert r["verdict"] == "kink-convention"
+
+
+def test_outside_the_branches_of_an_inner_kink_is_still_a_mismatch() -> None:
+    assert verdicts(Fixed(5.0), "relu(x*x)", "x=0.0", order=2) == {"x,x": "mismatch"}
+    assert verdicts(Fixed(-1.0), "relu(x*x)", "x=0.0", order=2) == {"x,x": "mismatch"}
+
+
+def test_away_from_the_break_an_inner_kinks_convention_does_not_apply() -> None:
+    # relu(x*x) at 0.5: x*x = 0.25 is no break; 0 is plainly wrong (truth 2)
+    assert verdicts(Fixed(0.0), "relu(x*x)", "x=0.5", order=2) == {"x,x": "mismatch"}
