@@ -737,14 +737,19 @@ def _propagate_hessian(
     n, m = kids[0].grad.shape
     h = np.zeros((n, m, m))
     hr = np.zeros((n, m, m))
-    terms = np.zeros((n, m, m))
+    terms = np.zeros((n, m, m))  # sum of |term| over the terms of the Hessian's chain rule
+    products = np.zeros((n, m, m))  # sum of |term| times the roundings its product makes
+    count = np.zeros((n, m, m))  # nonzero terms
     for j in range(ar):
         kh, khr = kids[j].hess, kids[j].hess_error
         assert kh is not None and khr is not None
         pj = p[j][:, None, None]
         h = h + _mul(pj, kh)
         hr = hr + _mul(np.abs(pj), khr) + _mul(np.abs(kh), dp_err[j][:, None, None])
-        terms = terms + np.abs(_mul(pj, kh))
+        term = np.abs(_mul(pj, kh))
+        terms = terms + term
+        products = products + np.where(np.abs(pj) == 1, 0.0, term)  # p * h: exact for p = +-1
+        count = count + (term > 0)
         for k2 in range(ar):
             qjl = q[j, k2][:, None, None]
             tt = kids[j].grad[:, :, None] * kids[k2].grad[:, None, :]
@@ -761,8 +766,14 @@ def _propagate_hessian(
                 + np.abs(kids[j].grad)[:, :, None] * np.abs(kids[k2].grad_error)[:, None, :]
             )
             hr = hr + _mul(np.abs(qjl), st) + _mul(np.abs(tt), d2_err[:, None, None])
-            terms = terms + np.abs(_mul(qjl, tt))
-    hr = hr + (ar + 1) ** 2 * u * terms + floor
+            term = np.abs(_mul(qjl, tt))
+            terms = terms + term
+            # q * t_j * t_k: two products, one fewer where q = +-1
+            products = products + np.where(np.abs(qjl) == 1, 1.0, 2.0) * term
+            count = count + (term > 0)
+    # each product rounds once; summing c nonzero terms rounds at most c - 1 times, each
+    # on at most the sum of their magnitudes
+    hr = hr + u * (products + np.fmax(count - 1, 0) * terms) + floor
     return h, hr
 
 
