@@ -768,8 +768,11 @@ def _propagate_hessian(
             hr = hr + _mul(np.abs(qjl), st) + _mul(np.abs(tt), d2_err[:, None, None])
             term = np.abs(_mul(qjl, tt))
             terms = terms + term
-            # q * t_j * t_k: two products, one fewer where q = +-1
-            products = products + np.where(np.abs(qjl) == 1, 1.0, 2.0) * term
+            # q * t_j, then times t_k: each product rounds unless a factor is +-1
+            tj, tk = np.abs(kids[j].grad)[:, :, None], np.abs(kids[k2].grad)[:, None, :]
+            first = ~((np.abs(qjl) == 1) | (tj == 1))
+            second = ~((tk == 1) | (np.abs(qjl) * tj == 1))
+            products = products + (first.astype(float) + second) * term
             count = count + (term > 0)
     # each product rounds once; summing c nonzero terms rounds at most c - 1 times, each
     # on at most the sum of their magnitudes

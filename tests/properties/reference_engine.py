@@ -72,8 +72,8 @@ class ReferenceEngine:
         return op in OPS
 
     def derivatives(self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1) -> np.ndarray:
-        if order != 1:
-            raise NotImplementedError("the reference engine computes gradients only")
+        if order not in (1, 2):
+            raise NotImplementedError("the reference engine computes gradients and Hessians only")
         names = variables(expr)
         n, m = len(points), len(names)
         site = iter(range(10**6))
@@ -101,7 +101,9 @@ class ReferenceEngine:
 
         value: dict[Expr, np.ndarray] = {}
         tangent: dict[Expr, np.ndarray] = {}
+        hessian: dict[Expr, np.ndarray] = {}
         for node in walk(expr):
+            hessian[node] = np.zeros((n, m, m))
             if isinstance(node, Var):
                 value[node] = points[:, names.index(node.name)].astype(np.float64)
                 t = np.zeros((n, m))
@@ -142,8 +144,69 @@ class ReferenceEngine:
                         acc = off(acc + term, 1.0, exact=(acc == 0) | (term == 0))
             value[node] = v
             tangent[node] = acc if acc is not None else np.zeros((n, m))
+            if order == 2:
+                qs = self._second_partials(node.op, args, v, rnd, lib)
+                hessian[node] = self._hessian(node, ps, qs, tangent, hessian, off, (n, m))
         self.sites = next(site)
-        return tangent[expr]
+        return tangent[expr] if order == 1 else hessian[expr]
+
+    def _second_partials(
+        self, op: str, args: list[np.ndarray], y: np.ndarray, rnd: Rounder, lib: Rounder
+    ) -> dict[tuple[int, int], np.ndarray]:
+        """The op's second partials as this engine computes them: 0 and 1 exactly where
+        they are (+, -, *, kinks), tanh'' and sigmoid'' by their usual formulas unless
+        careful, every other one its exact value times one rounding (arithmetic) or one
+        library error."""
+        ar = len(args)
+        zero = np.zeros_like(args[0])
+        if op in UNIT_PARTIALS:
+            return {(j, k): zero for j in range(ar) for k in range(ar)}
+        if op == "mul":
+            return {(0, 0): zero, (1, 1): zero, (0, 1): zero + 1.0, (1, 0): zero + 1.0}
+        if not self.careful and op == "tanh":
+            return {(0, 0): rnd(rnd(-2 * y) * rnd(1 - rnd(y * y)))}
+        if not self.careful and op == "sigmoid":
+            return {(0, 0): rnd(rnd(y * rnd(1 - y)) * rnd(1 - 2 * y))}
+        exact = _certified_second(op, args)
+        err = rnd if op in ARITHMETIC else lib
+        return {(j, k): err(exact[:, j, k]) for j in range(ar) for k in range(ar)}
+
+    @staticmethod
+    def _hessian(
+        node: Call,
+        ps: list[np.ndarray],
+        qs: dict[tuple[int, int], np.ndarray],
+        tangent: dict[Expr, np.ndarray],
+        hessian: dict[Expr, np.ndarray],
+        off: Callable[..., np.ndarray],
+        shape: tuple[int, int],
+    ) -> np.ndarray:
+        """sum_j p_j H_j + sum_jk q_jk t_j t_k^T, each product and each sum rounded once."""
+        n, m = shape
+        acc: np.ndarray | None = None
+
+        def add(acc: np.ndarray | None, term: np.ndarray) -> np.ndarray:
+            if acc is None:
+                return term
+            return off(acc + term, 1.0, exact=(acc == 0) | (term == 0))
+
+        with np.errstate(all="ignore"):
+            for j, a in enumerate(node.args):
+                h = hessian[a]
+                if h.any():
+                    unit = (np.abs(ps[j]) == 1)[:, None, None] | (h == 0)
+                    acc = add(acc, off(ps[j][:, None, None] * h, 1.0, exact=unit))
+            for (j, k), q in qs.items():
+                tj, tk = tangent[node.args[j]], tangent[node.args[k]]
+                if not (q.any() and tj.any() and tk.any()):
+                    continue
+                # a product with a factor +-1 (or 0) is exact
+                exact_qt = (np.abs(q) == 1)[:, None] | (np.abs(tj) == 1) | (tj == 0)
+                qt = off(q[:, None] * tj, 1.0, exact=exact_qt)
+                outer = qt[:, :, None] * tk[:, None, :]
+                unit = (np.abs(qt) == 1)[:, :, None] | (np.abs(tk) == 1)[:, None, :] | (outer == 0)
+                acc = add(acc, off(outer, 1.0, exact=unit))
+        return acc if acc is not None else np.zeros((n, m, m))
 
 
 def _exact(op: str, args: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -170,6 +233,19 @@ def _certified_partials(op: str, args: list[np.ndarray]) -> list[np.ndarray]:
         grad = truth_engine().evaluate(tree, pts, dtype="float64", order=1).values
         _CERTIFIED[key] = [grad[:, j] for j in range(len(args))]
     return _CERTIFIED[key]
+
+
+def _certified_second(op: str, args: list[np.ndarray]) -> np.ndarray:
+    """The op's second partials at ``args`` from the certified truth: (n, arity, arity)."""
+    from harness.truth import truth_engine
+
+    shape = np.shape(args[0])
+    pts = np.stack([np.broadcast_to(np.asarray(a, dtype=np.float64), shape) for a in args], axis=1)
+    key = (op + "''", pts.tobytes())
+    if key not in _CERTIFIED:
+        tree = Call(op, tuple(Var(f"a{i}") for i in range(len(args))))
+        _CERTIFIED[key] = [truth_engine().evaluate(tree, pts, dtype="float64", order=2).values]
+    return _CERTIFIED[key][0]
 
 
 Rounder = Callable[[np.ndarray], np.ndarray]
@@ -215,34 +291,36 @@ FORMULAS: dict[str, Formula] = {
 
 def worst_case(
     expr: Expr, points: np.ndarray, truth: np.ndarray, *, dtype: str, libm: float = 4.0,
-    careful: bool = False,
+    careful: bool = False, order: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's gradient (``careful`` as for :class:`ReferenceEngine`) with its
-    errors aligned the worst way for each entry, and that gradient's error against
-    ``truth``: (values, errors), each (n, m).
+    """The reference's derivative of ``order`` (``careful`` as for :class:`ReferenceEngine`)
+    with its errors aligned the worst way for each entry, and its error against ``truth``:
+    (values, errors), each of the derivative's shape.
 
-    First order: each site's effect on each entry is read by perturbing it alone, then
-    all sites are set to push the entry up (and, separately, down); the worse is kept."""
-    n, m = truth.shape
+    First order in the deltas: each site's effect on each entry is read by perturbing it
+    alone, then all sites are set to push the entry up (and, separately, down); the worse
+    is kept."""
+    n = truth.shape[0]
+    flat_truth = truth.reshape(n, -1)
+
+    def run(signs: Signs) -> np.ndarray:
+        engine = ReferenceEngine(libm, signs=signs, careful=careful)
+        return engine.derivatives(expr, points, dtype=dtype, order=order).reshape(n, -1)
+
     base_engine = ReferenceEngine(libm, signs={}, careful=careful)
-    base = base_engine.derivatives(expr, points, dtype=dtype)
+    base = base_engine.derivatives(expr, points, dtype=dtype, order=order).reshape(n, -1)
     sites = base_engine.sites
-    effect = np.zeros((sites, n, m))
+    effect = np.zeros((sites,) + base.shape)
     for s in range(sites):
-        moved = ReferenceEngine(libm, signs={s: np.ones(n)}, careful=careful).derivatives(
-            expr, points, dtype=dtype
-        )
         with np.errstate(invalid="ignore"):
-            effect[s] = np.nan_to_num(np.sign(moved - base))
+            effect[s] = np.nan_to_num(np.sign(run({s: np.ones(n)}) - base))
     values = base.copy()
-    errors = np.abs(base - truth)
-    for i in range(m):
+    errors = np.abs(base - flat_truth)
+    for i in range(base.shape[1]):
         for direction in (1.0, -1.0):
-            signs = {s: direction * effect[s][:, i] for s in range(sites)}
-            engine = ReferenceEngine(libm, signs=signs, careful=careful)
-            got = engine.derivatives(expr, points, dtype=dtype)[:, i]
-            err = np.abs(got - truth[:, i])
+            got = run({s: direction * effect[s][:, i] for s in range(sites)})[:, i]
+            err = np.abs(got - flat_truth[:, i])
             worse = ~(err <= errors[:, i])
             values[:, i] = np.where(worse, got, values[:, i])
             errors[:, i] = np.where(worse, err, errors[:, i])
-    return values, errors
+    return values.reshape(truth.shape), errors.reshape(truth.shape)
