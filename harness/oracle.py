@@ -888,7 +888,7 @@ def judge(
     if convention is not None:
         at, low, high, side_tol = convention
         at = np.broadcast_to(np.asarray(at).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             slack = np.fmax(tol, np.asarray(side_tol, dtype=np.float64))
             low, high = np.fmin(low, expected) - slack, np.fmax(high, expected) + slack
             within = finite_got & (got >= low) & (got <= high)
@@ -901,7 +901,7 @@ def judge(
         if truth_bound is not None:
             other_tol = other_tol + np.nan_to_num(np.asarray(truth_bound, dtype=np.float64), nan=0.0)
         # either branch, or between them: a tie the rounding made is split (max's 0.5 each)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # huge slack near float64's top
             slack = np.fmax(tol, other_tol)
             lo, hi = np.fmin(expected, other) - slack, np.fmax(expected, other) + slack
             either = np.isnan(other) | ((got >= lo) & (got <= hi))

@@ -140,8 +140,11 @@ class JaxEngine:
 
     def eager(self) -> JaxEngine | None:
         """The engine this one's values are compared with in the ``vs_eager`` column:
-        ``jax:eager`` (no jit, no vmap); None for that mode itself."""
-        return None if self.mode == "eager" else JaxEngine("eager")
+        ``jax:eager`` (no jit, no vmap) for the transform modes; None for ``eager`` itself
+        and for the default modes ``reverse`` and ``forward``, which are judged against
+        the truth alone (eager runs one unjitted call per point, about 0.5 s each: it
+        would multiply every JAX campaign's cost)."""
+        return None if self.mode in ("eager", "reverse", "forward") else JaxEngine("eager")
 
     def supports(self, op: str) -> bool:
         """True when the op table has a JAX kernel for ``op``."""

@@ -53,8 +53,9 @@ def test_each_jax_mode_gives_the_closed_form(mode: str, order: int, dtype: str) 
     np.testing.assert_array_less(np.abs(got - want), bound)
 
 
-def test_every_jax_mode_but_eager_is_compared_with_eager() -> None:
+def test_every_jax_transform_mode_is_compared_with_eager() -> None:
+    # the default modes reverse and forward are judged against the truth alone
     for mode in jax_ad.MODES:
         eager = jax_ad.JaxEngine(mode).eager()
-        assert (eager is None) == (mode == "eager")
+        assert (eager is None) == (mode in ("eager", "reverse", "forward"))
         assert eager is None or eager.name == "jax:eager"
