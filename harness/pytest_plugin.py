@@ -10,7 +10,8 @@ Fixtures:
   ``dtypes`` (float64 and float32), ``orders`` (1 and 2), ``ops`` (the engine's supported
   ones among the default ops), ``max_size``, ``n_points``, ``variables``,
   ``unit_examples``, ``spec`` (how the printed rerun command names the engine),
-  ``save_dir`` and ``truth``. Without a ``seed``, a derandomised Hypothesis profile (``ci``)
+  ``save_dir``, ``truth``, ``timeout`` and ``allow`` (failing verdicts to accept, e.g.
+  ``("inaccurate",)``). Without a ``seed``, a derandomised Hypothesis profile (``ci``)
   gives each test a seed of its own from its node id, so two runs check the same rows;
   other profiles draw a new seed each run and print it;
 * ``diffharness_recorder``: ``.add(frame)`` records rows of the long results table that a
