@@ -201,10 +201,11 @@ class Program:
         instruction has no series at this point (a kink, a domain edge). With ``germ``,
         functions with a break take their one-sided germ for t -> 0+ instead (see
         :mod:`.series`). Value programs only: they alone carry a series kernel per
-        instruction."""
+        instruction; an instruction without a kernel (a rule with no germ) gives None too."""
         kernels = self.germs if germ else self.series
         for (dst, _fn, i, j, _guarded, _zero), fn in zip(self.code, kernels, strict=True):
-            assert fn is not None
+            if fn is None:
+                return None
             r = fn(vals[i]) if j < 0 else fn(vals[i], vals[j])
             if r is None:
                 return None

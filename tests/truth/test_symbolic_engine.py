@@ -445,3 +445,16 @@ def test_one_sided_derivatives_come_from_the_germs_along_the_axis() -> None:
     # min(x, x*y) at (0.5, 1): along y, x*y below the tie (d/dy = x) and x above it (0)
     left, right = ENGINE.one_sided(c("min", x, c("mul", x, y)), np.array([[0.5, 1.0]]), dtype="float64")
     assert (left[0, 1], right[0, 1]) == (0.5, 0.0)
+
+
+def test_a_break_inside_an_op_without_a_germ_rule_leaves_the_entry_undecided_not_a_crash() -> None:
+    # i0e(x) = exp(-|x|) i0(x) has a kink at 0 (its derivative is -1 from the right, +1
+    # from the left); settling the kink along the axis needs a
+    # one-sided germ of every instruction, and one without a germ kernel means "cannot
+    # say", as any missing series does: never an AssertionError failing the whole case
+    truth = ENGINE.evaluate(c("i0e", x), column(0.0, -0.0, 0.5), dtype="float64")
+    assert truth.values.shape == (3, 1)
+    with mpmath.workdps(50):
+        t = mpmath.mpf(0.5)
+        exact = mpmath.exp(-t) * (mpmath.besseli(1, t) - mpmath.besseli(0, t))
+    assert truth.status[2, 0] == "ok" and truth.values[2, 0] == float(exact)
