@@ -84,7 +84,7 @@ from harness.dtypes import dtype_info, ulp
 from harness.expr import Call, Const, Expr, Var, variables, walk
 from harness.functions import NUMPY_FUNCTIONS
 from harness.memo import Memo
-from harness.ops import LIBM, OPS
+from harness.ops import LIBM, OPS, Smoothness
 from harness.schema import FAILING
 
 __all__ = [
@@ -513,14 +513,18 @@ def _near_breaks(
 
 
 def _at_breaks(expr: Expr, vals: dict[Expr, np.ndarray]) -> dict[Call, np.ndarray]:
-    """Kink ops with another branch (``Op.across``) whose argument is computed exactly on
-    the break: {node: its points}. The exact argument is there too, or rounding put it
-    there; either way each branch is a derivative an engine may take (where the truth
-    simplified the kink away, relu(x*x) = x*x, it never reports one)."""
+    """Kink ops whose argument is computed exactly on the break: {node: its points}. The
+    exact argument is there too, or rounding put it there; either way each branch is a
+    derivative an engine may take (where the truth simplified the kink away, relu(x*x) =
+    x*x, it never reports one). The branches are reached by moving the first argument
+    (:func:`_one_side`), which crosses every kink of the table: relu's and abs's 0,
+    max's and clamp's ties, copysign's a = 0."""
     out: dict[Call, np.ndarray] = {}
     n = len(next(iter(vals.values())))
     for node in walk(expr):
-        if not isinstance(node, Call) or OPS[node.op].kinks is None or OPS[node.op].across is None:
+        if not isinstance(node, Call) or OPS[node.op].kinks is None:
+            continue
+        if OPS[node.op].smoothness is not Smoothness.KINK:
             continue
         row = OPS[node.op]
         assert row.kinks is not None
