@@ -68,6 +68,7 @@ from harness.schema import CSV_COLUMNS, FD_COLUMNS, RESULT_COLUMNS, THEORY_COLUM
 from harness.truth import truth_engine
 
 __all__ = [
+    "EXECUTORS",
     "CampaignConfig",
     "CampaignResult",
     "TaskCase",
@@ -642,6 +643,74 @@ def _failed_case(
     return task.index, _error_row(task, verdict, message), [], []
 
 
+# ---- Dask -----------------------------------------------------------------------------
+
+EXECUTORS: tuple[str, ...] = ("local", "dask")
+"""Where a campaign's cases run: here (``local``, worker processes) or on a Dask cluster."""
+
+
+def _case_on_a_dask_worker(
+    task: TaskCase, config: CampaignConfig, trusted: frozenset[str]
+) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+    """One case on a Dask worker: :func:`run_case`'s tables, returned for the parent to
+    write (the worker need not share the run folder's file system)."""
+    import torch
+
+    torch.set_num_threads(1)
+    import_lazy_modules()
+    return run_case(task, config, trusted)
+
+
+def _run_on_dask(
+    todo: Sequence[TaskCase],
+    config: CampaignConfig,
+    parts: Path,
+    trusted: frozenset[str],
+    done: Callable[[int], None],
+    *,
+    scheduler: str | None,
+    workers: int,
+) -> None:
+    """Run ``todo`` on Dask (``distributed``): the scheduler at ``scheduler``, or a
+    ``LocalCluster`` of ``workers`` single-threaded processes. Each case's parts are
+    written here, in the order the cases finish, by the same code as a local run's; a
+    case whose worker died (Dask gives up after its retries) becomes an ``error`` row.
+    Dask runs a case in a worker thread, where no alarm can stop it: ``--timeout`` then
+    bounds nothing inside a case (a local run's parent kills a worker that runs too long).
+    """
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ImportError(
+            "executor='dask' needs the optional package distributed; install it with "
+            "pip install -e '.[dask]' (or pip install distributed)"
+        ) from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = {
+            client.submit(_case_on_a_dask_worker, task, config, trusted, pure=False): task for task in todo
+        }
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker is a row, not our crash
+                result = _failed_case(task, "error", f"the Dask worker running this case failed: {exc}")
+            _save_part(parts, *result)
+            done(task.index)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 # ---- part files ----------------------------------------------------------------------
 
 PART_KINDS: tuple[str, ...] = ("", ".fd", ".time", ".theory")
@@ -833,8 +902,16 @@ def run_campaign(
     shard: tuple[int, int] | None = None,
     cases_from: str | Path | None = None,
     user_engines: Sequence[str] = (),
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> CampaignResult:
     """Run (or resume) a campaign into ``run_dir`` and return its tables.
+
+    ``executor="local"`` runs the cases here, in ``workers`` processes; ``"dask"`` sends
+    each one to a Dask cluster (:func:`_run_on_dask`: the scheduler at ``scheduler``, or a
+    ``LocalCluster`` of ``workers`` processes) and writes its parts here as it comes back,
+    so the run folder, ``results.csv`` included, is the same as a local run's and
+    ``resume`` works on it.
 
     ``resume=True`` reads ``config.json`` (and ``shard.json``, if any) from ``run_dir``
     (the passed ``config`` and ``shard`` are ignored), keeps the finished parts and runs
@@ -851,6 +928,10 @@ def run_campaign(
     engine is refused (``ValueError``) before anything runs.
     """
     run_dir = Path(run_dir)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor={executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if scheduler is not None and executor != "dask":
+        raise ValueError(f"scheduler={scheduler!r} is for executor='dask'; pass executor='dask' too")
     if not 0 <= workers <= max_workers():
         raise ValueError(f"workers={workers}: expected 0 to {max_workers()} (4 per CPU core, at least 64)")
     parts = run_dir / "parts"
@@ -881,7 +962,7 @@ def run_campaign(
     trusted = frozenset(user_engines) | (frozenset() if resume else frozenset(config.engines))
     started = time.time()
     # Worker processes start (imports, about two seconds) while the cases are drawn here.
-    pool = _Workers(workers, config, parts, trusted) if workers > 1 else None
+    pool = _Workers(workers, config, parts, trusted) if workers > 1 and executor == "local" else None
     try:
         tasks, problems = build_tasks(config, load_cases_file(source, config) if source else None)
         if source is None or Path(source).resolve() != (run_dir / CASES_FILE).resolve():
@@ -920,7 +1001,9 @@ def run_campaign(
             if on_case:
                 on_case(index)
 
-        if pool is None or len(todo) <= 1:
+        if executor == "dask":
+            _run_on_dask(todo, config, parts, trusted, done, scheduler=scheduler, workers=max(1, workers))
+        elif pool is None or len(todo) <= 1:
             if pool is not None:
                 pool.close()
                 pool = None

@@ -201,8 +201,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             shard=args.shard,
             cases_from=args.cases_from,
             user_engines=args.engines or (),
+            executor=args.executor,
+            scheduler=args.scheduler,
         )
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (FileExistsError, FileNotFoundError, ValueError, ImportError) as exc:
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished cases are kept: diffharness run --resume {shlex.quote(str(run_dir))}",
@@ -449,7 +451,20 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_int,
         default=os.cpu_count() or 1,
-        help="worker processes (default: one per CPU core)",
+        help="worker processes (default: one per CPU core; with --executor dask and no "
+        "--scheduler, the LocalCluster's)",
+    )
+    run.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="where cases run: here (default) or on a Dask cluster (the dask extra)",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask; "
+        "default: a LocalCluster on this machine)",
     )
     run.add_argument(
         "--timeout", type=_seconds, default=60.0, help="seconds per case before it is cut off (default 60)"
