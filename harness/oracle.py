@@ -378,12 +378,22 @@ def rounding_model(
             for node, where in exact.items():
                 stepped[node] = _one_side(node, vals, local[node], where, order, sign)
             runs.append(_run_model(expr, pts, vals, stepped, info, order))
+        # a selection op (max, min, clamp) at a tie may pass the whole derivative to any
+        # argument equal to its value: torch's clamp at lo = x = hi gives it to x
+        for node, where in exact.items():
+            for k, arg in enumerate(node.args):
+                tied = where & (vals[arg] == vals[node])
+                if len(node.args) > 1 and tied.any():
+                    selected = dict(local)
+                    selected[node] = _selecting(local[node], k, tied)
+                    runs.append(_run_model(expr, pts, vals, selected, info, order))
         at_kink = np.logical_or.reduce(list(exact.values()))
         # the op's own value at the break (abs'(0) = 0, inside its subgradient) is a
         # convention too, and enters nonlinearly: abs(x)*abs(x) at 0 gives 0, both sides 2
-        lo = np.fmin(np.fmin(runs[0][0], runs[1][0]), value)
-        hi = np.fmax(np.fmax(runs[0][0], runs[1][0]), value)
-        sides = (lo, hi, np.fmax(np.fmax(runs[0][1], runs[1][1]), tolerance))
+        lo, hi, side_tol = value, value, tolerance
+        for run in runs:
+            lo, hi, side_tol = np.fmin(lo, run[0]), np.fmax(hi, run[0]), np.fmax(side_tol, run[1])
+        sides = (lo, hi, side_tol)
     return RoundingModel(
         tolerance, out_of_range, ambiguous, other, other_tolerance, ideal_tolerance, at_kink, sides
     )
@@ -552,6 +562,16 @@ def _one_side(
         key: np.where(where, _partial_values(node.op, key, moved, certify=order == 2), value)
         for key, value in q.items()
     }
+    return p2, q2
+
+
+def _selecting(partials: _Partials, k: int, where: np.ndarray) -> _Partials:
+    """Partials of an op passing its argument ``k`` through unchanged at ``where`` (first
+    partial 1 in ``k``, 0 elsewhere; second partials 0): one vertex of a selection op's
+    generalised gradient at a tie."""
+    p, q = partials
+    p2 = [np.where(where, 1.0 if j == k else 0.0, pj) for j, pj in enumerate(p)]
+    q2 = {key: np.where(where, 0.0, value) for key, value in q.items()}
     return p2, q2
 
 
