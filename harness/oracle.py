@@ -344,7 +344,7 @@ def rounding_model(
     vals, local = _local_partials(expr, pts, order)
     value, tolerance, out_of_range, nodes = _run_model(expr, pts, vals, local, info, order)
     on_break = np.ones(len(pts), dtype=bool) if at_break is None else np.asarray(at_break, dtype=bool)
-    ambiguous, flips, jumps = _near_breaks(expr, vals, nodes, on_break)
+    ambiguous, flips, jumps = _near_breaks(expr, vals, nodes, on_break, info.unit_roundoff)
     other = np.full(value.shape, np.nan)
     other_tolerance = np.full(value.shape, np.nan)
     if ambiguous.any():
@@ -424,11 +424,13 @@ def _run_model(
 
 
 def _near_breaks(
-    expr: Expr, vals: dict[Expr, np.ndarray], nodes: dict[Expr, _Node], on_break: np.ndarray
+    expr: Expr, vals: dict[Expr, np.ndarray], nodes: dict[Expr, _Node], on_break: np.ndarray, u: float
 ) -> tuple[np.ndarray, dict[Call, np.ndarray], np.ndarray]:
     """Points where a kink or jump op's argument is within ``SAFETY`` times its modelled
     error of the break, but not on it (where ``on_break``, not even computed on it):
-    (ambiguous (n,), {kink node: its points}, points where a jump op is ambiguous)."""
+    (ambiguous (n,), {kink node: its points}, points where a jump op is ambiguous). The
+    error includes the op's own rounding in locating its break (``Op.break_noise``:
+    fmod's backward takes trunc of a rounded a/b), exact arguments or not."""
     n = len(next(iter(vals.values()))) if vals else 0
     ambiguous = np.zeros(n, dtype=bool)
     jumps = np.zeros(n, dtype=bool)
@@ -441,6 +443,8 @@ def _near_breaks(
         args = [torch.from_numpy(np.asarray(vals[a], dtype=np.float64)) for a in node.args]
         margin = np.broadcast_to(row.kinks(*args).numpy(), (n,))
         radius = SAFETY * sum(nodes[a].value_error for a in node.args)
+        if row.break_noise is not None:
+            radius = radius + SAFETY * u * np.broadcast_to(row.break_noise(*args).numpy(), (n,))
         near = ((margin > 0) | ~on_break) & (margin <= radius) & (radius > 0)
         if not near.any():
             continue
@@ -489,7 +493,8 @@ def one_sided_tolerance(expr: Expr, points: np.ndarray, *, dtype: str) -> np.nda
         step = np.where(pts[:, i] != 0, np.abs(pts[:, i]) * SIDE_STEP, SIDE_STEP)
         for sign in (-1.0, 1.0):
             side = pts.copy()
-            side[:, i] = side[:, i] + sign * step
+            with np.errstate(over="ignore"):  # a step off max is inf: no tolerance there
+                side[:, i] = side[:, i] + sign * step
             tol, _ = rounding_tolerance(expr, side, dtype=dtype, order=1)
             out[:, i] = np.fmax(out[:, i], tol[:, i])
     return out
@@ -589,7 +594,9 @@ def _propagate(
     for x in partials:
         normal = (x >= _FLOAT64_TINY) & np.isfinite(x)
         inverse = np.where(normal, 1.0 / np.where(normal, x, 1.0), 0.0)
-        reach = np.fmax(reach, np.fmax(np.where(np.isfinite(x), x, 0.0), inverse))
+        # an infinite partial (beyond float64, 1/y at y = 5e-324) is out of any range; a
+        # NaN one (at a kink) says nothing about magnitudes
+        reach = np.fmax(reach, np.fmax(np.where(np.isnan(x), 0.0, x), inverse))
     out = _Node(v, value_error, np.asarray(grad), np.asarray(grad_error), reach=reach)
     if order == 2:
         # A second derivative goes through the first derivative's formula, so it inherits
@@ -732,10 +739,13 @@ def judge(
     expected = truth.copy()
     kink = status == "kink"
     lo = hi = None
+    sides = np.ones(got.shape, dtype=bool)  # both one-sided limits known
     if one_sided is not None:
         left, right = (np.broadcast_to(np.asarray(x, dtype=np.float64), got.shape) for x in one_sided)
         lo, hi = np.fmin(left, right), np.fmax(left, right)
-        smooth_kink = kink & np.isfinite(left) & np.isfinite(right) & (np.abs(left - right) <= tol)
+        sides = np.isfinite(left) & np.isfinite(right)
+        with np.errstate(invalid="ignore"):  # inf - inf where a side is beyond float64
+            smooth_kink = kink & sides & (np.abs(left - right) <= tol)
         expected = np.where(smooth_kink, left, expected)
         kink = kink & ~smooth_kink
     with np.errstate(all="ignore"):
@@ -754,9 +764,12 @@ def judge(
         verdict[oor & ((verdict != "ok") | vacuous)] = "out-of-range"
     if kink.any():
         if lo is not None and hi is not None:
-            inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
+            with np.errstate(invalid="ignore"):  # an infinite side and tolerance
+                inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
             verdict[kink & inside] = "kink-convention"
             verdict[kink & ~inside] = "kink-violation"
+            # a side the truth cannot give (not certified, beyond float64) judges nothing
+            verdict[kink & ~sides] = "undefined"
         else:
             verdict[kink] = "undefined"  # no one-sided limits (order 2): nothing to judge
     if branch is not None:
