@@ -770,6 +770,8 @@ def judge(
             verdict[kink & ~inside] = "kink-violation"
             # a side the truth cannot give (not certified, beyond float64) judges nothing
             verdict[kink & ~sides] = "undefined"
+            if out_of_range is not None:  # one-sided limits the dtype cannot hold
+                verdict[oor & (verdict == "kink-violation")] = "out-of-range"
         else:
             verdict[kink] = "undefined"  # no one-sided limits (order 2): nothing to judge
     if branch is not None:

@@ -76,6 +76,8 @@ VERDICT_TABLE = [
     pytest.param(0.5, NAN, "kink", None, False, "undefined", id="kink-without-one-sided"),
     # a one-sided limit the truth cannot give (not certified, or beyond float64) judges nothing
     pytest.param(5.0, NAN, "kink", (NAN, 1.0), False, "undefined", id="kink-one-side-unknown"),
+    pytest.param(5.0, NAN, "kink", (0.0, 1.0), True, "out-of-range", id="kink-violation-out-of-range"),
+    pytest.param(0.5, NAN, "kink", (0.0, 1.0), True, "kink-convention", id="kink-convention-out-of-range"),
     pytest.param(
         math.inf, NAN, "kink", (-math.inf, -math.inf), False, "undefined", id="kink-sides-beyond-range"
     ),
