@@ -160,9 +160,15 @@ def _mish_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any
 
 
 def _gelu_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    # Phi(x) + x phi(x): for x < 0 the two terms (each about |x| times the sum) cancel
+    # Phi(x) + x phi(x): for x < 0 the two terms cancel (at -0.75 each is 300 times the
+    # sum); each term rounds on its own size, and phi's exp(-x*x/2) amplifies x*x's rounding
+    import numpy as np
+
     (x,) = args
-    return ((LIBM + 2) * (1 + x * x) * abs(p[0]),)
+    with np.errstate(all="ignore"):
+        cdf = np.where(x != 0, y / np.where(x != 0, x, 1.0), 0.5)  # gelu(x) = x Phi(x)
+    pdf = np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    return ((LIBM + 2) * (abs(cdf) + abs(x) * pdf) + LIBM * x * x * abs(p[0]),)
 
 
 def _gelu_tanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -171,6 +177,13 @@ def _gelu_tanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tupl
     (x,) = args
     dz = 0.8 * (1 + 0.134 * x * x)
     return ((2 * LIBM + 2) * (dz + 0.11 * x * x + abs(x) * dz * dz) / (1 + (x / 6) ** 12),)
+
+
+def _hardswish_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # relu6(x + 3)/6 + x/6 on the middle branch: the terms cancel at x = -3/2 (derivative
+    # 0), each rounded on its own size
+    (x,) = args
+    return ((LIBM + 2) * (1 + abs(x)) / 3,)
 
 
 def _softsign_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -889,6 +902,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     Op(
         "logsigmoid", 1, lambda x: -sympy.log(1 + sympy.exp(-x)), torch.nn.functional.logsigmoid,
         jax=lambda j: j.nn.log_sigmoid, edges=_sigmoid_edges, complex_step=False,
+        grad_noise=_logaddexp_noise,  # JAX: -softplus(-x), whose derivative is logaddexp's
         grad2_noise=_logsigmoid_noise2,
     ),
     Op(
@@ -1002,6 +1016,7 @@ _REACH_ROWS: tuple[Op, ...] = (
         "hardswish", 1, lambda x: x * sympy.Max(0, sympy.Min(1, x / 6 + R(1, 2))),
         torch.nn.functional.hardswish, jax=lambda j: j.nn.hard_swish, edges=_switch_edges(3.0),
         smoothness=Smoothness.KINK, kinks=_distance_to(-3.0, 3.0), complex_step=False,
+        grad_noise=_hardswish_noise,
     ),
     Op(
         "softsign", 1, lambda x: x / (1 + sympy.Abs(x)), torch.nn.functional.softsign,
