@@ -445,3 +445,16 @@ def test_one_sided_derivatives_come_from_the_germs_along_the_axis() -> None:
     # min(x, x*y) at (0.5, 1): along y, x*y below the tie (d/dy = x) and x above it (0)
     left, right = ENGINE.one_sided(c("min", x, c("mul", x, y)), np.array([[0.5, 1.0]]), dtype="float64")
     assert (left[0, 1], right[0, 1]) == (0.5, 0.0)
+
+
+def test_a_kink_over_a_function_without_a_series_kernel_gets_its_one_sided_limits() -> None:
+    # i0e(x) = exp(-|x|) besseli(0, x): besseli has no series kernel, so the germs along
+    # x cannot be formed; the one-sided limits come from stepping off the point instead
+    x = Var("x")
+    tree = Call("logaddexp2", (Call("rsqrt", (Var("y"),)), Call("i0e", (x,))))
+    pts = np.array([[0.0, 0.75], [0.5, 0.75]])
+    truth = ENGINE.evaluate(tree, pts, dtype="float64")
+    assert truth.status[:, 0].tolist() == ["kink", "ok"]
+    left, right = ENGINE.one_sided(Call("i0e", (x,)), np.array([[0.0]]), dtype="float64")
+    # exp(x) i0(x) from the left rises with slope 1, exp(-x) i0(x) to the right falls with -1
+    assert left[0, 0] == pytest.approx(1.0, abs=1e-12) and right[0, 0] == pytest.approx(-1.0, abs=1e-12)
