@@ -458,3 +458,11 @@ def test_a_kink_over_a_function_without_a_series_kernel_gets_its_one_sided_limit
     left, right = ENGINE.one_sided(Call("i0e", (x,)), np.array([[0.0]]), dtype="float64")
     # exp(x) i0(x) from the left rises with slope 1, exp(-x) i0(x) to the right falls with -1
     assert left[0, 0] == pytest.approx(1.0, abs=1e-12) and right[0, 0] == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_eulers_constant_from_digamma_at_1_is_a_known_constant() -> None:
+    # sympy evaluates polygamma(0, 1) to -EulerGamma
+    tree = Call("mul", (Var("x"), Call("digamma", (Const(Fraction(1)),))))
+    truth = ENGINE.evaluate(tree, np.array([[0.5]]), dtype="float64")
+    assert truth.status[0, 0] == "ok"
+    assert truth.values[0, 0] == float(-mpmath.euler)
