@@ -160,9 +160,15 @@ def _mish_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any
 
 
 def _gelu_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    # Phi(x) + x phi(x): for x < 0 the two terms (each about |x| times the sum) cancel
+    # Phi(x) + x phi(x): for x < 0 the two terms cancel (at -0.75 each is 300 times the
+    # sum); each term rounds on its own size, and phi's exp(-x*x/2) amplifies x*x's rounding
+    import numpy as np
+
     (x,) = args
-    return ((LIBM + 2) * (1 + x * x) * abs(p[0]),)
+    with np.errstate(all="ignore"):
+        cdf = np.where(x != 0, y / np.where(x != 0, x, 1.0), 0.5)  # gelu(x) = x Phi(x)
+    pdf = np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    return ((LIBM + 2) * (abs(cdf) + abs(x) * pdf) + LIBM * x * x * abs(p[0]),)
 
 
 def _gelu_tanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -171,6 +177,13 @@ def _gelu_tanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tupl
     (x,) = args
     dz = 0.8 * (1 + 0.134 * x * x)
     return ((2 * LIBM + 2) * (dz + 0.11 * x * x + abs(x) * dz * dz) / (1 + (x / 6) ** 12),)
+
+
+def _hardswish_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # relu6(x + 3)/6 + x/6 on the middle branch: the terms cancel at x = -3/2 (derivative
+    # 0), each rounded on its own size
+    (x,) = args
+    return ((LIBM + 2) * (1 + abs(x)) / 3,)
 
 
 def _softsign_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -470,6 +483,13 @@ def _powv_edges(d: DType) -> tuple[float, ...]:
 
 
 
+def _remainder_edges(d: DType) -> tuple[float, ...]:
+    # multiples of the plain divisors 0.75 and -1.5 (a/b an integer: the jumps); past
+    # 2**bits every float is an integer and the quotient's rounding decides trunc/floor;
+    # huge dividends (a/b and -trunc(a/b) overflow), tiny divisors
+    return (0.75, 1.5, 2.25, 3.0, 4.5, 2.0 ** (d.bits + 1), d.max / 4, d.max, d.tiny)
+
+
 def _sinc_edges(d: DType) -> tuple[float, ...]:
     # 0 (the removable singularity: every op's edge), its zeros at the integers, small
     # arguments where sin(pi x)/(pi x) is 1 to the last bit, and large ones
@@ -556,6 +576,12 @@ class Op:
 
     ``edges(dtype)`` gives the op's special arguments in that dtype (see the functions
     above the class; :mod:`harness.edges` adds the ones every op shares).
+
+    ``break_noise(*args)``, for a kink or jump op whose library finds its break from a
+    rounded intermediate, bounds that rounding in the units of ``kinks`` per unit
+    roundoff (fmod's backward takes trunc of the rounded a/b, so a/b an ulp below 3 may
+    read as 3: a shift of a by about u |a|). Within it of the break the oracle accepts
+    either side's derivative, as where an argument's own rounding may cross the break.
     """
 
     name: str
@@ -577,6 +603,7 @@ class Op:
     edges: Callable[[DType], tuple[float, ...]] | None = None
     roundings: float = LIBM
     across: Callable[..., tuple[Any, ...]] | None = None
+    break_noise: Margin | None = None
     doc: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -794,6 +821,42 @@ def _off_atan2_cut(y: Tensor, x: Tensor) -> Tensor:
     return torch.where(x > 0, torch.hypot(y, x), y.abs())
 
 
+def _quotient_integer_distance(a: Tensor, b: Tensor) -> Tensor:
+    # remainder jumps where a/b crosses any integer: the distance of a to the nearest
+    # multiple of b
+    return (a - b * torch.round(a / b)).abs()
+
+
+def _quotient_nonzero_integer_distance(a: Tensor, b: Tensor) -> Tensor:
+    # fmod jumps where a/b crosses a nonzero integer (trunc is 0 on both sides of 0)
+    q = a / b
+    n = torch.round(q)
+    n = torch.where(n == 0, torch.where(q < 0, -1.0, 1.0).to(q.dtype), n)
+    return (a - b * n).abs()
+
+
+def _quotient_noise(a: Tensor, b: Tensor) -> Tensor:
+    # the rounded a/b, and b times its truncation, are off by about u |a| in a's units
+    return 2 * a.abs() + 0 * b
+
+
+def _sympy_trunc(u: Any) -> Any:
+    # trunc(u) = sign(u) floor(|u|): floor's jumps at the nonzero integers, none at 0
+    return sympy.sign(u) * sympy.floor(sympy.Abs(u))
+
+
+def _torch_xdivy(a: Tensor, b: Tensor) -> Tensor:
+    # a / b, and 0 at a = b = 0; dividing by 1 there keeps d/da = 1/b wherever b != 0
+    return a / torch.where((a == 0) & (b == 0), torch.ones_like(b), b)
+
+
+def _jax_xdivy(j: Any) -> Callable[..., Any]:
+    def xdivy(a: Any, b: Any) -> Any:
+        return a / j.numpy.where((a == 0) & (b == 0), j.numpy.ones_like(b), b)
+
+    return xdivy
+
+
 R = sympy.Rational
 
 _REACH_ROWS: tuple[Op, ...] = (
@@ -839,6 +902,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     Op(
         "logsigmoid", 1, lambda x: -sympy.log(1 + sympy.exp(-x)), torch.nn.functional.logsigmoid,
         jax=lambda j: j.nn.log_sigmoid, edges=_sigmoid_edges, complex_step=False,
+        grad_noise=_logaddexp_noise,  # JAX: -softplus(-x), whose derivative is logaddexp's
         grad2_noise=_logsigmoid_noise2,
     ),
     Op(
@@ -952,6 +1016,7 @@ _REACH_ROWS: tuple[Op, ...] = (
         "hardswish", 1, lambda x: x * sympy.Max(0, sympy.Min(1, x / 6 + R(1, 2))),
         torch.nn.functional.hardswish, jax=lambda j: j.nn.hard_swish, edges=_switch_edges(3.0),
         smoothness=Smoothness.KINK, kinks=_distance_to(-3.0, 3.0), complex_step=False,
+        grad_noise=_hardswish_noise,
     ),
     Op(
         "softsign", 1, lambda x: x / (1 + sympy.Abs(x)), torch.nn.functional.softsign,
@@ -1017,6 +1082,31 @@ _REACH_ROWS: tuple[Op, ...] = (
         kinks=_first_abs, complex_step=False, roundings=0,
         doc="|a| with the sign of b, for b != 0 (at b = +-0 the libraries read the sign bit "
         "of zero, which a point cannot carry); kink at a = 0",
+    ),
+    Op(
+        "fmod", 2, lambda a, b: a - b * _sympy_trunc(a / b), torch.fmod, jax=lambda j: j.numpy.fmod,
+        edges=_remainder_edges, domain=_nonzero_second, smoothness=Smoothness.JUMP,
+        kinks=_quotient_nonzero_integer_distance, break_noise=_quotient_noise, complex_step=False,
+        roundings=0,
+        doc="a - b trunc(a/b) (C's fmod, exact in floating point), b != 0; jumps by b where "
+        "a/b crosses a nonzero integer, 0 there by definition (the libraries' value); "
+        "d/da = 1, d/db = -trunc(a/b) elsewhere",
+    ),
+    Op(
+        "remainder", 2, lambda a, b: a - b * sympy.floor(a / b), torch.remainder,
+        jax=lambda j: j.numpy.remainder, edges=_remainder_edges, domain=_nonzero_second,
+        smoothness=Smoothness.JUMP, kinks=_quotient_integer_distance, break_noise=_quotient_noise,
+        complex_step=False, roundings=1,
+        doc="a - b floor(a/b) (Python's %: the sign of b), b != 0; jumps by b where a/b "
+        "crosses an integer (0 included), 0 there by definition (the libraries' value); "
+        "d/da = 1, d/db = -floor(a/b) elsewhere",
+    ),
+    Op(
+        "xdivy", 2, lambda a, b: a / b, _torch_xdivy, jax=_jax_xdivy, edges=_quotient_edges,
+        domain=_nonzero_second, roundings=1, grad_noise=_div_noise,
+        doc="a/b for b != 0 (xdivy(0, b) = 0 there by the formula itself; the libraries' "
+        "xdivy(0, 0) = 0 lies outside the domain); torch and JAX have no xdivy: the kernels "
+        "divide by 1 where a = b = 0",
     ),
 )
 

@@ -358,7 +358,7 @@ def rounding_model(
     _, ideal_tolerance, _, _ = _run_model(expr, pts, vals, local, info, order, ideal=True)
     ideal_tolerance = np.fmin(ideal_tolerance, tolerance)
     on_break = np.ones(len(pts), dtype=bool) if at_break is None else np.asarray(at_break, dtype=bool)
-    ambiguous, flips, jumps = _near_breaks(expr, vals, nodes, on_break)
+    ambiguous, flips, jumps = _near_breaks(expr, vals, nodes, on_break, info.unit_roundoff)
     other = np.full(value.shape, np.nan)
     other_tolerance = np.full(value.shape, np.nan)
     if ambiguous.any():
@@ -442,8 +442,8 @@ def _run_model(
         biggest = np.fmax(biggest, np.abs(v))
         lost |= _underflow_matters(node, vals, info.smallest_subnormal)
         biggest = np.fmax(biggest, np.abs(k.grad).max(axis=1, initial=0.0))
-        for pj in p:
-            biggest = np.fmax(biggest, np.where(np.isfinite(pj), np.abs(pj), 0.0))
+        for pj in p:  # an infinite partial (1/y at y = 5e-324) is beyond every range
+            biggest = np.fmax(biggest, np.where(np.isnan(pj), 0.0, np.abs(pj)))
         if k.hess is not None:
             biggest = np.fmax(biggest, np.abs(k.hess).reshape(n, -1).max(axis=1, initial=0.0))
             for qv in q.values():
@@ -494,11 +494,13 @@ def _underflow_matters(node: Call, vals: dict[Expr, np.ndarray], smallest: float
 
 
 def _near_breaks(
-    expr: Expr, vals: dict[Expr, np.ndarray], nodes: dict[Expr, _Node], on_break: np.ndarray
+    expr: Expr, vals: dict[Expr, np.ndarray], nodes: dict[Expr, _Node], on_break: np.ndarray, u: float
 ) -> tuple[np.ndarray, dict[Call, np.ndarray], np.ndarray]:
     """Points where a kink or jump op's argument is within ``SAFETY`` times its modelled
     error of the break, but not on it (where ``on_break``, not even computed on it):
-    (ambiguous (n,), {kink node: its points}, points where a jump op is ambiguous)."""
+    (ambiguous (n,), {kink node: its points}, points where a jump op is ambiguous). The
+    error includes the op's own rounding in locating its break (``Op.break_noise``:
+    fmod's backward takes trunc of a rounded a/b), exact arguments or not."""
     n = len(next(iter(vals.values()))) if vals else 0
     ambiguous = np.zeros(n, dtype=bool)
     jumps = np.zeros(n, dtype=bool)
@@ -511,6 +513,8 @@ def _near_breaks(
         args = [torch.from_numpy(np.asarray(vals[a], dtype=np.float64)) for a in node.args]
         margin = np.broadcast_to(row.kinks(*args).numpy(), (n,))
         radius = SAFETY * sum(nodes[a].value_error for a in node.args)
+        if row.break_noise is not None:
+            radius = radius + SAFETY * u * np.broadcast_to(row.break_noise(*args).numpy(), (n,))
         near = ((margin > 0) | ~on_break) & (margin <= radius) & (radius > 0)
         if not near.any():
             continue
@@ -612,7 +616,8 @@ def one_sided_tolerance(expr: Expr, points: np.ndarray, *, dtype: str) -> np.nda
         step = np.where(pts[:, i] != 0, np.abs(pts[:, i]) * SIDE_STEP, SIDE_STEP)
         for sign in (-1.0, 1.0):
             side = pts.copy()
-            side[:, i] = side[:, i] + sign * step
+            with np.errstate(over="ignore"):  # a step off max is inf: no tolerance there
+                side[:, i] = side[:, i] + sign * step
             tol, _ = rounding_tolerance(expr, side, dtype=dtype, order=1)
             out[:, i] = np.fmax(out[:, i], tol[:, i])
     return out
@@ -877,11 +882,13 @@ def judge(
     expected = truth.copy()
     kink = status == "kink"
     lo = hi = None
+    sides_exist = np.ones(got.shape, dtype=bool)  # both one-sided limits known
     if one_sided is not None:
         left, right = (np.broadcast_to(np.asarray(x, dtype=np.float64), got.shape) for x in one_sided)
         lo, hi = np.fmin(left, right), np.fmax(left, right)
         sides_exist = np.isfinite(left) & np.isfinite(right)
-        smooth_kink = kink & np.isfinite(left) & np.isfinite(right) & (np.abs(left - right) <= tol)
+        with np.errstate(invalid="ignore"):  # inf - inf where a side is beyond float64
+            smooth_kink = kink & sides_exist & (np.abs(left - right) <= tol)
         expected = np.where(smooth_kink, left, expected)
         kink = kink & ~smooth_kink
     with np.errstate(all="ignore"):
@@ -902,11 +909,15 @@ def judge(
         verdict[oor & ((verdict != "ok") | vacuous)] = "out-of-range"
     if kink.any():
         if lo is not None and hi is not None:
-            inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
+            with np.errstate(invalid="ignore"):  # an infinite side and tolerance
+                inside = finite_got & (got >= lo - tol) & (got <= hi + tol)
             verdict[kink & inside] = "kink-convention"
             verdict[kink & ~inside] = "kink-violation"
-            # a one-sided limit that does not exist (NaN) or is infinite: nothing to judge
+            # a side the truth cannot give (NaN: not certified, or no limit; infinite:
+            # beyond float64) judges nothing
             verdict[kink & ~sides_exist] = "undefined"
+            if out_of_range is not None:  # one-sided limits the dtype cannot hold
+                verdict[oor & (verdict == "kink-violation")] = "out-of-range"
         else:
             verdict[kink] = "undefined"  # no one-sided limits (order 2): nothing to judge
     if convention is not None:

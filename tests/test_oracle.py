@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 from harness.dtypes import dtype_info
 from harness.expr import Call, Expr, Var, to_text
-from harness.oracle import SAFETY, judge, rounding_tolerance
+from harness.oracle import SAFETY, judge, rounding_model, rounding_tolerance
 from harness.schema import FAILING, JUDGED
 from harness.strategies import cases
 from harness.truth import SymbolicEngine
@@ -76,6 +76,13 @@ VERDICT_TABLE = [
     pytest.param(0.5, NAN, "kink", None, False, "undefined", id="kink-without-one-sided"),
     pytest.param(0.5, NAN, "kink", (NAN, 1.0), False, "undefined", id="kink-without-a-left-limit"),
     pytest.param(0.5, NAN, "kink", (0.0, INF), False, "undefined", id="kink-with-an-infinite-side"),
+    # a one-sided limit the truth cannot give (not certified, or beyond float64) judges nothing
+    pytest.param(5.0, NAN, "kink", (NAN, 1.0), False, "undefined", id="kink-one-side-unknown"),
+    pytest.param(5.0, NAN, "kink", (0.0, 1.0), True, "out-of-range", id="kink-violation-out-of-range"),
+    pytest.param(0.5, NAN, "kink", (0.0, 1.0), True, "kink-convention", id="kink-convention-out-of-range"),
+    pytest.param(
+        math.inf, NAN, "kink", (-math.inf, -math.inf), False, "undefined", id="kink-sides-beyond-range"
+    ),
     # equal one-sided limits: the derivative exists and is judged as usual against them
     pytest.param(0.0, NAN, "kink", (0.0, 0.0), False, "ok", id="smooth-kink-right"),
     pytest.param(0.5, NAN, "kink", (0.0, 0.0), False, "mismatch", id="smooth-kink-wrong"),
@@ -336,6 +343,32 @@ def test_a_magnitude_beyond_the_dtype_marks_the_point_out_of_range() -> None:
     _, oor64 = rounding_tolerance(expr, pts, dtype="float64")
     assert oor16.tolist() == [False, True]
     assert oor64.tolist() == [False, False]
+
+
+def test_an_op_partial_beyond_float64_marks_the_point_out_of_range() -> None:
+    # d/dx (x / x) at 5e-324 is 1/x - x/x**2 = 0, but each partial is 2e323: torch's inf - inf
+    expr = Call("div", (X, X))
+    _, oor = rounding_tolerance(expr, np.array([[5e-324], [1.5]]), dtype="float64")
+    assert oor.tolist() == [True, False]
+
+
+def test_a_jump_located_by_a_rounded_quotient_is_ambiguous_within_that_rounding() -> None:
+    # fmod's backward takes trunc of the rounded a/b: 1/0.33333334 in float32 is
+    # 2.99999991, which rounds to 3, so -3 (the other side's d/db) is as right as -2
+    expr = Call("fmod", (X, Var("y")))
+    pts = np.array([[1.0, 0.3333333432674408], [1.0, 0.3]])
+    model = rounding_model(expr, pts, dtype="float32", at_break=np.zeros(2, dtype=bool))
+    assert model.ambiguous.tolist() == [True, False]
+    truth = SymbolicEngine().evaluate(expr, pts[:1], dtype="float32")
+    assert truth.values[0].tolist() == [1.0, -2.0]
+    verdicts = [
+        judge(np.array([[1.0, got]]), truth.values, truth.status, model.tolerance[:1], dtype="float32",
+              branch=(model.ambiguous[:1], model.other[:1], model.other_tolerance[:1])).verdict[0, 1]
+        for got in (-2.0, -3.0)
+    ]
+    assert verdicts == ["ok", "branch-ambiguous"]
+    far = judge(np.array([[1.0, -3.0]]), truth.values, truth.status, model.tolerance[:1], dtype="float32")
+    assert far.verdict[0, 1] == "mismatch"  # without the branch hint: a derivative off by 1
 
 
 def test_an_unsupported_order_is_rejected_with_its_value() -> None:

@@ -81,6 +81,12 @@ CASES: list[tuple[str, Callable[..., torch.Tensor], int, float, Callable[..., bo
     ("logit", lambda x: x == 0.5, 0, 0.0, lambda x: x == 0.5),
     ("leaky_relu", lambda x, s: x == 0, 0, 2.0, lambda x: x == 0),
     ("asinh", lambda x: x == 0, 0, 0.0, lambda x: x == 0),
+    # fmod is smooth through a = 0 (trunc(a/b) is 0 on both sides): d/da = 1 there
+    ("fmod", lambda a, b: a == 0, 0, 0.0, lambda a, b: a == 0),
+    # remainder(0, b) = 0 for every b: d/db = -floor(0) = 0, although a = 0 is a jump along a
+    ("remainder", lambda a, b: a == 0, 1, math.nan, lambda a, b: a == 0),
+    # TensorFlow's xdivy gradient convention: d/da = 0 at a = 0 (exact 1/b)
+    ("xdivy", lambda a, b: a == 0, 0, 0.0, lambda a, b: a == 0),
 ]
 
 

@@ -204,7 +204,7 @@ class Program:
         instruction; an instruction without a kernel (a rule with no germ) gives None too."""
         kernels = self.germs if germ else self.series
         for (dst, _fn, i, j, _guarded, _zero), fn in zip(self.code, kernels, strict=True):
-            if fn is None:
+            if fn is None:  # a class with no series kernel (besseli inside i0e's kink)
                 return None
             r = fn(vals[i]) if j < 0 else fn(vals[i], vals[j])
             if r is None:

@@ -253,6 +253,7 @@ CONSTANTS: Mapping[type, Callable[[], Any]] = MappingProxyType(
     {
         type(sympy.pi): arb.pi,
         type(sympy.E): arb.const_e,
+        type(sympy.EulerGamma): arb.const_euler,  # digamma(1) = -EulerGamma
     }
 )
 """Sympy's number symbols -> the arb ball of each at the working precision."""

@@ -61,6 +61,9 @@ DOMAIN: dict[str, Callable[..., bool]] = {
     "celu": lambda a, alpha: alpha != 0,
     "softplus_beta": lambda a, beta, threshold: beta != 0,
     "copysign": lambda a, b: b != 0,
+    "fmod": lambda a, b: b != 0,
+    "remainder": lambda a, b: b != 0,
+    "xdivy": lambda a, b: b != 0,
 }
 EVERYWHERE = {
     "add",
@@ -111,6 +114,8 @@ SMOOTH: dict[str, Callable[..., bool]] = {
     "clamp": lambda a, lo, hi: a != lo and max(a, lo) != hi,
     "softplus_beta": lambda a, beta, threshold: beta * a != threshold,
     "copysign": lambda a, b: a != 0,
+    "fmod": lambda a, b: a / b == 0 or a / b != mpmath.floor(a / b),
+    "remainder": lambda a, b: a / b != mpmath.floor(a / b),
 }
 
 

@@ -77,6 +77,11 @@ REFERENCES: dict[str, Callable[..., Any]] = {
     "clamp": lambda t, lo, hi: min(max(t, lo), hi),
     "softplus_beta": lambda t, beta, thr: t if beta * t > thr else mp.log1p(mp.exp(beta * t)) / beta,
     "copysign": lambda a, b: abs(a) * _sign(b),
+    # C's fmod truncates the quotient (the sign of the dividend); mpmath's fmod floors it
+    # (the sign of the divisor), which is torch.remainder and Python's %
+    "fmod": lambda a, b: a - b * (mp.floor(a / b) if a / b >= 0 else mp.ceil(a / b)),
+    "remainder": mp.fmod,
+    "xdivy": lambda a, b: mpmath.mpf(0) if a == 0 else a / b,
 }
 
 RANDOM_POINTS = 6

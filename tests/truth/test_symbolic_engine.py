@@ -458,3 +458,24 @@ def test_a_break_inside_an_op_without_a_germ_rule_leaves_the_entry_undecided_not
         t = mpmath.mpf(0.5)
         exact = mpmath.exp(-t) * (mpmath.besseli(1, t) - mpmath.besseli(0, t))
     assert truth.status[2, 0] == "ok" and truth.values[2, 0] == float(exact)
+
+
+def test_a_kink_over_a_function_without_a_series_kernel_gets_its_one_sided_limits() -> None:
+    # i0e(x) = exp(-|x|) besseli(0, x): besseli has no series kernel, so the germs along
+    # x cannot be formed; the one-sided limits come from stepping off the point instead
+    x = Var("x")
+    tree = Call("logaddexp2", (Call("rsqrt", (Var("y"),)), Call("i0e", (x,))))
+    pts = np.array([[0.0, 0.75], [0.5, 0.75]])
+    truth = ENGINE.evaluate(tree, pts, dtype="float64")
+    assert truth.status[:, 0].tolist() == ["kink", "ok"]
+    left, right = ENGINE.one_sided(Call("i0e", (x,)), np.array([[0.0]]), dtype="float64")
+    # exp(x) i0(x) from the left rises with slope 1, exp(-x) i0(x) to the right falls with -1
+    assert left[0, 0] == pytest.approx(1.0, abs=1e-12) and right[0, 0] == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_eulers_constant_from_digamma_at_1_is_a_known_constant() -> None:
+    # sympy evaluates polygamma(0, 1) to -EulerGamma
+    tree = Call("mul", (Var("x"), Call("digamma", (Const(Fraction(1)),))))
+    truth = ENGINE.evaluate(tree, np.array([[0.5]]), dtype="float64")
+    assert truth.status[0, 0] == "ok"
+    assert truth.values[0, 0] == float(-mpmath.euler)
