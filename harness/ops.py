@@ -1089,8 +1089,9 @@ def _reduce(name: str, **kw: Any) -> Callable[..., Tensor]:
 
 def _jax_reduce(path: str, **kw: Any) -> Callable[[Any], Callable[..., Any]]:
     def make(j: Any) -> Callable[..., Any]:
-        module, _, attr = path.rpartition(".")
-        fn = getattr(getattr(j, module) if module else j, attr)
+        fn = j
+        for attr in path.split("."):
+            fn = getattr(fn, attr)
         return lambda *xs: fn(_stacked(xs, j.numpy), axis=-1, **kw)
 
     return make
