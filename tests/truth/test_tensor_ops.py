@@ -161,7 +161,8 @@ def test_the_truths_value_and_gradient_agree_with_mpmath_at_50_digits(name: str)
                 for i, ref in enumerate(_reference_gradient(name, point)):
                     ref_f = float(ref)
                     tol = math.ulp(ref_f) if ref_f and math.isfinite(ref_f) else 2.0**-1074
-                    assert abs(truth.values[k, i] - ref_f) <= tol, (name, n, point, i, truth.values[k, i], ref_f)
+                    got = truth.values[k, i]
+                    assert abs(got - ref_f) <= tol, (name, n, point, i, got, ref_f)
 
 
 def test_the_truth_of_det_at_a_singular_matrix_is_its_adjugate() -> None:
@@ -171,5 +172,6 @@ def test_the_truth_of_det_at_a_singular_matrix_is_its_adjugate() -> None:
 
 
 def test_the_truth_of_prod_at_one_zero_is_the_product_of_the_others() -> None:
-    truth = ENGINE.evaluate(_tree("prod", 3), np.array([[0.0, 0.75, -1.5], [0.0, 0.0, 2.0]]), dtype="float64", order=1)
+    pts = np.array([[0.0, 0.75, -1.5], [0.0, 0.0, 2.0]])
+    truth = ENGINE.evaluate(_tree("prod", 3), pts, dtype="float64", order=1)
     assert truth.values.tolist() == [[-1.125, 0.0, 0.0], [0.0, 0.0, 0.0]]
