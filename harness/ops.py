@@ -1474,7 +1474,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
     Op(
         "prod", 2, lambda *xs: sympy.Mul(*xs), _reduce("prod"), jax=_jax_reduce("numpy.prod"),
         max_arity=MAX_VARIADIC, edges=_product_edges, roundings=MAX_VARIADIC, grad_noise=_prod_noise,
-        special_args=_zeros_special, complex_step=False,
+        special_args=_zeros_special, complex_step=True,
         doc="torch.prod of the stacked arguments; special points: one, two and all zeros",
     ),
     Op(
@@ -1513,7 +1513,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         "cumprod1", 2, lambda *xs: xs[0] * xs[1], lambda *xs: torch.cumprod(_stacked(xs), -1)[..., 1],
         jax=lambda j: lambda *xs: j.numpy.cumprod(_stacked(xs, j.numpy), axis=-1)[..., 1],
         max_arity=MAX_VARIADIC, edges=_product_edges, roundings=1, grad_noise=_prod_noise,
-        special_args=_zeros_special, complex_step=False,
+        special_args=_zeros_special, complex_step=True,
         doc="the second component of torch.cumprod (x0 x1; later arguments, zeros among "
         "them, must get a zero derivative)",
     ),
@@ -1577,14 +1577,14 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         "det2", 4, _det2_form, lambda *m: torch.linalg.det(_square(m, 2)),
         jax=lambda j: lambda *m: j.numpy.linalg.det(_square(m, 2, j.numpy)),
         edges=_product_edges, value_noise=_det_value_noise, grad_noise=_det_noise,
-        special_args=_matrix2_special, complex_step=False,
+        special_args=_matrix2_special, complex_step=True,
         doc="torch.linalg.det of [[a, b], [c, d]]; special points: singular matrices",
     ),
     Op(
         "det3", 9, _det3_form, lambda *m: torch.linalg.det(_square(m, 3)),
         jax=lambda j: lambda *m: j.numpy.linalg.det(_square(m, 3, j.numpy)),
         edges=_product_edges, value_noise=_det_value_noise, grad_noise=_det_noise,
-        special_args=_matrix3_special, complex_step=False,
+        special_args=_matrix3_special, complex_step=True,
         doc="torch.linalg.det of a 3x3 matrix given row by row",
     ),
     Op(
@@ -1608,7 +1608,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         lambda *m: torch.linalg.inv_ex(_square(m, 2)).inverse[..., 0, 1],
         jax=lambda j: lambda *m: j.numpy.linalg.inv(_square(m, 2, j.numpy))[..., 0, 1],
         edges=_product_edges, domain=_abs_det2, grad_noise=_inverse_noise,
-        value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=False,
+        value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
         doc="entry (0, 1) of torch.linalg.inv of [[a, b], [c, d]], det != 0",
     ),
     Op(
@@ -1618,7 +1618,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
             _square(m[:4], 2, j.numpy), _stacked(m[4:], j.numpy)[..., None]
         )[..., 0, 0],
         edges=_product_edges, domain=_solve2_domain, grad_noise=_inverse_noise,
-        value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=False,
+        value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
         doc="the first component of torch.linalg.solve([[a, b], [c, d]], [e, f]), det != 0",
     ),
     Op(
