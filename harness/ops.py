@@ -64,6 +64,8 @@ class Smoothness(enum.Enum):
 Tensor = torch.Tensor
 Margin = Callable[..., Tensor]
 GradNoise = Callable[[tuple[Any, ...], Any, tuple[Any, ...]], tuple[Any, ...]]
+Noise2 = tuple[tuple[Any, ...], ...]
+GradNoise2 = Callable[[tuple[Any, ...], Any, tuple[Any, ...]], Noise2]
 
 # Rounding budget of one libm-style function evaluation, in unit roundoffs (2 ulp).
 LIBM = 4
@@ -555,7 +557,10 @@ class Op:
     are accurate to a few roundings relative to the partial itself. ``grad2_noise`` is
     the same for the diagonal second derivatives of a unary op, where their formula
     cancels beyond what the first derivative's noise explains (sigmoid'' = y'(1 - 2y)
-    near y = 1/2). It is written with
+    near y = 1/2). ``hessian_noise`` is an absolute bound (n x n, in unit roundoffs) on
+    every second partial, for an op whose second-order formulas produce rounding-sized
+    numbers where the exact entry is 0 or tiny (det's Hessian through the inverse, std's
+    cancelling terms, softmax's 1 - 2 s). It is written with
     arithmetic and ``abs`` only, so it runs on numpy arrays and tensors alike; the
     oracle's rounding model reads it.
 
@@ -591,6 +596,7 @@ class Op:
     roundings: float = LIBM
     across: Callable[..., tuple[Any, ...]] | None = None
     max_arity: int | None = None
+    hessian_noise: GradNoise2 | None = None
     value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
     special_args: Callable[[int, DType], tuple[tuple[float, ...], ...]] | None = None
     doc: str = field(default="", compare=False)
@@ -1286,6 +1292,55 @@ def _cholesky_value_noise(args: tuple[Any, ...], y: Any) -> Any:
     return LIBM * 4 * (abs(y) + (abs(c) + b * b / abs(a)) / (abs(y) + (y == 0)))
 
 
+def _everywhere(bound: Any, n: int) -> Noise2:
+    return ((bound,) * n,) * n
+
+
+def _softmax_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # s0 (d - s)(d - s) - s0 s (d - s): terms of size s0 (1 + |x|) that cancel (1 - 2 s)
+    return _everywhere(4 * (LIBM + len(args)) * abs(y) * (1 + _max_abs(args)), len(args))
+
+
+def _log_softmax_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    return _everywhere(4 * (LIBM + len(args)) * (1 + _max_abs(args)), len(args))
+
+
+def _std_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # (1 - 1/n) / ((n - 1) std) - (x - m)**2 / ((n - 1)**2 std**3): cancels
+    n = len(args)
+    scale = _sum_abs(args) / n
+    ratio = scale / (abs(y) + scale * 2.0**-26 + (scale == 0))
+    return _everywhere(4 * (LIBM + n) * (1 + ratio * ratio) / (abs(y) + (y == 0)), n)
+
+
+def _matrix_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # det, log|det|, inv and solve differentiated twice through inv(A): each entry
+    # carries cond(A) u relative to the largest term, inv's entries squared times y
+    import numpy as np
+
+    k = 2 if len(args) in (4, 6) else 3
+    m = args[: k * k]
+    det = abs(_det2_form(*m) if k == 2 else _det3_form(*m))
+    big_a = _max_abs(m)
+    adjugate = big_a ** (k - 1) * (k - 1)
+    inv = adjugate / (det + (det == 0))
+    cond = big_a * inv * k
+    rhs = _max_abs(args[4:]) if len(args) == 6 else 0
+    scale = np.maximum(_max_abs(p) * (inv + 1), inv * inv * (1 + abs(y) + rhs)) + big_a ** (k - 2)
+    return _everywhere(8 * len(args) * scale * (1 + cond), len(args))
+
+
+def _eig_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # v_i v_j / (l1 - l2) terms: relative error |A| / gap each, on entries of size 1/gap
+    import numpy as np
+
+    a, b, c = args
+    gap = np.hypot((a - c) / 2, b)
+    big = _max_abs(args)
+    rel = big / (gap + (gap == 0))
+    return _everywhere(8 * LIBM * (1 + rel) * (1 + rel) / (big + (big == 0)), 3)
+
+
 def _gap(values: Tensor) -> Tensor:
     """The distance between the largest and the second largest along the last axis."""
     top = values.topk(2, -1).values
@@ -1491,6 +1546,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda *xs: j.nn.softmax(_stacked(xs, j.numpy), axis=-1)[..., 0],
         max_arity=MAX_VARIADIC, edges=_logaddexp_edges, grad_noise=_softmax_noise,
         grad2_noise=_softmax_noise, special_args=_huge_special, complex_step=False,
+        hessian_noise=_softmax_hessian_noise,
         doc="the first component of torch.softmax of the stacked arguments",
     ),
     Op(
@@ -1501,6 +1557,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         max_arity=MAX_VARIADIC, edges=_logaddexp_edges, grad_noise=_log_softmax_noise,
         grad2_noise=_log_softmax_noise, value_noise=_log_softmax_value_noise,
         special_args=_huge_special, complex_step=False,
+        hessian_noise=_log_softmax_hessian_noise,
         doc="the first component of torch.log_softmax of the stacked arguments",
     ),
     Op(
@@ -1532,6 +1589,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         _reduce("std"), jax=_jax_reduce("numpy.std", ddof=1), max_arity=MAX_VARIADIC,
         edges=_product_edges, smoothness=Smoothness.KINK, kinks=_spread, complex_step=False,
         value_noise=_std_value_noise, grad_noise=_std_noise, special_args=_spread_special,
+        hessian_noise=_std_hessian_noise,
         doc="torch.std (unbiased); a cone where all arguments are equal",
     ),
     # reductions with kinks
@@ -1578,6 +1636,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda *m: j.numpy.linalg.det(_square(m, 2, j.numpy)),
         edges=_product_edges, value_noise=_det_value_noise, grad_noise=_det_noise,
         special_args=_matrix2_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
         doc="torch.linalg.det of [[a, b], [c, d]]; special points: singular matrices",
     ),
     Op(
@@ -1585,6 +1644,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda *m: j.numpy.linalg.det(_square(m, 3, j.numpy)),
         edges=_product_edges, value_noise=_det_value_noise, grad_noise=_det_noise,
         special_args=_matrix3_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
         doc="torch.linalg.det of a 3x3 matrix given row by row",
     ),
     Op(
@@ -1593,6 +1653,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda *m: j.numpy.linalg.slogdet(_square(m, 2, j.numpy))[1],
         edges=_product_edges, domain=_abs_det2, grad_noise=_logabsdet_noise,
         special_args=_matrix2_special, complex_step=False,
+        hessian_noise=_matrix_hessian_noise,
         doc="the log|det| of torch.linalg.slogdet of [[a, b], [c, d]], det != 0",
     ),
     Op(
@@ -1601,6 +1662,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda *m: j.numpy.linalg.slogdet(_square(m, 3, j.numpy))[1],
         edges=_product_edges, domain=_abs_det3, grad_noise=_logabsdet_noise,
         special_args=_matrix3_special, complex_step=False,
+        hessian_noise=_matrix_hessian_noise,
         doc="the log|det| of torch.linalg.slogdet of a 3x3 matrix, det != 0",
     ),
     Op(
@@ -1609,6 +1671,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda *m: j.numpy.linalg.inv(_square(m, 2, j.numpy))[..., 0, 1],
         edges=_product_edges, domain=_abs_det2, grad_noise=_inverse_noise,
         value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
         doc="entry (0, 1) of torch.linalg.inv of [[a, b], [c, d]], det != 0",
     ),
     Op(
@@ -1619,6 +1682,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         )[..., 0, 0],
         edges=_product_edges, domain=_solve2_domain, grad_noise=_inverse_noise,
         value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
         doc="the first component of torch.linalg.solve([[a, b], [c, d]], [e, f]), det != 0",
     ),
     Op(
@@ -1635,6 +1699,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda a, b, c: j.numpy.linalg.eigvalsh(_sym2(a, b, c, j.numpy))[..., 1],
         edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig_gap, complex_step=False,
         grad_noise=_eig_noise, special_args=_eig_special,
+        hessian_noise=_eig_hessian_noise,
         doc="the larger eigenvalue of [[a, b], [b, c]] by torch.linalg.eigvalsh; a cone where "
         "the eigenvalues repeat",
     ),
@@ -1644,6 +1709,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda a, b, c: j.numpy.linalg.eigvalsh(_sym2(a, b, c, j.numpy))[..., 0],
         edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig_gap, complex_step=False,
         grad_noise=_eig_noise, special_args=_eig_special,
+        hessian_noise=_eig_hessian_noise,
         doc="the smaller eigenvalue of [[a, b], [b, c]] by torch.linalg.eigvalsh",
     ),
 )

@@ -616,6 +616,10 @@ def _propagate(
         if row.grad2_noise is not None:
             for j, extra in enumerate(row.grad2_noise(tuple(args), v, tuple(p))):
                 noise2[j, j] = noise2[j, j] + np.abs(np.asarray(extra, dtype=np.float64))
+        if row.hessian_noise is not None:
+            for j, line in enumerate(row.hessian_noise(tuple(args), v, tuple(p))):
+                for k2, extra in enumerate(line):
+                    noise2[j, k2] = noise2[j, k2] + np.abs(np.asarray(extra, dtype=np.float64))
         for key, qv in q.items():
             noise2[key] = np.where(
                 np.abs(qv) < tiny, np.fmax(noise2[key], (np.abs(qv) + floor) / u), noise2[key]
