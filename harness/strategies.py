@@ -295,7 +295,10 @@ def _valid_in(
     n = x.shape[0]
     nodes = list(walk(expr))
     run = compile_tree(expr, torch_namespace(), every_node=True)
-    computed = run(list(x.T.unbind(0)), torch.zeros((), dtype=dtype))
+    try:
+        computed = run(list(x.T.unbind(0)), torch.zeros((), dtype=dtype))
+    except (RuntimeError, NotImplementedError):  # eigh has no float16 kernel: no valid point
+        return np.zeros(n, dtype=bool)
     values = dict(zip(nodes, computed, strict=True))
     ok = torch.ones(n, dtype=torch.bool)
     varying: set[Expr] = set()
