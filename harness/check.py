@@ -387,7 +387,8 @@ def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Ex
     """The simplest tree for each op, then each wrapped in negations.
 
     First ``op(x)``, ``op(x, y)`` (``pow`` with each of ``UNIT_EXPONENTS``, an op with
-    ``params`` with each of them): checked before
+    ``params`` with each of them, a variadic op with its fewest arguments and one more,
+    each a variable of its own: ``prod(x, y)``, ``prod(x, y, z)``): checked before
     random trees, so a wrong rule for one op is found within a few examples per op. Then
     ``neg(op(neg(x), ...))``: the incoming gradient (and tangent) is -1 there, not 1, so a
     backward or jvp that forgets to multiply by it is caught as deterministically."""
@@ -399,8 +400,10 @@ def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Ex
     out: list[Expr] = []
     for name in ops:
         row = OPS[name]
-        if row.arity - len(row.const_args) > len(leaves):  # clamp(x, y, z): three variables
-            leaves = leaves + [Var(n) for n in ("z", "w") if Var(n) not in leaves]
+        counts = row.arities[:2]
+        if counts[-1] - len(row.const_args) > len(leaves):  # clamp(x, y, z): three variables
+            more = ("z", "w") + tuple(f"x{i}" for i in range(counts[-1] - 4))
+            leaves = leaves + [Var(n) for n in more if Var(n) not in leaves]
         if row.params:
             for chosen in row.params:
                 given = dict(zip(row.const_args, chosen, strict=True))
@@ -415,7 +418,7 @@ def unit_trees(ops: Sequence[str], names: Sequence[str] = ("x", "y")) -> list[Ex
                 ]
                 out.append(Call(name, tuple(args)))
         else:
-            out.append(Call(name, tuple(leaves[i % len(leaves)] for i in range(row.arity))))
+            out.extend(Call(name, tuple(leaves[i % len(leaves)] for i in range(n))) for n in counts)
     chained = [
         Call("neg", (Call(t.op, tuple(Call("neg", (a,)) if isinstance(a, Var) else a for a in t.args)),))
         for t in out

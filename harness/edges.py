@@ -9,7 +9,10 @@ row's ``edges(dtype)`` names its own (:mod:`harness.ops`); :func:`op_edges` adds
 every op shares, the mirror images and a few ulps on either side, rounded to the dtype.
 
 :func:`edge_points` turns them into points of a tree: each variable at the edges of the
-ops that take it directly as an argument, the other variables at plain values. Only
+ops that take it directly as an argument, the other variables at plain values, and, for
+an op whose arguments are all variables, the whole argument tuples its row names
+(``special_args``: one and two zeros among prod's arguments, ties for amax, singular
+matrices for det), where one argument at an edge is not enough. Only
 points where the tree, computed literally in float64 and in the dtype, stays inside every
 op's domain and finite are kept: what an engine must then get right.
 """
@@ -61,8 +64,9 @@ def _op_edges(op: str, dtype: str) -> np.ndarray:
 
 def edge_points(expr: Expr, dtype: str) -> np.ndarray:
     """Points of ``expr`` (columns in ``variables(expr)`` order) with one variable at an
-    edge of an op that takes it directly and the others at :data:`PLAIN` values, and, for
-    an op of two variables, both at the same edge. Kept only where the tree is inside
+    edge of an op that takes it directly and the others at :data:`PLAIN` values, for an
+    op of two variables both at the same edge, and an op's ``special_args`` where its
+    arguments are all variables. Kept only where the tree is inside
     every op's domain and finite, in float64 and in ``dtype``; kinks are allowed. The
     array is read-only and remembered per tree, dtype and op rows."""
     rows = tuple(OPS[n.op] for n in walk(expr) if isinstance(n, Call))
@@ -84,6 +88,7 @@ def _edge_points(expr: Expr, dtype: str) -> np.ndarray:
     for node in walk(expr):
         if not isinstance(node, Call):
             continue
+        ties.extend(_special_rows(node, position, dtype))
         edges = op_edges(node.op, dtype)
         direct = [a.name for a in node.args if isinstance(a, Var)]
         for name in direct:
@@ -102,6 +107,27 @@ def _edge_points(expr: Expr, dtype: str) -> np.ndarray:
     mask = valid_points(expr, pts, dtype, margin=0.0, kinks="include", max_magnitude=np.inf)
     out = pts[mask]
     out.setflags(write=False)
+    return out
+
+
+def _special_rows(node: Call, position: dict[str, int], dtype: str) -> list[np.ndarray]:
+    """The op's ``special_args`` as points, where its arguments are all variables and a
+    tuple gives a variable that occurs twice one value; the other variables at PLAIN."""
+    row = OPS[node.op]
+    if row.special_args is None or not all(isinstance(a, Var) for a in node.args):
+        return []
+    names = [a.name for a in node.args if isinstance(a, Var)]
+    out = []
+    for values in row.special_args(len(names), dtype_info(dtype)):
+        rounded = round_array(np.array(values, dtype=np.float64), dtype)
+        given: dict[str, float] = {}
+        if any(given.setdefault(n, float(v)) != float(v) for n, v in zip(names, rounded, strict=True)):
+            continue  # prod(x, y, x) cannot have x at 0 and at 0.75
+        point = np.full((1, len(position)), PLAIN[0])
+        for n, v in given.items():
+            point[0, position[n]] = v
+        if np.isfinite(point).all():
+            out.append(point)
     return out
 
 

@@ -118,8 +118,8 @@ class Call:
         if row is None:
             raise ExprError(f"op={self.op!r} is not in the op table; known: {sorted(OPS)}")
         args = tuple(self.args)
-        if len(args) != row.arity:
-            raise ExprError(f"op={self.op!r} takes {row.arity} argument(s), got {len(args)}")
+        if len(args) not in row.arities:
+            raise ExprError(f"op={self.op!r} takes {row.arity_text()} argument(s), got {len(args)}")
         for a in args:
             if not isinstance(a, (Var, Const, Call)):
                 raise ExprError(f"argument {a!r} of op={self.op!r} is not an expression")

@@ -108,7 +108,16 @@ def _mp(name: str) -> Any:
     return call
 
 
+def _select(conditions: list[Any], choices: list[Any], default: Any = 0) -> Any:
+    """numpy.select that takes conditions which are plain Python booleans: sympy prints
+    a Piecewise with a literal ``True`` (Max of several arguments, differentiated)."""
+    shape = np.broadcast_shapes(*(np.shape(c) for c in (*conditions, *choices)))
+    masks = [np.broadcast_to(np.asarray(c, dtype=bool), shape) for c in conditions]
+    return np.select(masks, choices, default)
+
+
 NUMPY_FUNCTIONS: dict[str, Any] = {
+    "select": _select,
     "erf": _elementwise(math.erf),
     "erfc": _elementwise(math.erfc),
     "erfinv": _elementwise(_mp("erfinv")),
@@ -118,5 +127,6 @@ NUMPY_FUNCTIONS: dict[str, Any] = {
 }
 """Numpy versions of the special functions the op table's sympy forms contain, for
 ``sympy.lambdify(..., modules=[NUMPY_FUNCTIONS, "numpy"])``: sympy's numpy printer has
-no erf, erfinv, loggamma, polygamma or besseli (and scipy is optional). Elementwise over
+no erf, erfinv, loggamma, polygamma or besseli (and scipy is optional), and its select
+must take Python booleans. Elementwise over
 float64 arrays, accurate to a few ulps: they feed tolerances, not the truth."""

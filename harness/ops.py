@@ -42,6 +42,8 @@ __all__ = [
     "ANALYTIC_OPS",
     "DEFAULT_OPS",
     "REACH_OPS",
+    "TENSOR_OPS",
+    "MAX_VARIADIC",
     "KINK_OPS",
     "JUMP_OPS",
     "INFIX_BY_AST",
@@ -62,6 +64,8 @@ class Smoothness(enum.Enum):
 Tensor = torch.Tensor
 Margin = Callable[..., Tensor]
 GradNoise = Callable[[tuple[Any, ...], Any, tuple[Any, ...]], tuple[Any, ...]]
+Noise2 = tuple[tuple[Any, ...], ...]
+GradNoise2 = Callable[[tuple[Any, ...], Any, tuple[Any, ...]], Noise2]
 
 # Rounding budget of one libm-style function evaluation, in unit roundoffs (2 ulp).
 LIBM = 4
@@ -561,7 +565,10 @@ class Op:
 
     ``roundings`` is the error of the forward value in unit roundoffs: 1 for a correctly
     rounded arithmetic op, 0 for exact ones (neg, abs, max, ...), ``LIBM`` for library
-    functions.
+    functions. ``value_noise(args, out)``, where given, replaces ``roundings * |out|``
+    with an absolute bound (in unit roundoffs) for an op whose intermediate roundings are
+    not relative to its result (a sum of several terms, a determinant's cancelling
+    products).
 
     ``grad_noise(args, out, partials)`` bounds the rounding error, in units of the
     dtype's unit roundoff, that the usual backward formulas make when computing each
@@ -570,7 +577,10 @@ class Op:
     are accurate to a few roundings relative to the partial itself. ``grad2_noise`` is
     the same for the diagonal second derivatives of a unary op, where their formula
     cancels beyond what the first derivative's noise explains (sigmoid'' = y'(1 - 2y)
-    near y = 1/2). It is written with
+    near y = 1/2). ``hessian_noise`` is an absolute bound (n x n, in unit roundoffs) on
+    every second partial, for an op whose second-order formulas produce rounding-sized
+    numbers where the exact entry is 0 or tiny (det's Hessian through the inverse, std's
+    cancelling terms, softmax's 1 - 2 s). It is written with
     arithmetic and ``abs`` only, so it runs on numpy arrays and tensors alike; the
     oracle's rounding model reads it.
 
@@ -582,6 +592,13 @@ class Op:
     roundoff (fmod's backward takes trunc of the rounded a/b, so a/b an ulp below 3 may
     read as 3: a shift of a by about u |a|). Within it of the break the oracle accepts
     either side's derivative, as where an argument's own rounding may cross the break.
+    ``max_arity``, for a variadic op, is the most arguments it takes (``arity`` is then
+    the fewest: ``prod`` takes 2 to 9); ``None`` means exactly ``arity``. Every builder,
+    kernel, margin and noise function of a variadic row takes the arguments as ``*args``,
+    and a node's own argument count is ``len(node.args)``. ``special_args(n, dtype)``
+    gives whole argument tuples of length ``n`` where one argument at an edge is not
+    enough: one and two zeros among prod's arguments, ties for amax, singular matrices
+    for det (:mod:`harness.edges` puts them where the op's arguments are variables).
     """
 
     name: str
@@ -604,7 +621,21 @@ class Op:
     roundings: float = LIBM
     across: Callable[..., tuple[Any, ...]] | None = None
     break_noise: Margin | None = None
+    max_arity: int | None = None
+    hessian_noise: GradNoise2 | None = None
+    value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
+    special_args: Callable[[int, DType], tuple[tuple[float, ...], ...]] | None = None
     doc: str = field(default="", compare=False)
+
+    @property
+    def arities(self) -> range:
+        """The argument counts the op takes: ``arity`` alone, or ``arity..max_arity``."""
+        return range(self.arity, (self.max_arity if self.max_arity is not None else self.arity) + 1)
+
+    def arity_text(self) -> str:
+        """The argument counts in words, for messages: ``2`` or ``2 to 9``."""
+        low, high = self.arities[0], self.arities[-1]
+        return str(low) if low == high else f"{low} to {high}"
 
     def __post_init__(self) -> None:
         if (self.smoothness is Smoothness.ANALYTIC) != (self.kinks is None):
@@ -615,6 +646,11 @@ class Op:
             raise ValueError(f"op {self.name!r}: across is only for an op with kinks")
         if any(len(p) != len(self.const_args) for p in self.params):
             raise ValueError(f"op {self.name!r}: each params tuple needs one value per const_args position")
+        if self.max_arity is not None and (self.max_arity < self.arity or self.const_args or self.infix):
+            raise ValueError(
+                f"op {self.name!r}: a variadic op needs max_arity >= arity and no constant "
+                "arguments or infix spelling"
+            )
 
 
 def _sympy_relu(x: Any) -> Any:
@@ -1111,6 +1147,663 @@ _REACH_ROWS: tuple[Op, ...] = (
 )
 
 
+# ---- tensor ops (Reach II): reductions and small matrices through the real kernels -------
+# Each is a scalar op of its arguments: the torch and JAX kernels stack the arguments into
+# a vector (or a 2x2 / 3x3 matrix, row by row) and call the library's own reduction or
+# linear algebra routine, so its own backward is what gets checked; the truth is the sympy
+# form over the arguments. Variadic rows take 2 to MAX_VARIADIC arguments. inv, solve and
+# cholesky are called as their _ex variants (the same kernels and derivatives, which
+# return NaN or inf for a singular matrix instead of raising for the whole batch).
+
+MAX_VARIADIC = 9
+"""The most arguments a variadic op (``sum``, ``prod``, ``logsumexp``, ...) takes."""
+
+
+def _stacked(xs: tuple[Any, ...], lib: Any = torch) -> Any:
+    """The arguments (broadcast to one shape) as the last axis of one array."""
+    if lib is torch:
+        return torch.stack(torch.broadcast_tensors(*xs), -1)
+    return lib.stack(lib.broadcast_arrays(*xs), -1)
+
+
+def _square(xs: tuple[Any, ...], k: int, lib: Any = torch) -> Any:
+    """The ``k*k`` arguments as a k x k matrix, row by row, in the last two axes."""
+    v = _stacked(xs, lib)
+    return v.reshape(*v.shape[:-1], k, k)
+
+
+def _sym2(a: Any, b: Any, c: Any, lib: Any = torch) -> Any:
+    """The symmetric matrix [[a, b], [b, c]] (b fills both off-diagonal places)."""
+    return _square((a, b, b, c), 2, lib)
+
+
+def _reduce(name: str, **kw: Any) -> Callable[..., Tensor]:
+    fn = getattr(torch, name)
+    return lambda *xs: fn(_stacked(xs), -1, **kw)
+
+
+def _jax_reduce(path: str, **kw: Any) -> Callable[[Any], Callable[..., Any]]:
+    def make(j: Any) -> Callable[..., Any]:
+        fn = j
+        for attr in path.split("."):
+            fn = getattr(fn, attr)
+        return lambda *xs: fn(_stacked(xs, j.numpy), axis=-1, **kw)
+
+    return make
+
+
+def _np_stack(xs: tuple[Any, ...]) -> Any:
+    import numpy as np
+
+    return np.stack(np.broadcast_arrays(*(np.asarray(x) for x in xs)), -1)
+
+
+def _sum_abs(xs: tuple[Any, ...]) -> Any:
+    return sum(abs(x) for x in xs)
+
+
+def _max_abs(xs: tuple[Any, ...]) -> Any:
+    import numpy as np
+
+    return np.max(np.abs(_np_stack(xs)), axis=-1)
+
+
+def _sum_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # each addition rounds relative to a partial sum, at most sum |x_i| (pairwise or not)
+    return len(args) * _sum_abs(args)
+
+
+def _mean_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    return (len(args) + 1) * _sum_abs(args) / len(args)
+
+
+_SUBNORMAL_SPACING = 2.0**-125
+"""The spacing of the subnormals in unit roundoffs, in float32 and bfloat16 (2**-1021 in
+float64): a result that small carries up to that much absolute error."""
+
+
+def _prod_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # the product of the other n - 1 arguments: n roundings; as out / x_i (torch without
+    # zeros), also the rounding of a subnormal out, relative to out
+    rel = _SUBNORMAL_SPACING / (abs(y) + (y == 0))
+    return tuple(abs(pj) * (len(args) + 2 + rel) for pj in p)
+
+
+def _logsumexp_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # m + log(sum exp(x_i - m)): the subtraction rounds relative to |m|
+    return LIBM * (abs(y) + _max_abs(args) + len(args))
+
+
+def _logsumexp_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # exp(x_i - out): the rounding of x_i - out is amplified by |x_i|, |out|
+    return tuple(abs(pj) * (LIBM + len(args) + abs(a) + abs(y)) for a, pj in zip(args, p, strict=True))
+
+
+def _softmax_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # s_0 (delta_0j - s_j): delta - s cancels where s_0 -> 1; exp(x - max) amplifies |x|
+    big = _max_abs(args)
+    return tuple((LIBM + len(args)) * (abs(pj) + abs(y)) * (1 + big) for pj in p)
+
+
+def _log_softmax_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # delta_0j - s_j with s_j = exp(x_j - lse): cancels where s_0 -> 1
+    big = _max_abs(args)
+    return tuple((LIBM + len(args)) * (abs(pj) + 1) * (1 + big) for pj in p)
+
+
+def _log_softmax_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    return LIBM * (abs(y) + 2 * _max_abs(args) + len(args))
+
+
+def _norm2_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # x_i / norm: the norm's own roundings (one per term) and the division's
+    rel = 2.0**-1074 / (abs(y) + (y == 0)) / 2.0**-53  # a subnormal norm, as hypot's
+    return tuple(abs(pj) * (LIBM + len(args) + rel) for pj in p)
+
+
+def _norm2_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1/n - x_i**2/n**3: the terms cancel where x_i dominates
+    return tuple((LIBM + 3 + len(args)) * 2 / abs(y) for _ in p)
+
+
+def _moments(args: tuple[Any, ...]) -> tuple[Any, Any]:
+    n = len(args)
+    mean = sum(args) / n
+    return mean, sum((a - mean) ** 2 for a in args) / (n - 1)
+
+
+def _var_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # the mean's rounding (relative to mean |x|) enters every deviation
+    n = len(args)
+    scale = _sum_abs(args) / n
+    return 4 * n * (abs(y) + scale * abs(y) ** 0.5)
+
+
+def _var_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 2 (x_i - mean) / (n - 1): the deviation carries the mean's rounding
+    n = len(args)
+    scale = _sum_abs(args) / n
+    return tuple(abs(pj) * (LIBM + n) + 2 * n * scale / (n - 1) for pj in p)
+
+
+def _std_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # sqrt of a variance whose absolute error is about n u scale**2: sqrt(n u) scale at worst
+    n = len(args)
+    scale = _sum_abs(args) / n
+    return LIBM * abs(y) + 4 * n * scale * scale / (abs(y) + scale * 2.0**-26 + (scale == 0))
+
+
+def _std_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # (x_i - mean) / ((n - 1) std): the deviation's and std's errors over std
+    n = len(args)
+    scale = _sum_abs(args) / n
+    ratio = scale / (abs(y) + scale * 2.0**-26 + (scale == 0))
+    return tuple((abs(pj) + 1) * (LIBM + 4 * n * ratio * ratio) for pj in p)
+
+
+def _det2_form(a: Any, b: Any, c: Any, d: Any) -> Any:
+    return a * d - b * c
+
+
+def _det3_form(*m: Any) -> Any:
+    a, b, c, d, e, f, g, h, i = m
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
+def _det_terms(args: tuple[Any, ...]) -> Any:
+    """The permanent of |A|: the sum of the magnitudes of det's terms."""
+    s = tuple(abs(x) for x in args)
+    if len(s) == 4:
+        return s[0] * s[3] + s[1] * s[2]
+    a, b, c, d, e, f, g, h, i = s
+    return a * (e * i + f * h) + b * (d * i + f * g) + c * (d * h + e * g)
+
+
+def _det_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # LU with partial pivoting: a few roundings per term, relative to the terms' sizes
+    return 4 * len(args) * _det_terms(args) + LIBM * abs(y)
+
+
+def _det_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # cofactors through det * inv(A)^T or an LU solve: relative to the cofactors' terms
+    k = 2 if len(args) == 4 else 3
+    scale = _max_abs(args) ** (k - 1) * (k - 1)
+    return tuple(4 * len(args) * (abs(pj) + scale) for pj in p)
+
+
+def _logabsdet_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # the entries of inv(A)^T, each accurate to cond(A) u relative to the largest one
+    big = _max_abs(p)
+    cond = _max_abs(args) * big * 3
+    return tuple(4 * len(args) * (abs(pj) + big) * (1 + cond) for pj in p)
+
+
+def _inverse_scale(args: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The largest entry of inv(A) for the 2x2 A in ``args[:4]``, and cond(A)."""
+    det = abs(_det2_form(*args[:4]))
+    big = _max_abs(args[:4]) / (det + (det == 0))
+    return big, _max_abs(args[:4]) * big * 2
+
+
+def _inverse_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # -inv e_i x_j (solve) and -inv e_i e_j^T inv (inv): inv's entries carry cond(A) u
+    # relative to its largest entry
+    big, cond = _inverse_scale(args)
+    return tuple(4 * len(args) * (abs(pj) + big * (big + 1 + abs(y))) * (1 + cond) for pj in p)
+
+
+def _inverse_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    big, cond = _inverse_scale(args)
+    rhs = _max_abs(args[4:]) if len(args) > 4 else 0
+    return 4 * len(args) * (abs(y) + big * (1 + rhs)) * (1 + cond)
+
+
+def _eig_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # the eigenvectors' products, accurate relative to |A| / gap: a repeated eigenvalue
+    # (the kink) makes them arbitrary there
+    import numpy as np
+
+    a, b, c = args
+    gap = np.hypot((a - c) / 2, b)
+    big = _max_abs(args)
+    return tuple(LIBM * 8 * (1 + big / (gap + (gap == 0))) for _ in p)
+
+
+def _cholesky_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # c - b**2/a cancels as the matrix nears singular: error relative to c over y**2
+    a, b, c = args
+    ratio = (abs(c) + b * b / abs(a)) / (y * y + (y == 0))
+    return tuple(LIBM * 4 * (abs(pj) + 1 / abs(y)) * (1 + ratio) for pj in p)
+
+
+def _cholesky_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    a, b, c = args
+    return LIBM * 4 * (abs(y) + (abs(c) + b * b / abs(a)) / (abs(y) + (y == 0)))
+
+
+def _everywhere(bound: Any, n: int) -> Noise2:
+    return ((bound,) * n,) * n
+
+
+def _softmax_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # s0 (d - s)(d - s) - s0 s (d - s): terms of size s0 (1 + |x|) that cancel (1 - 2 s)
+    return _everywhere(4 * (LIBM + len(args)) * abs(y) * (1 + _max_abs(args)), len(args))
+
+
+def _log_softmax_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    return _everywhere(4 * (LIBM + len(args)) * (1 + _max_abs(args)), len(args))
+
+
+def _std_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # (1 - 1/n) / ((n - 1) std) - (x - m)**2 / ((n - 1)**2 std**3): cancels
+    n = len(args)
+    scale = _sum_abs(args) / n
+    ratio = scale / (abs(y) + scale * 2.0**-26 + (scale == 0))
+    return _everywhere(4 * (LIBM + n) * (1 + ratio * ratio) / (abs(y) + (y == 0)), n)
+
+
+def _matrix_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # det, log|det|, inv and solve differentiated twice through inv(A): each entry
+    # carries cond(A) u relative to the largest term, inv's entries squared times y
+    import numpy as np
+
+    k = 2 if len(args) in (4, 6) else 3
+    m = args[: k * k]
+    det = abs(_det2_form(*m) if k == 2 else _det3_form(*m))
+    big_a = _max_abs(m)
+    adjugate = big_a ** (k - 1) * (k - 1)
+    inv = adjugate / (det + (det == 0))
+    cond = big_a * inv * k
+    rhs = _max_abs(args[4:]) if len(args) == 6 else 0
+    scale = np.maximum(_max_abs(p) * (inv + 1), inv * inv * (1 + abs(y) + rhs)) + big_a ** (k - 2)
+    return _everywhere(8 * len(args) * scale * (1 + cond), len(args))
+
+
+def _eig_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # v_i v_j / (l1 - l2) terms: relative error |A| / gap each, on entries of size 1/gap
+    import numpy as np
+
+    a, b, c = args
+    gap = np.hypot((a - c) / 2, b)
+    big = _max_abs(args)
+    rel = big / (gap + (gap == 0))
+    return _everywhere(8 * LIBM * (1 + rel) * (1 + rel) / (big + (big == 0)), 3)
+
+
+def _gap(values: Tensor) -> Tensor:
+    """The distance between the largest and the second largest along the last axis."""
+    top = values.topk(2, -1).values
+    return top[..., 0] - top[..., 1]
+
+
+def _top_tie(*xs: Tensor) -> Tensor:
+    return _gap(_stacked(xs))
+
+
+def _bottom_tie(*xs: Tensor) -> Tensor:
+    return _gap(-_stacked(xs))
+
+
+def _abs_tie(*xs: Tensor) -> Tensor:
+    return _gap(_stacked(xs).abs())
+
+
+def _smallest_abs(*xs: Tensor) -> Tensor:
+    return _stacked(xs).abs().amin(-1)
+
+
+def _vector_norm(*xs: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(_stacked(xs), dim=-1)
+
+
+def _spread(*xs: Tensor) -> Tensor:
+    return torch.std(_stacked(xs), -1)
+
+
+def _abs_det2(a: Tensor, b: Tensor, c: Tensor, d: Tensor) -> Tensor:
+    return (a * d - b * c).abs()
+
+
+def _solve2_domain(a: Tensor, b: Tensor, c: Tensor, d: Tensor, e: Tensor, f: Tensor) -> Tensor:
+    return _abs_det2(a, b, c, d)
+
+
+def _abs_det3(*m: Tensor) -> Tensor:
+    return _det3_form(*m).abs()
+
+
+def _eig_gap(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    return torch.hypot((a - c) / 2, b)
+
+
+def _spd(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    # the smaller eigenvalue of [[a, b], [b, c]]
+    return (a + c) / 2 - torch.hypot((a - c) / 2, b)
+
+
+_OTHERS = (0.75, -1.5, 2.0, 1.25, -0.5, 3.0, 0.25, -2.0, 1.5)
+
+
+def _with(n: int, **at: float) -> tuple[float, ...]:
+    """Plain arguments with the given positions (``p0=...``, modulo ``n``) replaced."""
+    out = list(_OTHERS[:n])
+    for key, value in at.items():
+        out[int(key[1:]) % n] = value
+    return tuple(out)
+
+
+def _zeros_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # one zero at each position, two zeros, all zeros (prod's backward as prod / x
+    # divides 0 by 0), and one zero beside arguments whose product overflows
+    big = math.sqrt(d.max) * 2
+    return (
+        *(_with(n, **{f"p{k}": 0.0}) for k in range(n)),
+        _with(n, p0=0.0, p1=0.0),
+        _with(n, p0=0.0, p2=0.0),
+        (0.0,) * n,
+        (0.0,) + (big,) * (n - 1),
+        (d.tiny,) * n,
+    )
+
+
+def _ties_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # ties at the top and at the bottom, all equal, a tie of magnitudes (norm-inf), zeros
+    return (
+        _with(n, p0=4.0, p1=4.0),
+        _with(n, p0=-4.0, p1=-4.0),
+        _with(n, p0=4.0, p1=-4.0),
+        _with(n, **{"p1": 4.0, f"p{n - 1}": 4.0}),
+        (1.0,) * n,
+        (0.0,) * n,
+    )
+
+
+def _huge_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # logsumexp / softmax: entries whose exp overflows or underflows, equal or apart
+    ln_max = _ln(d.max)
+    return (
+        (1000.0,) * n,
+        _with(n, p0=1000.0),
+        _with(n, p0=-1000.0),
+        (ln_max,) * n,
+        _with(n, p0=ln_max + 1),
+        _with(n, p1=d.max),
+        _with(n, p0=-d.max),
+        (0.0,) * n,
+        _with(n, p0=-1000.0, p1=-1000.0),
+    )
+
+
+def _norm_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # the zero vector (the cone's tip), vectors whose squares underflow or overflow
+    return (
+        (0.0,) * n,
+        _with(n, p0=0.0),
+        (d.smallest_subnormal,) * n,
+        (d.tiny,) * n,
+        (math.sqrt(d.tiny) / 2,) * n,
+        (d.max / 4,) * n,
+        (1.0,) * n,
+    )
+
+
+def _spread_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # all equal (std's cone), nearly equal, large equal offsets
+    return (
+        (1.0,) * n,
+        (0.0,) * n,
+        (1.0,) * (n - 1) + (1.0 + d.eps,),
+        (1e4,) * (n - 1) + (1e4 + 1.0,),
+        (math.sqrt(d.max) / 4,) * n,
+    )
+
+
+def _singular2(d: DType) -> tuple[tuple[float, ...], ...]:
+    return (
+        (1.0, 2.0, 2.0, 4.0),
+        (1.0, 2.0, 3.0, 6.0),
+        (0.0, 0.0, 0.0, 1.0),
+        (1.0, 1.0, 1.0, 1.0),
+        (0.0, 0.0, 0.0, 0.0),
+        (1.0, 2.0, 2.0, 4.0 + 4 * d.eps),
+        (1.0, 0.0, 0.0, 1.0),
+        (d.tiny, 0.0, 0.0, d.tiny),
+    )
+
+
+def _matrix2_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # singular (rank 1 and 0), near-singular, the identity; solve's right-hand side (1, 2)
+    return tuple(m + (1.0, 2.0)[: n - 4] for m in _singular2(d))
+
+
+def _matrix3_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    return (
+        (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0),  # rank 2: every cofactor nonzero
+        (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0),  # rank 2, diagonal
+        (1.0,) * 9,  # rank 1: the cofactors vanish too
+        (0.0,) * 9,
+        (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0 + 8 * d.eps),
+        (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+    )
+
+
+def _eig_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # a repeated eigenvalue (the cone's tip), nearly repeated, the zero matrix
+    return ((1.0, 0.0, 1.0), (1.0, d.eps, 1.0), (0.0, 0.0, 0.0), (2.0, 0.0, 2.0 + 4 * d.eps), (1.0, 1.0, 1.0))
+
+
+def _spd_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # nearly singular positive definite matrices, the identity, tiny and huge diagonals
+    return (
+        (1.0, 1.0 - math.sqrt(d.eps), 1.0),
+        (1.0, 1.0 - 16 * d.eps, 1.0),
+        (1.0, 0.0, 1.0),
+        (d.tiny, 0.0, d.tiny),
+        (d.max / 4, 0.0, d.max / 4),
+    )
+
+
+_TENSOR_ROWS: tuple[Op, ...] = (
+    # reductions over the arguments
+    Op(
+        "sum", 2, lambda *xs: sympy.Add(*xs), _reduce("sum"), jax=_jax_reduce("numpy.sum"),
+        max_arity=MAX_VARIADIC, edges=_product_edges, roundings=0, value_noise=_sum_value_noise,
+        grad_noise=_exact_partials, doc="torch.sum of the stacked arguments",
+    ),
+    Op(
+        "mean", 2, lambda *xs: sympy.Add(*xs) / len(xs), _reduce("mean"), jax=_jax_reduce("numpy.mean"),
+        max_arity=MAX_VARIADIC, edges=_product_edges, roundings=0, value_noise=_mean_value_noise,
+        doc="torch.mean of the stacked arguments",
+    ),
+    Op(
+        "prod", 2, lambda *xs: sympy.Mul(*xs), _reduce("prod"), jax=_jax_reduce("numpy.prod"),
+        max_arity=MAX_VARIADIC, edges=_product_edges, roundings=MAX_VARIADIC, grad_noise=_prod_noise,
+        special_args=_zeros_special, complex_step=True,
+        doc="torch.prod of the stacked arguments; special points: one, two and all zeros",
+    ),
+    Op(
+        "logsumexp", 2, lambda *xs: sympy.log(sympy.Add(*(sympy.exp(x) for x in xs))), _reduce("logsumexp"),
+        jax=_jax_reduce("scipy.special.logsumexp"), max_arity=MAX_VARIADIC, edges=_logaddexp_edges,
+        value_noise=_logsumexp_value_noise, grad_noise=_logsumexp_noise, grad2_noise=_logaddexp_noise2,
+        special_args=_huge_special, complex_step=False,
+        doc="torch.logsumexp; special points: huge, equal and underflowing entries",
+    ),
+    Op(
+        "softmax0", 2,
+        lambda *xs: sympy.exp(xs[0]) / sympy.Add(*(sympy.exp(x) for x in xs)),
+        lambda *xs: torch.softmax(_stacked(xs), -1)[..., 0],
+        jax=lambda j: lambda *xs: j.nn.softmax(_stacked(xs, j.numpy), axis=-1)[..., 0],
+        max_arity=MAX_VARIADIC, edges=_logaddexp_edges, grad_noise=_softmax_noise,
+        grad2_noise=_softmax_noise, special_args=_huge_special, complex_step=False,
+        hessian_noise=_softmax_hessian_noise,
+        doc="the first component of torch.softmax of the stacked arguments",
+    ),
+    Op(
+        "log_softmax0", 2,
+        lambda *xs: xs[0] - sympy.log(sympy.Add(*(sympy.exp(x) for x in xs))),
+        lambda *xs: torch.log_softmax(_stacked(xs), -1)[..., 0],
+        jax=lambda j: lambda *xs: j.nn.log_softmax(_stacked(xs, j.numpy), axis=-1)[..., 0],
+        max_arity=MAX_VARIADIC, edges=_logaddexp_edges, grad_noise=_log_softmax_noise,
+        grad2_noise=_log_softmax_noise, value_noise=_log_softmax_value_noise,
+        special_args=_huge_special, complex_step=False,
+        hessian_noise=_log_softmax_hessian_noise,
+        doc="the first component of torch.log_softmax of the stacked arguments",
+    ),
+    Op(
+        "cumsum1", 2, lambda *xs: xs[0] + xs[1], lambda *xs: torch.cumsum(_stacked(xs), -1)[..., 1],
+        jax=lambda j: lambda *xs: j.numpy.cumsum(_stacked(xs, j.numpy), axis=-1)[..., 1],
+        max_arity=MAX_VARIADIC, edges=_product_edges, roundings=1, grad_noise=_exact_partials,
+        doc="the second component of torch.cumsum (x0 + x1; later arguments do not enter)",
+    ),
+    Op(
+        "cumprod1", 2, lambda *xs: xs[0] * xs[1], lambda *xs: torch.cumprod(_stacked(xs), -1)[..., 1],
+        jax=lambda j: lambda *xs: j.numpy.cumprod(_stacked(xs, j.numpy), axis=-1)[..., 1],
+        max_arity=MAX_VARIADIC, edges=_product_edges, roundings=1, grad_noise=_prod_noise,
+        special_args=_zeros_special, complex_step=True,
+        doc="the second component of torch.cumprod (x0 x1; later arguments, zeros among "
+        "them, must get a zero derivative)",
+    ),
+    Op(
+        "var", 2, lambda *xs: sympy.Add(*((x - sympy.Add(*xs) / len(xs)) ** 2 for x in xs)) / (len(xs) - 1),
+        _reduce("var"), jax=_jax_reduce("numpy.var", ddof=1), max_arity=MAX_VARIADIC,
+        edges=_product_edges, value_noise=_var_value_noise, grad_noise=_var_noise,
+        special_args=_spread_special, complex_step=False,
+        doc="torch.var (unbiased: divides by n - 1)",
+    ),
+    Op(
+        "std", 2,
+        lambda *xs: sympy.sqrt(
+            sympy.Add(*((x - sympy.Add(*xs) / len(xs)) ** 2 for x in xs)) / (len(xs) - 1)
+        ),
+        _reduce("std"), jax=_jax_reduce("numpy.std", ddof=1), max_arity=MAX_VARIADIC,
+        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_spread, complex_step=False,
+        value_noise=_std_value_noise, grad_noise=_std_noise, special_args=_spread_special,
+        hessian_noise=_std_hessian_noise,
+        doc="torch.std (unbiased); a cone where all arguments are equal",
+    ),
+    # reductions with kinks
+    Op(
+        "amax", 2, lambda *xs: sympy.Max(*xs), _reduce("amax"), jax=_jax_reduce("numpy.max"),
+        max_arity=MAX_VARIADIC, smoothness=Smoothness.KINK, kinks=_top_tie, complex_step=False,
+        roundings=0, special_args=_ties_special, edges=_product_edges,
+        doc="torch.amax; a kink where the largest arguments tie",
+    ),
+    Op(
+        "amin", 2, lambda *xs: sympy.Min(*xs), _reduce("amin"), jax=_jax_reduce("numpy.min"),
+        max_arity=MAX_VARIADIC, smoothness=Smoothness.KINK, kinks=_bottom_tie, complex_step=False,
+        roundings=0, special_args=_ties_special, edges=_product_edges,
+        doc="torch.amin; a kink where the smallest arguments tie",
+    ),
+    Op(
+        "norm1", 2, lambda *xs: sympy.Add(*(sympy.Abs(x) for x in xs)),
+        lambda *xs: torch.linalg.vector_norm(_stacked(xs), 1, -1),
+        jax=lambda j: lambda *xs: j.numpy.linalg.norm(_stacked(xs, j.numpy), 1, axis=-1),
+        max_arity=MAX_VARIADIC, smoothness=Smoothness.KINK, kinks=_smallest_abs, complex_step=False,
+        value_noise=_sum_value_noise, grad_noise=_exact_partials, special_args=_norm_special,
+        edges=_product_edges, doc="torch.linalg.vector_norm with ord 1; kinks where an argument is 0",
+    ),
+    Op(
+        "norm2", 2, lambda *xs: sympy.sqrt(sympy.Add(*(x**2 for x in xs))),
+        lambda *xs: torch.linalg.vector_norm(_stacked(xs), 2, -1),
+        jax=lambda j: lambda *xs: j.numpy.linalg.norm(_stacked(xs, j.numpy), 2, axis=-1),
+        max_arity=MAX_VARIADIC, smoothness=Smoothness.KINK, kinks=_vector_norm, complex_step=False,
+        roundings=LIBM + MAX_VARIADIC, grad_noise=_norm2_noise, grad2_noise=_norm2_noise2,
+        special_args=_norm_special, edges=_product_edges,
+        doc="torch.linalg.vector_norm with ord 2; a cone at the zero vector",
+    ),
+    Op(
+        "norminf", 2, lambda *xs: sympy.Max(*(sympy.Abs(x) for x in xs)),
+        lambda *xs: torch.linalg.vector_norm(_stacked(xs), math.inf, -1),
+        jax=lambda j: lambda *xs: j.numpy.linalg.norm(_stacked(xs, j.numpy), math.inf, axis=-1),
+        max_arity=MAX_VARIADIC, smoothness=Smoothness.KINK, kinks=_abs_tie, complex_step=False,
+        roundings=0, special_args=_ties_special, edges=_product_edges,
+        doc="torch.linalg.vector_norm with ord inf; kinks where the largest magnitudes tie",
+    ),
+    # small matrices from their entries, row by row
+    Op(
+        "det2", 4, _det2_form, lambda *m: torch.linalg.det(_square(m, 2)),
+        jax=lambda j: lambda *m: j.numpy.linalg.det(_square(m, 2, j.numpy)),
+        edges=_product_edges, value_noise=_det_value_noise, grad_noise=_det_noise,
+        special_args=_matrix2_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
+        doc="torch.linalg.det of [[a, b], [c, d]]; special points: singular matrices",
+    ),
+    Op(
+        "det3", 9, _det3_form, lambda *m: torch.linalg.det(_square(m, 3)),
+        jax=lambda j: lambda *m: j.numpy.linalg.det(_square(m, 3, j.numpy)),
+        edges=_product_edges, value_noise=_det_value_noise, grad_noise=_det_noise,
+        special_args=_matrix3_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
+        doc="torch.linalg.det of a 3x3 matrix given row by row",
+    ),
+    Op(
+        "logabsdet2", 4, lambda a, b, c, d: sympy.log(sympy.Abs(_det2_form(a, b, c, d))),
+        lambda *m: torch.linalg.slogdet(_square(m, 2))[1],
+        jax=lambda j: lambda *m: j.numpy.linalg.slogdet(_square(m, 2, j.numpy))[1],
+        edges=_product_edges, domain=_abs_det2, grad_noise=_logabsdet_noise,
+        special_args=_matrix2_special, complex_step=False,
+        hessian_noise=_matrix_hessian_noise,
+        doc="the log|det| of torch.linalg.slogdet of [[a, b], [c, d]], det != 0",
+    ),
+    Op(
+        "logabsdet3", 9, lambda *m: sympy.log(sympy.Abs(_det3_form(*m))),
+        lambda *m: torch.linalg.slogdet(_square(m, 3))[1],
+        jax=lambda j: lambda *m: j.numpy.linalg.slogdet(_square(m, 3, j.numpy))[1],
+        edges=_product_edges, domain=_abs_det3, grad_noise=_logabsdet_noise,
+        special_args=_matrix3_special, complex_step=False,
+        hessian_noise=_matrix_hessian_noise,
+        doc="the log|det| of torch.linalg.slogdet of a 3x3 matrix, det != 0",
+    ),
+    Op(
+        "inv2_01", 4, lambda a, b, c, d: -b / _det2_form(a, b, c, d),
+        lambda *m: torch.linalg.inv_ex(_square(m, 2)).inverse[..., 0, 1],
+        jax=lambda j: lambda *m: j.numpy.linalg.inv(_square(m, 2, j.numpy))[..., 0, 1],
+        edges=_product_edges, domain=_abs_det2, grad_noise=_inverse_noise,
+        value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
+        doc="entry (0, 1) of torch.linalg.inv of [[a, b], [c, d]], det != 0",
+    ),
+    Op(
+        "solve2_0", 6, lambda a, b, c, d, e, f: (d * e - b * f) / _det2_form(a, b, c, d),
+        lambda *m: torch.linalg.solve_ex(_square(m[:4], 2), _stacked(m[4:])).result[..., 0],
+        jax=lambda j: lambda *m: j.numpy.linalg.solve(
+            _square(m[:4], 2, j.numpy), _stacked(m[4:], j.numpy)[..., None]
+        )[..., 0, 0],
+        edges=_product_edges, domain=_solve2_domain, grad_noise=_inverse_noise,
+        value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
+        doc="the first component of torch.linalg.solve([[a, b], [c, d]], [e, f]), det != 0",
+    ),
+    Op(
+        "cholesky2_11", 3, lambda a, b, c: sympy.sqrt(c - b**2 / a),
+        lambda a, b, c: torch.linalg.cholesky_ex(_sym2(a, b, c)).L[..., 1, 1],
+        jax=lambda j: lambda a, b, c: j.numpy.linalg.cholesky(_sym2(a, b, c, j.numpy))[..., 1, 1],
+        edges=_product_edges, domain=_spd, grad_noise=_cholesky_noise,
+        value_noise=_cholesky_value_noise, special_args=_spd_special, complex_step=False,
+        doc="entry (1, 1) of torch.linalg.cholesky of [[a, b], [b, c]], positive definite",
+    ),
+    Op(
+        "eigvalsh2_max", 3, lambda a, b, c: (a + c) / 2 + sympy.sqrt(((a - c) / 2) ** 2 + b**2),
+        lambda a, b, c: torch.linalg.eigvalsh(_sym2(a, b, c))[..., 1],
+        jax=lambda j: lambda a, b, c: j.numpy.linalg.eigvalsh(_sym2(a, b, c, j.numpy))[..., 1],
+        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig_gap, complex_step=False,
+        grad_noise=_eig_noise, special_args=_eig_special,
+        hessian_noise=_eig_hessian_noise,
+        doc="the larger eigenvalue of [[a, b], [b, c]] by torch.linalg.eigvalsh; a cone where "
+        "the eigenvalues repeat",
+    ),
+    Op(
+        "eigvalsh2_min", 3, lambda a, b, c: (a + c) / 2 - sympy.sqrt(((a - c) / 2) ** 2 + b**2),
+        lambda a, b, c: torch.linalg.eigvalsh(_sym2(a, b, c))[..., 0],
+        jax=lambda j: lambda a, b, c: j.numpy.linalg.eigvalsh(_sym2(a, b, c, j.numpy))[..., 0],
+        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig_gap, complex_step=False,
+        grad_noise=_eig_noise, special_args=_eig_special,
+        hessian_noise=_eig_hessian_noise,
+        doc="the smaller eigenvalue of [[a, b], [b, c]] by torch.linalg.eigvalsh",
+    ),
+)
+
+
 def _index(rows: tuple[Op, ...]) -> Mapping[str, Op]:
     table: dict[str, Op] = {}
     for row in rows:
@@ -1120,7 +1813,7 @@ def _index(rows: tuple[Op, ...]) -> Mapping[str, Op]:
     return MappingProxyType(table)
 
 
-OPS: Mapping[str, Op] = _index(_ROWS + _REACH_ROWS)
+OPS: Mapping[str, Op] = _index(_ROWS + _REACH_ROWS + _TENSOR_ROWS)
 """Every op by name. Read-only: add an op by adding a row to ``_ROWS``."""
 
 ANALYTIC_OPS: tuple[str, ...] = tuple(
@@ -1131,9 +1824,13 @@ JUMP_OPS: tuple[str, ...] = tuple(o.name for o in OPS.values() if o.smoothness i
 DEFAULT_OPS: tuple[str, ...] = tuple(o.name for o in _ROWS if o.smoothness is Smoothness.ANALYTIC)
 """Ops the generator uses unless told otherwise: the core analytic ops. Kinks and jumps
 are opt-in, and so are the reach ops (:data:`REACH_OPS`: ``--ops all`` or by name)."""
-REACH_OPS: tuple[str, ...] = tuple(o.name for o in _REACH_ROWS)
+REACH_OPS: tuple[str, ...] = tuple(o.name for o in _REACH_ROWS + _TENSOR_ROWS)
 """The library ops where real derivative bugs were found (sinc, logaddexp, hardswish, ...),
-each at its special points; not in :data:`DEFAULT_OPS`, so default runs are unchanged."""
+each at its special points; not in :data:`DEFAULT_OPS`, so default runs are unchanged.
+Includes :data:`TENSOR_OPS`."""
+TENSOR_OPS: tuple[str, ...] = tuple(o.name for o in _TENSOR_ROWS)
+"""The reductions and small-matrix ops (prod, logsumexp, det2, ...): scalar ops of their
+arguments whose kernels stack them and call the library's tensor routine."""
 
 INFIX_BY_AST: Mapping[type[ast.AST], str] = MappingProxyType(
     {o.ast_node: o.name for o in _ROWS if o.ast_node is not None and o.arity == 2}

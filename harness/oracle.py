@@ -7,7 +7,8 @@ first-order running error analysis (Wilkinson) of the computation the engine per
 the literal tree, not from a global rtol. Every node ``k`` of the tree carries, per point:
 
 * its value ``v`` and a radius ``r`` bounding the forward rounding error:
-  ``r_k = sum_j |d op/d a_j| r_j + roundings(op) * u * |v_k| + floor``;
+  ``r_k = sum_j |d op/d a_j| r_j + roundings(op) * u * |v_k| + floor`` (or
+  ``u * value_noise(op)`` where the op row gives one);
 * its tangent ``t`` (the derivative along each variable) and radius ``s``:
   ``s_k = sum_j |p_j| s_j + |t_j| (sum_l |d p_j/d a_l| r_l + u * noise_j)
   + u * chain_k + floor``, where ``p_j`` is the partial derivative of the op,
@@ -109,17 +110,20 @@ SAFETY = 2.0
 NumFn = Callable[..., np.ndarray]
 
 
-def _partial_forms(name: str, order: int) -> tuple[tuple[Any, ...], dict[tuple[int, ...], Any]]:
-    """The op's argument symbols and its sympy partial derivatives of exactly ``order``.
+def _partial_forms(
+    name: str, n: int, order: int
+) -> tuple[tuple[Any, ...], dict[tuple[int, ...], Any]]:
+    """The op's argument symbols and its sympy partial derivatives of exactly ``order``,
+    for a call with ``n`` arguments.
 
     Keys are sorted tuples of argument positions, e.g. (0, 1) for d2/da0 da1. Dirac
     deltas and derivatives of floor (zero almost everywhere) become 0.
     """
     row = OPS[name]
-    syms = sympy.symbols(f"a0:{row.arity}", real=True)
+    syms = sympy.symbols(f"a0:{n}", real=True)
     base = row.sympy_fn(*syms)
     out: dict[tuple[int, ...], Any] = {}
-    for key in itertools.combinations_with_replacement(range(row.arity), order):
+    for key in itertools.combinations_with_replacement(range(n), order):
         d = sympy.diff(base, *(syms[i] for i in key))
         d = d.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
         out[key] = d.replace(lambda e: isinstance(e, sympy.Derivative), lambda e: sympy.Integer(0))
@@ -129,12 +133,13 @@ def _partial_forms(name: str, order: int) -> tuple[tuple[Any, ...], dict[tuple[i
 _PARTIAL_FUNCTIONS: Memo[dict[tuple[int, ...], Any]] = Memo(512)
 
 
-def _partial_functions(name: str, order: int) -> dict[tuple[int, ...], NumFn]:
-    """Numpy functions for every partial derivative of op ``name`` of exactly ``order``,
-    derived once per op row (the row's sympy builder is in the key)."""
+def _partial_functions(name: str, n: int, order: int) -> dict[tuple[int, ...], NumFn]:
+    """Numpy functions for every partial derivative of op ``name`` (called with ``n``
+    arguments) of exactly ``order``, derived once per op row (the row's sympy builder is
+    in the key)."""
 
     def build() -> dict[tuple[int, ...], NumFn]:
-        syms, forms = _partial_forms(name, order)
+        syms, forms = _partial_forms(name, n, order)
         # b*a**b/a -> b*a**(b - 1): finite at a = 0
         return {
             key: _broadcasting(
@@ -143,17 +148,17 @@ def _partial_functions(name: str, order: int) -> dict[tuple[int, ...], NumFn]:
             for key, d in forms.items()
         }
 
-    return _PARTIAL_FUNCTIONS.get(("numpy", name, order, OPS[name].sympy_fn), build)
+    return _PARTIAL_FUNCTIONS.get(("numpy", name, n, order, OPS[name].sympy_fn), build)
 
 
-def _partial_functions_mp(name: str, order: int) -> dict[tuple[int, ...], Callable[..., Any]]:
+def _partial_functions_mp(name: str, n: int, order: int) -> dict[tuple[int, ...], Callable[..., Any]]:
     """The same partials as :func:`_partial_functions`, lambdified for mpmath (no overflow)."""
 
     def build() -> dict[tuple[int, ...], Callable[..., Any]]:
-        syms, forms = _partial_forms(name, order)
+        syms, forms = _partial_forms(name, n, order)
         return {key: sympy.lambdify(syms, d, modules="mpmath") for key, d in forms.items()}
 
-    return _PARTIAL_FUNCTIONS.get(("mpmath", name, order, OPS[name].sympy_fn), build)
+    return _PARTIAL_FUNCTIONS.get(("mpmath", name, n, order, OPS[name].sympy_fn), build)
 
 
 def _mp_float(fn: Callable[..., Any], args: Sequence[float]) -> float:
@@ -193,7 +198,7 @@ def _partial_values(
     if certify and order in (1, 2):
         certified = _certified(name, order, tuple(np.asarray(a, dtype=np.float64) for a in args))
         out = certified[(slice(None),) + tuple(key)] if certified is not None else None
-    fn = _partial_functions(name, order)[tuple(sorted(key))]
+    fn = _partial_functions(name, len(args), order)[tuple(sorted(key))]
     fallback = fn(*args)
     bad = ~np.isfinite(fallback) & np.all([np.isfinite(a) for a in args], axis=0)
     if bad.any():
@@ -208,7 +213,7 @@ def _partial_values(
         fallback = np.where(bad, np.fmax(near[0], near[1]), fallback)
         still = bad & ~np.isfinite(fallback)
         if still.any():  # inf/inf in float64 (softplus'' = e^x / (e^x + 1)**2 at x = 1e3)
-            exact = _partial_functions_mp(name, order)[tuple(sorted(key))]
+            exact = _partial_functions_mp(name, len(args), order)[tuple(sorted(key))]
             for i in np.flatnonzero(still):
                 fallback[i] = _mp_float(exact, [float(a[i]) if np.ndim(a) else float(a) for a in args])
     if out is None:
@@ -216,16 +221,16 @@ def _partial_values(
     return np.where(np.isfinite(out), out, fallback)
 
 
-_OP_TREES: dict[str, Expr] = {}
+_OP_TREES: dict[tuple[str, int], Expr] = {}
 
 
 def _certified(name: str, order: int, args: tuple[np.ndarray, ...]) -> np.ndarray | None:
     from harness.truth import truth_engine
 
-    tree = _OP_TREES.get(name)
+    tree = _OP_TREES.get((name, len(args)))
     if tree is None:
-        tree = Call(name, tuple(Var(f"a{i}") for i in range(OPS[name].arity)))
-        _OP_TREES[name] = tree
+        tree = Call(name, tuple(Var(f"a{i}") for i in range(len(args))))
+        _OP_TREES[name, len(args)] = tree
     with np.errstate(over="ignore"):  # a long double beyond float64 is not certified here
         pts = np.stack([np.broadcast_to(a, np.shape(args[0])) for a in args], axis=1).astype(np.float64)
     finite = np.isfinite(pts).all(axis=1)
@@ -485,7 +490,7 @@ def _underflow_matters(node: Call, vals: dict[Expr, np.ndarray], smallest: float
         if not under.any():
             continue
         zeroed = [np.where(under, 0.0, x) if k == i else x for k, x in enumerate(args)]
-        for fn in _partial_functions(node.op, 1).values():
+        for fn in _partial_functions(node.op, len(node.args), 1).values():
             with np.errstate(all="ignore"):
                 exact, at_zero = np.abs(fn(*args)), np.abs(fn(*zeroed))
                 close = ((at_zero <= 2 * exact) & (exact <= 2 * at_zero)) | ((at_zero == 0) & (exact == 0))
@@ -560,7 +565,7 @@ def _one_side(
     step = np.where(a0 != 0, np.abs(a0) * SIDE_STEP, SIDE_STEP**2)
     moved = [a0 + sign * step, *args[1:]]
     p, q = partials
-    ar = OPS[node.op].arity
+    ar = len(node.args)
     p2 = [np.where(where, _partial_values(node.op, (j,), moved), p[j]) for j in range(ar)]
     q2 = {
         key: np.where(where, _partial_values(node.op, key, moved, certify=order == 2), value)
@@ -588,7 +593,7 @@ def _across(
     args = [vals[a] for a in node.args]
     mirrored = list(row.across(*args))
     p, q = partials
-    ar = row.arity
+    ar = len(node.args)
     p2 = [np.where(where, _partial_values(node.op, (j,), mirrored), p[j]) for j in range(ar)]
     q2 = {
         key: np.where(where, _partial_values(node.op, key, mirrored, certify=order == 2), value)
@@ -650,7 +655,7 @@ def _compute_local(
     for node in walk(expr):
         if isinstance(node, Call):
             args = [vals[a] for a in node.args]
-            ar = OPS[node.op].arity
+            ar = len(node.args)
             p = [_partial_values(node.op, (j,), args) for j in range(ar)]
             # second partials only scale small error terms at order 1: float64 formulas will do
             q = {
@@ -679,7 +684,7 @@ def _propagate(
     row = OPS[node.op]
     args = [vals[a] for a in node.args]
     kids = [nodes[a] for a in node.args]
-    ar = row.arity
+    ar = len(node.args)
     v = vals[node]
     p, q = local[node]
     if row.grad_noise is not None:
@@ -699,7 +704,11 @@ def _propagate(
     ]
     # forward value
     value_error = sum(_mul(np.abs(p[j]), kids[j].value_error) for j in range(ar))
-    value_error = value_error + row.roundings * u * np.abs(v) + floor
+    if row.value_noise is not None:
+        own = np.abs(np.asarray(row.value_noise(tuple(args), v), dtype=np.float64))
+    else:
+        own = row.roundings * np.abs(v)
+    value_error = value_error + u * own + floor
     value_error = np.where(np.abs(v) < tiny, np.fmax(value_error, np.abs(v)), value_error)
     # gradient
     grad = sum(_mul(p[j][:, None], kids[j].grad) for j in range(ar))
@@ -730,6 +739,10 @@ def _propagate(
         if row.grad2_noise is not None and not ideal:
             for j, extra in enumerate(row.grad2_noise(tuple(args), v, tuple(p))):
                 noise2[j, j] = noise2[j, j] + np.abs(np.asarray(extra, dtype=np.float64))
+        if row.hessian_noise is not None:
+            for j, line in enumerate(row.hessian_noise(tuple(args), v, tuple(p))):
+                for k2, extra in enumerate(line):
+                    noise2[j, k2] = noise2[j, k2] + np.abs(np.asarray(extra, dtype=np.float64))
         for key, qv in q.items():
             noise2[key] = np.where(
                 np.abs(qv) < tiny, np.fmax(noise2[key], (np.abs(qv) + floor) / u), noise2[key]

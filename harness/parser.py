@@ -453,10 +453,10 @@ class _Converter:
                 f"keyword argument {spelled} is not allowed: ops take positional "
                 f"arguments only, as in {_usage(row.name)}",
             )
-        if len(node.args) != row.arity:
+        if len(node.args) not in row.arities:
             raise self.refuse(
                 self.start(node),
-                f"op {row.name!r} takes {row.arity} argument(s), got {len(node.args)}; "
+                f"op {row.name!r} takes {row.arity_text()} argument(s), got {len(node.args)}; "
                 f"write {_usage(row.name)}",
             )
         args = tuple(self.convert(arg, level + 1) for arg in node.args)
@@ -512,8 +512,11 @@ def _exact_spelling(value: Fraction) -> str:
 
 
 def _usage(op: str) -> str:
-    """How to call ``op``, e.g. ``max(a, b)``."""
-    return f"{op}({', '.join('abcdefgh'[: OPS[op].arity])})"
+    """How to call ``op``, e.g. ``max(a, b)``, ``prod(a, b, ...)`` for a variadic op."""
+    row = OPS[op]
+    names = "abcdefghi"[: row.arity]
+    more = ", ..." if len(row.arities) > 1 else ""
+    return f"{op}({', '.join(names)}{more})"
 
 
 _Handler = Callable[[_Converter, Any, int], _Parsed]

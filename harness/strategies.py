@@ -220,7 +220,8 @@ def expressions(
     """Literal expression trees of at most ``max_size`` nodes over the ops named in ``ops``.
 
     Leaves are variables from ``variables`` and exact constants from ``constants``; inner
-    nodes are calls of the ops in ``ops``, with arguments an op reserves for constants
+    nodes are calls of the ops in ``ops`` (a variadic op with a drawn number of
+    arguments), with arguments an op reserves for constants
     (``OPS[name].const_args``: the exponent of ``pow``) drawn from ``exponents``, or from
     the op's own ``params`` where it lists them (elu's alpha). Kink and
     jump ops (``harness.ops.KINK_OPS``, ``JUMP_OPS``) are not in the default ``ops``;
@@ -259,8 +260,10 @@ def expressions(
                     Const(chosen[i]) if i in chosen else draw(children) for i in range(row.arity)
                 )
             else:
+                # a variadic op (prod, logsumexp) draws its count, shrinking to the fewest
+                count = draw(st.integers(row.arity, row.arities[-1])) if len(row.arities) > 1 else row.arity
                 args = tuple(
-                    draw(exponent if i in row.const_args else children) for i in range(row.arity)
+                    draw(exponent if i in row.const_args else children) for i in range(count)
                 )
             return _make_call(name, max_size, args)
 
@@ -292,7 +295,10 @@ def _valid_in(
     n = x.shape[0]
     nodes = list(walk(expr))
     run = compile_tree(expr, torch_namespace(), every_node=True)
-    computed = run(list(x.T.unbind(0)), torch.zeros((), dtype=dtype))
+    try:
+        computed = run(list(x.T.unbind(0)), torch.zeros((), dtype=dtype))
+    except (RuntimeError, NotImplementedError):  # eigh has no float16 kernel: no valid point
+        return np.zeros(n, dtype=bool)
     values = dict(zip(nodes, computed, strict=True))
     ok = torch.ones(n, dtype=torch.bool)
     varying: set[Expr] = set()

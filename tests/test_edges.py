@@ -132,3 +132,33 @@ def test_drawn_points_reach_an_ops_tail_that_random_floats_never_reach() -> None
     )
     tail = np.abs(found[np.abs(found) > 300])
     assert set(tail.tolist()) <= set(np.abs(op_edges("tanh", "float64")).tolist())
+
+
+def test_prods_edge_points_hold_one_zero_two_zeros_and_all_zeros() -> None:
+    pts = edge_points(parse("prod(x, y, z)"), "float64")
+    zeros = (pts == 0).sum(axis=1)
+    assert {1, 2, 3} <= set(zeros.tolist())
+
+
+def test_dets_edge_points_hold_singular_matrices_whose_adjugate_is_not_zero() -> None:
+    pts = edge_points(parse("det2(a, b, c, d)"), "float64")
+    a, b, c, d = pts.T
+    singular = (a * d - b * c == 0) & (np.abs(pts) > 0).any(axis=1)
+    assert singular.any()
+    assert any(row.tolist() == [1.0, 2.0, 3.0, 6.0] for row in pts)
+
+
+def test_amaxs_edge_points_tie_the_largest_arguments() -> None:
+    pts = edge_points(parse("amax(x, y, z)"), "float32")
+    top_two = np.sort(pts, axis=1)[:, -2:]
+    assert (top_two[:, 0] == top_two[:, 1]).any()
+
+
+def test_special_args_skip_a_tuple_that_gives_a_repeated_variable_two_values() -> None:
+    from harness.edges import _special_rows
+
+    # prod(x, y, x): (0, 0.75, -1.5) would need x = 0 and x = -1.5; (0, 0, 0) is kept
+    node = parse("prod(x, y, x)")
+    rows = np.concatenate(_special_rows(node, {"x": 0, "y": 1}, "float64"))  # type: ignore[arg-type]
+    assert [0.0, 0.0] in rows.tolist()
+    assert [0.0, 0.75] not in rows.tolist()

@@ -115,3 +115,11 @@ def test_explain_notes_a_point_that_the_dtype_cannot_hold() -> None:
     text = explain_output("x*x", "--at", "x=0.1", "--dtype", "float32")
     assert "not exact in float32" in text
     assert "x=0.10000000149011612" in text
+
+
+def test_explain_shows_a_singular_determinants_adjugate_and_torchs_zero() -> None:
+    # d det/da = d = 6 at [[1, 2], [3, 6]] (the adjugate); torch's reverse mode gives 0
+    text = explain_output("det2(a, b, c, d)", "--at", "a=1,b=2,c=3,d=6")
+    assert re.search(r"d/da = d\s+= 6 ", text)
+    assert re.search(r"torch reverse\s+d/da\s+= 0 .*mismatch", text)
+    assert re.search(r"torch functional d/da\s+= 6 .*ok", text)

@@ -102,10 +102,16 @@ def test_valid_text_gives_the_hand_written_tree(text: str, tree: Expr) -> None:
 
 
 def test_every_op_can_be_written_as_a_call() -> None:
-    args = (x, y, z)
+    args = tuple(Var(f"v{i}") for i in range(9))
     for name, row in OPS.items():
-        text = f"{name}({', '.join(a.name for a in args[: row.arity])})"
-        assert parse(text) == Call(name, args[: row.arity]), text
+        for n in row.arities:
+            text = f"{name}({', '.join(a.name for a in args[:n])})"
+            assert parse(text) == Call(name, args[:n]), text
+
+
+def test_a_variadic_op_refuses_a_count_outside_its_range_and_says_which() -> None:
+    with pytest.raises(ParseError, match=r"takes 2 to 9 argument\(s\), got 1; write prod\(a, b, \.\.\.\)"):
+        parse("prod(x)")
 
 
 def test_variables_restricts_names_and_accepts_the_listed_ones() -> None:

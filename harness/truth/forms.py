@@ -143,18 +143,19 @@ def _not_real(constant: Any) -> bool:
 _REAL_BUILDERS: Memo[Callable[..., Any]] = Memo(256)
 
 
-def _real_builder(op: str) -> Callable[..., Any]:
+def _real_builder(op: str, n: int) -> Callable[..., Any]:
     """The op table's sympy builder, made safe for arguments sympy cannot prove real.
 
     sympy.Abs of such an argument rewrites itself (abs(exp(acos(x))) becomes
     exp(re(acos(x)))), which neither arb nor the derivative can use. Where the built
     expression gains a ``re`` or ``im``, it is built again from a template whose Abs,
     sign and floor are the real stand-ins already. Everywhere else the builder's own
-    result stands (abs(x*x) stays x**2, differentiable at 0)."""
+    result stands (abs(x*x) stays x**2, differentiable at 0). ``n``: the call's number
+    of arguments (a variadic op's template is built per count)."""
     build = OPS[op].sympy_fn
 
     def make() -> Callable[..., Any]:
-        dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(OPS[op].arity)]
+        dummies = [sympy.Dummy(f"a{i}", real=True) for i in range(n)]
         real = realify(build(*dummies))
 
         def safe(*args: Any) -> Any:
@@ -165,7 +166,7 @@ def _real_builder(op: str) -> Callable[..., Any]:
 
         return safe
 
-    return _REAL_BUILDERS.get((op, build), make)
+    return _REAL_BUILDERS.get((op, n, build), make)
 
 
 def subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, Any]:
@@ -189,7 +190,7 @@ def subtrees(expr: Expr, symbols: Mapping[str, Any], dtype: str) -> dict[Expr, A
             out[node] = sympy.nan  # undefined at every point; sympy may hang on it (Min)
             return out[node]
         try:
-            value = _real_builder(node.op)(*args)
+            value = _real_builder(node.op, len(args))(*args)
         except (TypeError, ValueError):  # Max/Min refuse constants that are not real
             value = sympy.nan
         # zoo * max(x, 0) from max(x, 0) / 0: undefined everywhere, and sympy cannot

@@ -204,7 +204,7 @@ def _unit_case(name: str) -> tuple[Expr, list[Any], list[Fraction]]:
     row = OPS[name]
     fixed = dict(zip(row.const_args, row.params[0], strict=True)) if row.params else {}
     free = [i for i in range(row.arity) if i not in fixed]
-    names = ("x", "y", "z")[: len(free)]
+    names = ("x", "y", "z") if len(free) <= 3 else tuple(f"v{i}" for i in range(len(free)))  # sorted order
     for values in itertools.product(_CANDIDATES, repeat=len(free)):
         given = dict(zip(free, values, strict=True)) | fixed
         t = [torch.tensor([float(given[i])], dtype=torch.float64) for i in range(row.arity)]

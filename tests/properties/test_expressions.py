@@ -64,6 +64,14 @@ DOMAIN: dict[str, Callable[..., bool]] = {
     "fmod": lambda a, b: b != 0,
     "remainder": lambda a, b: b != 0,
     "xdivy": lambda a, b: b != 0,
+    # tensor ops
+    "logabsdet2": lambda a, b, c, d: a * d - b * c != 0,
+    "logabsdet3": lambda a, b, c, d, e, f, g, h, i: (
+        a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g) != 0
+    ),
+    "inv2_01": lambda a, b, c, d: a * d - b * c != 0,
+    "solve2_0": lambda a, b, c, d, e, f: a * d - b * c != 0,
+    "cholesky2_11": lambda a, b, c: a > 0 and a * c - b * b > 0,
 }
 EVERYWHERE = {
     "add",
@@ -91,7 +99,18 @@ EVERYWHERE = {
     "asinh", "exp2", "square", "erfc", "logsigmoid", "silu", "gelu", "gelu_tanh", "mish",
     "logaddexp", "logaddexp2", "hypot", "sinc", "i0", "i1", "i0e", "hardtanh", "hardsigmoid",
     "hardswish", "softsign", "elu", "selu", "leaky_relu", "clamp",
+    # tensor ops
+    "sum", "mean", "prod", "logsumexp", "softmax0", "log_softmax0", "cumsum1", "cumprod1", "var",
+    "std", "amax", "amin", "norm1", "norm2", "norminf", "det2", "det3", "eigvalsh2_max",
+    "eigvalsh2_min",
 }
+
+
+def _top_two_differ(values: list[Any]) -> bool:
+    top = sorted(values)
+    return bool(top[-1] != top[-2])
+
+
 # Where each kink or jump op is not smooth.
 SMOOTH: dict[str, Callable[..., bool]] = {
     "abs": lambda a: a != 0,
@@ -116,6 +135,15 @@ SMOOTH: dict[str, Callable[..., bool]] = {
     "copysign": lambda a, b: a != 0,
     "fmod": lambda a, b: a / b == 0 or a / b != mpmath.floor(a / b),
     "remainder": lambda a, b: a / b != mpmath.floor(a / b),
+    # tensor ops
+    "std": lambda *x: len(set(x)) > 1,
+    "amax": lambda *x: _top_two_differ(list(x)),
+    "amin": lambda *x: _top_two_differ([-t for t in x]),
+    "norm1": lambda *x: all(t != 0 for t in x),
+    "norm2": lambda *x: any(t != 0 for t in x),
+    "norminf": lambda *x: _top_two_differ([abs(t) for t in x]),
+    "eigvalsh2_max": lambda a, b, c: a != c or b != 0,
+    "eigvalsh2_min": lambda a, b, c: a != c or b != 0,
 }
 
 
