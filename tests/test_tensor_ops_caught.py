@@ -96,7 +96,9 @@ def test_a_backward_wrong_only_at_the_ops_special_points_is_caught_there(
     op: str, rule: Backward, at: Callable[[dict[str, float]], bool]
 ) -> None:
     engine = TorchEngine("reverse", overrides={op: with_backward(op, rule).apply})
-    result = check_engine(engine, ops=(op,), seed=17)
+    # the defaults but order 1 only: each rule is a first-derivative bug (an order-2
+    # search that finds nothing runs all of its examples over 9-argument trees: minutes)
+    result = check_engine(engine, ops=(op,), seed=17, orders=(1,))
     assert not result.ok
     first = result.failures[0]
     assert first.order == 1
