@@ -563,7 +563,8 @@ def _one_side(
     args = [np.asarray(vals[a], dtype=np.float64) for a in node.args]
     a0 = args[0]
     step = np.where(a0 != 0, np.abs(a0) * SIDE_STEP, SIDE_STEP**2)
-    moved = [a0 + sign * step, *args[1:]]
+    with np.errstate(over="ignore"):  # a step off the largest float: inf, no branch
+        moved = [a0 + sign * step, *args[1:]]
     p, q = partials
     ar = len(node.args)
     p2 = [np.where(where, _partial_values(node.op, (j,), moved), p[j]) for j in range(ar)]
