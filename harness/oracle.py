@@ -565,11 +565,17 @@ def _one_side(
     step = np.where(a0 != 0, np.abs(a0) * SIDE_STEP, SIDE_STEP**2)
     with np.errstate(over="ignore"):  # a step off the largest float: inf, no branch
         moved = [a0 + sign * step, *args[1:]]
+    return _partials_at(node, moved, partials, where, order)
+
+
+def _partials_at(
+    node: Call, args: Sequence[np.ndarray], partials: _Partials, where: np.ndarray, order: int
+) -> _Partials:
+    """``partials`` with ``node``'s op's partials at ``args`` in place of them at ``where``."""
     p, q = partials
-    ar = len(node.args)
-    p2 = [np.where(where, _partial_values(node.op, (j,), moved), p[j]) for j in range(ar)]
+    p2 = [np.where(where, _partial_values(node.op, (j,), args), pj) for j, pj in enumerate(p)]
     q2 = {
-        key: np.where(where, _partial_values(node.op, key, moved, certify=order == 2), value)
+        key: np.where(where, _partial_values(node.op, key, args, certify=order == 2), value)
         for key, value in q.items()
     }
     return p2, q2
@@ -592,15 +598,7 @@ def _across(
     row = OPS[node.op]
     assert row.across is not None
     args = [vals[a] for a in node.args]
-    mirrored = list(row.across(*args))
-    p, q = partials
-    ar = len(node.args)
-    p2 = [np.where(where, _partial_values(node.op, (j,), mirrored), p[j]) for j in range(ar)]
-    q2 = {
-        key: np.where(where, _partial_values(node.op, key, mirrored, certify=order == 2), value)
-        for key, value in q.items()
-    }
-    return p2, q2
+    return _partials_at(node, list(row.across(*args)), partials, where, order)
 
 
 SIDE_STEP = 2.0**-30
