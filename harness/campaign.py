@@ -1351,7 +1351,10 @@ def _read_results(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     judged: list[pd.DataFrame] = []
     errors: dict[tuple[str, str, float], list[np.ndarray]] = {}
     canon: dict[str, str] = {}
-    for chunk in pd.read_csv(path, keep_default_na=False, na_values=[""], chunksize=CHUNK_ROWS):
+    # vs_eager is mostly empty: without a dtype pandas guesses per block and warns
+    for chunk in pd.read_csv(
+        path, keep_default_na=False, na_values=[""], chunksize=CHUNK_ROWS, dtype={"vs_eager": object}
+    ):
         fd = chunk["scheme"].notna() & (chunk["scheme"] != "")
         judged.append(_compact(chunk[~fd].copy(), canon))
         rows = chunk[fd & (pd.to_numeric(chunk["order"], errors="coerce") == 1)]
