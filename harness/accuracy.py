@@ -40,11 +40,12 @@ from harness.edges import op_edges
 from harness.engines.base import Engine, EngineError
 from harness.expr import Call, Var
 from harness.ops import OPS
+from harness.oracle import op_tree
 from harness.schema import FAILING, JUDGED
 
 __all__ = [
     "DENSE_POINTS", "Digest", "Sweep", "digest", "inputs", "main", "run_accuracy", "summarise", "sweep",
-    "write_accuracy",
+    "sweeps", "write_accuracy",
 ]
 
 DENSE_POINTS = 2**20
@@ -102,25 +103,51 @@ class Sweep:
 def sweep(engine: Engine, op: str, dtype: str, order: int, n_dense: int = DENSE_POINTS) -> Sweep:
     """``op(x)`` through ``engine`` at every input of :func:`inputs`, judged in batches.
     Raises :class:`EngineError` when the engine does not support the op, dtype or order."""
+    outcome = sweeps(engine, op, dtype, (order,), n_dense)[order]
+    if isinstance(outcome, str):
+        raise EngineError(outcome)
+    return outcome
+
+
+def sweeps(
+    engine: Engine, op: str, dtype: str, orders: Sequence[int], n_dense: int = DENSE_POINTS
+) -> dict[int, Sweep | str]:
+    """:func:`sweep` at each of ``orders``, batch by batch with the orders inside: the
+    rounding model of order 2 needs the op's certified first partials, which are the
+    truth of order 1 at the same points, so each batch's truth is computed once (the truth
+    engine remembers its last few answers). Per order the sweep, or why the engine
+    skipped it."""
     from harness.check import compare
 
-    tree = Call(op, (Var("x"),))
+    tree = op_tree(op, 1)
     xs = inputs(op, dtype, n_dense)
-    parts = []
-    for start in range(0, len(xs), _BATCH):
-        rows = compare(engine, tree, xs[start : start + _BATCH, None], dtype=dtype, order=order)
-        if len(rows) and (rows["verdict"] == "skipped").all():
-            raise EngineError(str(rows.attrs.get("message", f"{engine.name} skipped {op} in {dtype}")))
-        parts.append(rows)
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    mode = str(rows["mode"].iloc[0]) if len(rows) else ""
+    parts: dict[int, list[pd.DataFrame]] = {o: [] for o in orders}
+    skipped: dict[int, str] = {}
+    # one point first: an unsupported op, dtype or order is known before any truth is built
+    for start, stop in [(0, 1), *((a, a + _BATCH) for a in range(1, len(xs), _BATCH))][: len(xs)]:
+        for order in orders:
+            if order in skipped:
+                continue
+            rows = compare(engine, tree, xs[start:stop, None], dtype=dtype, order=order)
+            if len(rows) and (rows["verdict"] == "skipped").all():
+                skipped[order] = str(rows.attrs.get("message", f"{engine.name} skipped {op} in {dtype}"))
+            else:
+                parts[order].append(rows)
+    out: dict[int, Sweep | str] = {}
+    for order in orders:
+        if order in skipped:
+            out[order] = skipped[order]
+            continue
+        rows = pd.concat(parts[order], ignore_index=True) if parts[order] else pd.DataFrame()
+        mode = str(rows["mode"].iloc[0]) if len(rows) else ""
 
-    def column(name: str) -> np.ndarray:
-        return np.asarray(rows[name].to_numpy(), dtype=np.float64) if len(rows) else np.zeros(0)
+        def column(name: str, rows: pd.DataFrame = rows) -> np.ndarray:
+            return np.asarray(rows[name].to_numpy(), dtype=np.float64) if len(rows) else np.zeros(0)
 
-    return Sweep(op, dtype, engine.name, mode, order, xs, column("value"), column("truth"),
-                 column("abs_error"), column("ulp_error"),
-                 rows["verdict"].to_numpy(dtype=object) if len(rows) else np.zeros(0, dtype=object))
+        out[order] = Sweep(op, dtype, engine.name, mode, order, xs, column("value"), column("truth"),
+                           column("abs_error"), column("ulp_error"),
+                           rows["verdict"].to_numpy(dtype=object) if len(rows) else np.zeros(0, dtype=object))
+    return out
 
 
 def summarise(sweeps: Sequence[Sweep]) -> pd.DataFrame:
@@ -170,15 +197,25 @@ def digest(s: Sweep) -> Digest:
     return Digest(summarise([s]).iloc[0].to_dict(), x[at], e[at])
 
 
-def _sweep_task(task: tuple[str, str, str, int, int]) -> Digest | str:
-    """One sweep in a worker: the engine is rebuilt from its spec there."""
+def _sweep_task(task: tuple[str, str, str, tuple[int, ...], int]) -> dict[int, Digest | str]:
+    """One op and dtype at every order, in a worker: the engine is rebuilt from its spec
+    there."""
     from harness.engines import engine_from_spec
 
-    spec, op, dtype, order, n_dense = task
+    spec, op, dtype, orders, n_dense = task
     try:
-        return digest(sweep(engine_from_spec(spec), op, dtype, order, n_dense))
+        engine = engine_from_spec(spec)
+        outcomes = sweeps(engine, op, dtype, orders, n_dense)
     except EngineError as exc:
-        return str(exc)
+        return {order: str(exc) for order in orders}
+    return {order: o if isinstance(o, str) else digest(o) for order, o in outcomes.items()}
+
+
+def _one_thread() -> None:
+    """Worker start-up: torch's own thread pool would fight the other workers for cores."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def run_accuracy(
@@ -198,12 +235,11 @@ def run_accuracy(
 
     names = [o for o in (ops or OPS) if OPS[o].arity == 1]
     tasks = [
-        (spec, op, dtype, order, n_dense)
+        (spec, op, dtype, tuple(orders), n_dense)
         for spec in engines
         for op in names
         if engine_from_spec(spec).supports(op)
         for dtype in dtypes
-        for order in orders
     ]
     digests: list[Digest] = []
     skipped: dict[str, str] = {}
@@ -211,20 +247,22 @@ def run_accuracy(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                                   initializer=_one_thread)
         with pool:
             results = pool.map(_sweep_task, tasks)
             outcomes = list(zip(tasks, results, strict=True))
     else:
         outcomes = [(task, _sweep_task(task)) for task in tasks]
-    for (spec, op, dtype, order, _), outcome in outcomes:
-        key = f"{spec}/{op}/{dtype}/{order}"
-        if isinstance(outcome, str):
-            skipped[key] = outcome
-            continue
-        digests.append(outcome)
-        if progress:
-            print(f"  {key}: {outcome.record['points']} points", file=sys.stderr)
+    for (spec, op, dtype, _, _), per_order in outcomes:
+        for order, outcome in per_order.items():
+            key = f"{spec}/{op}/{dtype}/{order}"
+            if isinstance(outcome, str):
+                skipped[key] = outcome
+                continue
+            digests.append(outcome)
+            if progress:
+                print(f"  {key}: {outcome.record['points']} points", file=sys.stderr)
     return digests, skipped
 
 

@@ -108,6 +108,23 @@ def _mp(name: str) -> Any:
     return call
 
 
+def _scipy_or(scipy_name: str, slow: Any) -> Any:
+    """scipy.special's vectorised ``scipy_name`` when scipy is installed (up to thousands
+    of times faster on big arrays: accuracy sweeps take third partials at every float16),
+    else ``slow``, element by element."""
+
+    def run(*args: Any) -> Any:
+        try:
+            import scipy.special
+        except ImportError:
+            return slow(*args)
+        with np.errstate(all="ignore"):
+            floats = [np.asarray(a, dtype=np.float64) for a in args]
+            return np.asarray(getattr(scipy.special, scipy_name)(*floats), dtype=np.float64)
+
+    return run
+
+
 def _select(conditions: list[Any], choices: list[Any], default: Any = 0) -> Any:
     """numpy.select that takes conditions which are plain Python booleans: sympy prints
     a Piecewise with a literal ``True`` (Max of several arguments, differentiated)."""
@@ -120,13 +137,15 @@ NUMPY_FUNCTIONS: dict[str, Any] = {
     "select": _select,
     "erf": _elementwise(math.erf),
     "erfc": _elementwise(math.erfc),
-    "erfinv": _elementwise(_mp("erfinv")),
-    "loggamma": _elementwise(_mp("loggamma")),
-    "polygamma": _elementwise(_mp("polygamma")),
+    "erfinv": _scipy_or("erfinv", _elementwise(_mp("erfinv"))),
+    "loggamma": _scipy_or("loggamma", _elementwise(_mp("loggamma"))),
+    "polygamma": _scipy_or("polygamma", _elementwise(_mp("polygamma"))),
     "besseli": _elementwise(_mp("besseli")),
 }
 """Numpy versions of the special functions the op table's sympy forms contain, for
 ``sympy.lambdify(..., modules=[NUMPY_FUNCTIONS, "numpy"])``: sympy's numpy printer has
-no erf, erfinv, loggamma, polygamma or besseli (and scipy is optional), and its select
-must take Python booleans. Elementwise over
-float64 arrays, accurate to a few ulps: they feed tolerances, not the truth."""
+no erf, erfinv, loggamma, polygamma or besseli, and its select must take Python
+booleans. scipy.special where it is installed and agrees with the real-valued sympy
+function (not besseli, erf, erfc: scipy's underflow to 0 early, where tails matter), else
+Python's math or mpmath element by element. Over float64 arrays, accurate to a few ulps:
+they feed tolerances, not the truth."""

@@ -93,6 +93,7 @@ __all__ = [
     "Judgement",
     "RoundingModel",
     "judge",
+    "op_tree",
     "one_sided_tolerance",
     "rounding_model",
     "rounding_tolerance",
@@ -194,10 +195,26 @@ def _partial_values(
     is what a bound needs.
     """
     order = len(key)
-    out = None
     if certify and order in (1, 2):
         certified = _certified(name, order, tuple(np.asarray(a, dtype=np.float64) for a in args))
-        out = certified[(slice(None),) + tuple(key)] if certified is not None else None
+        if certified is not None:
+            # in the arguments' type: the model runs in long double where they are (wide
+            # values), so p * x past float64's range stays finite
+            wide = np.result_type(*(np.asarray(a) for a in args), np.float64)
+            out = certified[(slice(None),) + tuple(key)].astype(wide)
+            need = ~np.isfinite(out)
+            if need.any():  # the formula only where the truth left the entry open
+                full = np.broadcast_arrays(*(np.asarray(a) for a in args))
+                with np.errstate(over="ignore"):  # a long double beyond float64: inf
+                    out[need] = _formula_partial(name, key, [a[need] for a in full])
+            return out
+    return _formula_partial(name, key, args)
+
+
+def _formula_partial(name: str, key: Sequence[int], args: Sequence[np.ndarray]) -> np.ndarray:
+    """A partial of op ``name`` from its lambdified formula, patched where the formula
+    gives NaN or inf at finite arguments (see :func:`_partial_values`)."""
+    order = len(key)
     fn = _partial_functions(name, len(args), order)[tuple(sorted(key))]
     fallback = fn(*args)
     bad = ~np.isfinite(fallback) & np.all([np.isfinite(a) for a in args], axis=0)
@@ -216,21 +233,27 @@ def _partial_values(
             exact = _partial_functions_mp(name, len(args), order)[tuple(sorted(key))]
             for i in np.flatnonzero(still):
                 fallback[i] = _mp_float(exact, [float(a[i]) if np.ndim(a) else float(a) for a in args])
-    if out is None:
-        return fallback
-    return np.where(np.isfinite(out), out, fallback)
+    return np.asarray(fallback)
 
 
-_OP_TREES: dict[tuple[str, int], Expr] = {}
+_OP_TREES: dict[tuple[str, int], Call] = {}
+
+
+def op_tree(name: str, arity: int) -> Call:
+    """Op ``name`` alone on variables a0, a1, ...: the tree whose truth gives the op's
+    certified partials. A sweep of the op alone uses it too, so the truth it is judged
+    against and the partials of its tolerance are one evaluation."""
+    tree = _OP_TREES.get((name, arity))
+    if tree is None:
+        tree = Call(name, tuple(Var(f"a{i}") for i in range(arity)))
+        _OP_TREES[name, arity] = tree
+    return tree
 
 
 def _certified(name: str, order: int, args: tuple[np.ndarray, ...]) -> np.ndarray | None:
     from harness.truth import truth_engine
 
-    tree = _OP_TREES.get((name, len(args)))
-    if tree is None:
-        tree = Call(name, tuple(Var(f"a{i}") for i in range(len(args))))
-        _OP_TREES[name, len(args)] = tree
+    tree = op_tree(name, len(args))
     with np.errstate(over="ignore"):  # a long double beyond float64 is not certified here
         pts = np.stack([np.broadcast_to(a, np.shape(args[0])) for a in args], axis=1).astype(np.float64)
     finite = np.isfinite(pts).all(axis=1)
@@ -247,6 +270,23 @@ def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         p = a * b
     return np.where((a == 0) | (b == 0), 0.0, p)
+
+
+def _abs_partial_times(
+    name: str, key: Sequence[int], args: Sequence[np.ndarray], factor: np.ndarray
+) -> np.ndarray:
+    """|partial ``key`` of op ``name``| * ``factor`` (0 where ``factor`` is 0), the partial
+    taken only where ``factor`` is not 0: a third partial weighs an argument's value
+    error, which is 0 wherever the argument is exact (an input), and costs an mpmath call
+    per point where its float64 formula overflows."""
+    full = np.broadcast_arrays(np.asarray(factor), *(np.asarray(a) for a in args))
+    factor, args = full[0], full[1:]
+    out = np.zeros(factor.shape, dtype=np.result_type(factor, np.float64))
+    need = factor != 0
+    if need.any():
+        partial = _partial_values(name, key, [a[need] for a in args])
+        out[need] = _mul(np.abs(np.broadcast_to(partial, factor[need].shape)), factor[need])
+    return out
 
 
 # ---- the running error model --------------------------------------------------------
@@ -797,7 +837,7 @@ def _propagate_hessian(
             h = h + _mul(qjl, tt)
             d2_err = (
                 sum(
-                    _mul(np.abs(_partial_values(node.op, (j, k2, k), args)), kids[k].value_error)
+                    _abs_partial_times(node.op, (j, k2, k), args, kids[k].value_error)
                     for k in range(ar)
                 )
                 + u * noise2[j, k2]

@@ -40,6 +40,7 @@ __all__ = [
     "along_axes",
     "evaluate",
     "evaluate_rows",
+    "grouped_rows",
     "one_sided",
     "series_taylor",
     "unique_rows",
@@ -177,8 +178,33 @@ def _certify(program: Program, inputs: Sequence[Any], wanted: Sequence[int]) -> 
             else:
                 _settle(entries[o], v, _Status.UNCERTIFIED, prec)
         pending = still
-        prec = min(2 * prec, MAX_BITS)
+        prec = _next_precision(prec, [outs[o] for o in still])
     return [entries[o] for o in wanted]
+
+
+def _log2(v: Any) -> float:
+    """log2 of a positive arb's midpoint, finite for any exponent arb holds."""
+    return float((v.log() / arb(2).log()).mid())
+
+
+def _next_precision(prec: int, balls: Sequence[Any]) -> int:
+    """The precision of the next run: double, or more where a ball's radius shows how
+    many bits it lacks. An entry that cancels to a tiny value (tanh'' far out: 1 - 1 at
+    128 bits, 1e-600 exactly) needs its radius under 2**-1100; jumping there at once
+    costs one run instead of five doublings. The radius shrinks about one bit per bit of
+    precision, so the guess is the bits missing plus a margin; if it falls short the
+    loop simply runs again."""
+    want = 2 * prec
+    for v in balls:
+        if not v.is_finite():
+            continue
+        r, m = v.rad(), abs(v.mid())
+        if r <= 0:
+            continue
+        # bits missing against the absolute target, or against the relative one
+        missing = _log2(r) + 1100 if r >= m else _log2(r) - _log2(m) + 62
+        want = max(want, prec + int(missing) + 64)
+    return min(want, MAX_BITS)
 
 
 def _exact_inputs(row: np.ndarray) -> list[Any]:
@@ -192,6 +218,15 @@ def unique_rows(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return pts[:1], np.zeros(pts.shape[0], dtype=np.intp)
     uniq, inverse = np.unique(pts, axis=0, return_inverse=True)
     return uniq, inverse.reshape(-1)
+
+
+def grouped_rows(pts: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Distinct points and, per distinct point, the indices of the rows that hold it:
+    a pass over the distinct points then costs O(rows), not O(rows x distinct points)."""
+    uniq, inverse = unique_rows(pts)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1]
+    return uniq, np.split(order, bounds)
 
 
 def evaluate_rows(program: Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -209,17 +244,23 @@ def evaluate_rows(program: Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
         settled = _filter(program, pts, [values, bounds], bits)
     left = np.flatnonzero(~settled.all(axis=1)) if m else np.zeros(0, dtype=np.intp)
     if len(left):
-        uniq, inverse = unique_rows(pts[left])
+        uniq, groups = grouped_rows(pts[left])
+        firsts = [int(left[g[0]]) for g in groups]
+        answers: list[tuple[int, int, float, float, int, int]] = []  # (point, entry, ...)
         for u, row in enumerate(uniq):
-            rows = left[inverse == u]
-            wanted = np.flatnonzero(~settled[rows[0]]).tolist()
+            wanted = np.flatnonzero(~settled[firsts[u]]).tolist()
             for o, e in zip(wanted, _certify(program, _exact_inputs(row), wanted), strict=True):
-                values[rows, o], bounds[rows, o], codes[rows, o], bits[rows, o] = (
-                    e.value,
-                    e.bound,
-                    e.status,
-                    e.bits,
-                )
+                answers.append((u, o, e.value, e.bound, e.status, e.bits))
+        u_idx, o_idx, *fields = (np.asarray(c) for c in zip(*answers, strict=True))
+        at = np.asarray(firsts)[u_idx]
+        for target, field in zip((values, bounds, codes, bits), fields, strict=True):
+            target[at, o_idx] = field
+        # rows that repeat a point copy its answers
+        for u, group in enumerate(groups):
+            if len(group) > 1:
+                rows = left[group[1:]]
+                for target in (values, bounds, codes, bits):
+                    target[rows] = target[firsts[u]]
     return values, bounds, codes, bits
 
 
@@ -286,14 +327,14 @@ def series_taylor(program: Program, pts: np.ndarray, max_order: int) -> np.ndarr
         return out
     factorials = [math.factorial(j) for j in range(max_order + 1)]
     with _series_base(program, max_order + 1) as base:
-        uniq, inverse = unique_rows(pts)
-        for p, row in enumerate(uniq):
+        uniq, groups = grouped_rows(pts)
+        for row, rows in zip(uniq, groups, strict=True):
             if not np.isfinite(row).all():
                 continue
             for axis in range(k):
                 derivs = _series_point(program, base, row, axis, max_order, factorials)
                 if derivs is not None:
-                    out[inverse == p, :, axis] = derivs
+                    out[rows, :, axis] = derivs
     return out
 
 
@@ -384,13 +425,12 @@ def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
     crossed = np.zeros((n, k), dtype=bool)
     factorials = [math.factorial(j) for j in range(max_order + 1)]
     with _series_base(program, max_order + 1 + GERM_EXTRA) as base:
-        uniq, inverse = unique_rows(pts)
-        for p, row in enumerate(uniq):
+        uniq, groups = grouped_rows(pts)
+        for row, rows in zip(uniq, groups, strict=True):
             if not np.isfinite(row).all() or program.undefined_constants:
                 continue
             outs, flags = program.run(_exact_inputs(row))
             own = outs[0] if not any(f & b.UNDEF for f in flags) else None
-            rows = inverse == p
             for axis in range(k):
                 sr.CROSSINGS[0] = 0
                 sides = [_germ(program, base, row, axis, sign) for sign in (-1, 1)]

@@ -33,6 +33,7 @@ import numpy as np
 
 from harness.engines.base import check_request
 from harness.expr import Expr
+from harness.memo import Memo
 from harness.ops import OPS
 from harness.truth import certify
 from harness.truth.certify import STATUSES
@@ -63,6 +64,9 @@ class Truth:
     at_break: np.ndarray | None = None
 
 
+_TRUTHS: Memo[Truth] = Memo(8)
+
+
 def _status_names(codes: np.ndarray) -> np.ndarray:
     return np.asarray(STATUSES)[codes]
 
@@ -91,8 +95,17 @@ class SymbolicEngine:
         return self.evaluate(expr, points, dtype=dtype, order=order).values
 
     def evaluate(self, expr: Expr, points: np.ndarray, *, dtype: str, order: int = 1) -> Truth:
-        """Like :meth:`derivatives`, with bounds, statuses and precisions (see :class:`Truth`)."""
+        """Like :meth:`derivatives`, with bounds, statuses and precisions (see :class:`Truth`).
+
+        Remembered for the last few requests (a case's truth and the rounding model's op
+        partials are often the same question); each call gets its own copies."""
         pts = check_request(expr, points, dtype, order)
+        key = (expr, dtype_key(expr, dtype), order, pts.shape, pts.tobytes(), certify.iv.AVAILABLE)
+        truth = _TRUTHS.get(key, lambda: self._evaluate(expr, pts, dtype, order))
+        return Truth(*(a.copy() if a is not None else None for a in (
+            truth.values, truth.bounds, truth.status, truth.precision_bits, truth.at_break)))
+
+    def _evaluate(self, expr: Expr, pts: np.ndarray, dtype: str, order: int) -> Truth:
         n, k = pts.shape
         program = compiled(expr, dtype_key(expr, dtype), GRADIENT if order == 1 else HESSIAN)
         values, bounds, codes, bits = certify.evaluate(program, pts)
