@@ -102,8 +102,9 @@ class SymbolicEngine:
         pts = check_request(expr, points, dtype, order)
         key = (expr, dtype_key(expr, dtype), order, pts.shape, pts.tobytes(), certify.iv.AVAILABLE)
         truth = _TRUTHS.get(key, lambda: self._evaluate(expr, pts, dtype, order))
-        return Truth(*(a.copy() if a is not None else None for a in (
-            truth.values, truth.bounds, truth.status, truth.precision_bits, truth.at_break)))
+        at_break = truth.at_break.copy() if truth.at_break is not None else None
+        return Truth(truth.values.copy(), truth.bounds.copy(), truth.status.copy(),
+                     truth.precision_bits.copy(), at_break)
 
     def _evaluate(self, expr: Expr, pts: np.ndarray, dtype: str, order: int) -> Truth:
         n, k = pts.shape
