@@ -243,18 +243,9 @@ def run_accuracy(
     ]
     digests: list[Digest] = []
     skipped: dict[str, str] = {}
-    if workers > 1 and len(tasks) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
-                                   initializer=_one_thread)
-        with pool:
-            results = pool.map(_sweep_task, tasks)
-            outcomes = list(zip(tasks, results, strict=True))
-    else:
-        outcomes = [(task, _sweep_task(task)) for task in tasks]
-    for (spec, op, dtype, _, _), per_order in outcomes:
+    def collect(task: tuple[str, str, str, tuple[int, ...], int], per_order: dict[int, Digest | str]) -> None:
+        spec, op, dtype = task[:3]
         for order, outcome in per_order.items():
             key = f"{spec}/{op}/{dtype}/{order}"
             if isinstance(outcome, str):
@@ -262,7 +253,20 @@ def run_accuracy(
                 continue
             digests.append(outcome)
             if progress:
-                print(f"  {key}: {outcome.record['points']} points", file=sys.stderr)
+                print(f"  {key}: {outcome.record['points']} points", file=sys.stderr, flush=True)
+
+    if workers > 1 and len(tasks) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                                   initializer=_one_thread)
+        with pool:
+            for task, per_order in zip(tasks, pool.map(_sweep_task, tasks), strict=True):
+                collect(task, per_order)
+    else:
+        for task in tasks:
+            collect(task, _sweep_task(task))
     return digests, skipped
 
 

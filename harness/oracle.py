@@ -696,9 +696,13 @@ def _compute_local(
             args = [vals[a] for a in node.args]
             ar = len(node.args)
             p = [_partial_values(node.op, (j,), args) for j in range(ar)]
-            # second partials only scale small error terms at order 1: float64 formulas will do
+            # second partials only scale the arguments' value errors at order 1: float64
+            # formulas will do, and none is needed where every argument is an input or a
+            # constant (exact: value error 0)
+            leaves = order == 1 and all(isinstance(a, (Var, Const)) for a in node.args)
             q = {
-                (j, k2): _partial_values(node.op, (j, k2), args, certify=order == 2)
+                (j, k2): np.zeros(len(points)) if leaves
+                else _partial_values(node.op, (j, k2), args, certify=order == 2)
                 for j in range(ar)
                 for k2 in range(ar)
             }

@@ -281,7 +281,7 @@ def _filter(program: Program, pts: np.ndarray, fields: list[np.ndarray], bits: n
     ``fields`` (values, bounds) and ``bits`` there and returns the settled mask. An entry
     settles when its interval rounds to one float64 and every node of the literal tree
     is surely defined at the point; status codes stay ``ok`` (0)."""
-    los, his, unsure = program.run_intervals(pts, START_BITS)
+    los, his, unsure = program.run_intervals(pts, START_BITS, keep_unsure=False)
     m = program.n_entries
     defined = np.ones(len(pts), dtype=bool)
     for d in range(m, len(los)):

@@ -43,6 +43,8 @@ from harness.truth.rules import (
 
 __all__ = ["Instruction", "Program", "compiled"]
 
+_ONE = np.longdouble(1)
+
 
 class Instruction(NamedTuple):
     """One step of a program: ``dst = fn(slot first)`` or ``fn(first, second)``."""
@@ -141,7 +143,9 @@ class Program:
             vals[dst], flags[dst] = r, f
         return [vals[s] for s in self.outputs], [flags[s] for s in self.outputs]
 
-    def run_intervals(self, pts: np.ndarray, bits: int) -> tuple[list[Any], list[Any], list[Any]]:
+    def run_intervals(
+        self, pts: np.ndarray, bits: int, *, keep_unsure: bool = True
+    ) -> tuple[list[Any], list[Any], list[Any]]:
         """All points at once over long double intervals (see :mod:`.intervals`), the
         constants enclosed from their arb balls at ``bits``.
 
@@ -149,6 +153,12 @@ class Program:
         some primitive could not vouch for its result, or None). Strong zeros flow as in
         :meth:`_run_careful` and make values exactly 0, but an unsure factor leaves the
         point unsure: arb's careful pass decides what a strong zero overrules.
+
+        Unsure is sticky: every result computed from an unsure value is unsure. With
+        ``keep_unsure=False`` an unsure value is replaced by [1, 1] for what follows (its
+        outputs' ends are then meaningless where they are unsure): x87 arithmetic on
+        infinities and NaNs takes a microsecond per element, and far out in bfloat16
+        (exp(1e38)) most of a batch is infinite.
         """
         n = len(pts)
         lo: list[Any] = [None] * self.n_slots
@@ -192,6 +202,8 @@ class Program:
                         z = None
                     else:  # an unsure factor still sends the point to arb
                         a, c = np.where(z, 0, a), np.where(z, 0, c)
+                if not keep_unsure and u is not None and u.any():
+                    a, c = np.where(u, _ONE, a), np.where(u, _ONE, c)
                 lo[dst], hi[dst], unsure[dst], strong[dst] = a, c, u, z
         return [lo[s] for s in self.outputs], [hi[s] for s in self.outputs], [unsure[s] for s in self.outputs]
 
