@@ -201,6 +201,29 @@ def _softsign_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple
     return ((LIBM + 3) * 6 / (1 + abs(x)) ** 2,)
 
 
+def _atanh_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # 1 / (1 - x*x): x*x's rounding, u x**2, grows by 1/(1 - x**2)**2 = p**2 near |x| = 1
+    (x,) = args
+    return ((LIBM + 2) * abs(p[0]) + x * x * p[0] * p[0],)
+
+
+def _reciprocal_product_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # the derivative of 1/b(x) by the product rule (logit: b = x (1 - x)): two terms of
+    # size about p**2 / 2 that cancel where the second derivative vanishes (x = 1/2), each
+    # from a few roundings
+    return (3 * p[0] * p[0],)
+
+
+def _gelu_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # phi(x) (2 - x**2) formed from terms of size phi(x) (2 + x**2) that cancel at
+    # x = +-sqrt(2); phi's exp(-x*x/2) amplifies x*x's rounding by x**2 / 2
+    import numpy as np
+
+    (x,) = args
+    pdf = np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    return ((LIBM + 2 + x * x) * pdf * (2 + x * x) / 2,)
+
+
 def _atanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # JAX differentiates 1/((1 - x)(1 + x)): (1 - x) - (1 + x) cancels, terms of size p**2
     return ((LIBM + 3) * p[0] * p[0],)
@@ -904,7 +927,8 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "atanh", 1, sympy.atanh, torch.atanh, jax=lambda j: j.numpy.arctanh,
-        edges=_arcsine_edges, domain=_open_unit_interval, grad2_noise=_atanh_noise2,
+        edges=_arcsine_edges, domain=_open_unit_interval, grad_noise=_atanh_noise,
+        grad2_noise=_atanh_noise2,
     ),
     Op("exp2", 1, lambda x: 2**x, torch.exp2, jax=lambda j: j.numpy.exp2, edges=_exp2_edges),
     Op(
@@ -933,7 +957,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "logit", 1, lambda x: sympy.log(x / (1 - x)), torch.logit, jax=lambda j: j.scipy.special.logit,
-        edges=_logit_edges, domain=_unit_open, complex_step=False,
+        edges=_logit_edges, domain=_unit_open, complex_step=False, grad2_noise=_reciprocal_product_noise2,
     ),
     Op(
         "logsigmoid", 1, lambda x: -sympy.log(1 + sympy.exp(-x)), torch.nn.functional.logsigmoid,
@@ -950,7 +974,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     Op(
         "gelu", 1, lambda x: x * (1 + sympy.erf(x / sympy.sqrt(2))) / 2, torch.nn.functional.gelu,
         jax=lambda j: lambda x: j.nn.gelu(x, approximate=False), edges=_gelu_edges, complex_step=False,
-        grad_noise=_gelu_noise,
+        grad_noise=_gelu_noise, grad2_noise=_gelu_noise2,
     ),
     Op(
         "gelu_tanh", 1,

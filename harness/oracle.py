@@ -957,6 +957,21 @@ def judge(
     verdict[smooth & finite_got & finite_exp & ~(abs_err <= ideal) & (abs_err > 0)] = "inaccurate"
     verdict[finite_got & finite_exp & ~(abs_err <= tol) & (abs_err > 0)] = "mismatch"
     verdict[finite_got != finite_exp] = "nan-mismatch"
+    # an infinity of the truth's sign where the truth lies within its tolerance of the
+    # dtype's overflow threshold is a rounding that overflowed: judged by how far the
+    # threshold is (log10'' in float16 at 0.0025749 is -65502.3, and -65520 rounds to -inf)
+    threshold = dtype_info(dtype).max + 0.5 * float(ulp(np.array(dtype_info(dtype).max), dtype))
+    with np.errstate(invalid="ignore"):
+        overflowed = (
+            smooth & np.isinf(got) & finite_exp & (np.sign(got) == np.sign(expected))
+            & (np.abs(expected) + tol >= threshold)
+        )
+    if overflowed.any():
+        abs_err = np.where(overflowed, threshold - np.abs(expected), abs_err)
+        with np.errstate(all="ignore"):
+            rel_err = np.where(overflowed, abs_err / np.abs(expected), rel_err)
+            ulp_err = np.where(overflowed, abs_err / ulp(expected, dtype), ulp_err)
+        verdict[overflowed] = np.where(np.abs(expected) + ideal >= threshold, "ok", "inaccurate")[overflowed]
     if out_of_range is not None:
         oor = np.broadcast_to(np.asarray(out_of_range).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)
         # an ok whose tolerance is the whole (nonzero) value and above the normal range

@@ -207,3 +207,53 @@ def test_outside_the_branches_of_an_inner_kink_is_still_a_mismatch() -> None:
 def test_away_from_the_break_an_inner_kinks_convention_does_not_apply() -> None:
     # relu(x*x) at 0.5: x*x = 0.25 is no break; 0 is plainly wrong (truth 2)
     assert verdicts(Fixed(0.0), "relu(x*x)", "x=0.5", order=2) == {"x,x": "mismatch"}
+
+
+# ---- 8. a rounding at the top of the range may overflow ---------------------------------------
+
+
+def test_an_infinity_next_to_the_overflow_threshold_is_a_rounding_not_a_nan_mismatch() -> None:
+    # log10''(x) = -1/(x**2 ln 10) = -65502.3 at x = 0.002574920654296875 (float16's largest
+    # finite is 65504 and -65520 rounds to -inf): a few ulps of error (32 each) overflow
+    r = rows(Fixed(-math.inf), "log10(x)", "x=0.002574920654296875", dtype="float16", order=2).iloc[0]
+    assert -65504 < r["truth"] < -65500
+    assert r["verdict"] == "ok" and r["abs_error"] == pytest.approx(65520 - 65502.3, abs=0.1)
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_an_infinity_of_the_wrong_sign_or_a_nan_there_is_still_a_nan_mismatch(value: float) -> None:
+    assert verdicts(Fixed(value), "log10(x)", "x=0.002574920654296875", dtype="float16", order=2) == {
+        "x,x": "nan-mismatch"
+    }
+
+
+def test_an_infinity_where_the_truth_is_far_below_the_threshold_is_a_nan_mismatch() -> None:
+    # rsqrt'(x) = -x**-1.5 / 2 = -32850.4 at x = 0.000614166259765625: half of float16's
+    # range away from overflowing (torch's result.pow(3) overflows before the factor 0.5)
+    assert verdicts(Fixed(-math.inf), "rsqrt(x)", "x=0.000614166259765625", dtype="float16") == {
+        "x": "nan-mismatch"
+    }
+
+
+# ---- 9. the usual formulas' cancellations in half precision ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "point", "order", "usual", "truth", "wrong"),
+    [
+        # 1/(1 - x*x) with x*x = 1983/2048 rounded once: 1/(65/2048) = 31.5; exact 31.2823
+        ("atanh(x)", "x=-0.98388671875", 1, 31.5, 31.2823335496237, 33.0),
+        # phi(x) (2 - x*x) from two terms of 0.21 that cancel at sqrt(2): x*x rounds to 2
+        ("gelu(x)", "x=-1.4140625", 2, 0.0, 6.27171709515363e-05, 0.01),
+        # (2x - 1)/(x (1 - x))**2 by the product rule: terms of size 8 cancel next to 1/2
+        ("logit(x)", "x=0.499267578125", 2, -0.02734375, -0.0234376005831618, -0.125),
+    ],
+)
+def test_a_cancelling_formula_in_float16_is_inaccurate_and_a_wrong_value_a_mismatch(
+    text: str, point: str, order: int, usual: float, truth: float, wrong: float
+) -> None:
+    entry = "x" if order == 1 else "x,x"
+    r = rows(Fixed(usual), text, point, dtype="float16", order=order).iloc[0]
+    assert r["truth"] == pytest.approx(truth, rel=1e-3)
+    assert r["verdict"] == "inaccurate"
+    assert verdicts(Fixed(wrong), text, point, dtype="float16", order=order) == {entry: "mismatch"}
