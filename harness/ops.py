@@ -132,8 +132,14 @@ def _logsigmoid_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tup
 
 
 def _silu_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    # s (1 + x (1 - s)): 1 - s cancels where s -> 1, and x (= y / s) scales it.
-    return ((LIBM + 3) * (1 + abs(y)),)
+    # s (1 + x (1 - s)): terms of size s and |x| s = |y|; 1 - s cancels where s -> 1, and
+    # x scales it. Far below 0 both terms are tiny (s = e**x): the error is relative there.
+    import numpy as np
+
+    (x,) = args
+    with np.errstate(all="ignore"):
+        s = np.where(x != 0, y / np.where(x != 0, x, 1.0), 0.5)  # silu(x) = x sigmoid(x)
+    return ((LIBM + 3) * (abs(s) + abs(y)),)
 
 
 def _silu_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
