@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from harness.engines.base import Engine
 from harness.expr import Call, Const, Expr, Var, to_sympy, variables
 from harness.ops import OPS
+from harness.parser import parse
 from harness.truth import MAX_BITS, START_BITS, STATUSES, SymbolicEngine, intervals
 
 ENGINE = SymbolicEngine()
@@ -479,3 +480,11 @@ def test_eulers_constant_from_digamma_at_1_is_a_known_constant() -> None:
     truth = ENGINE.evaluate(tree, np.array([[0.5]]), dtype="float64")
     assert truth.status[0, 0] == "ok"
     assert truth.values[0, 0] == float(-mpmath.euler)
+
+
+def test_a_remembered_truth_is_handed_out_as_copies() -> None:
+    expr, pts = parse("tanh(x)"), column(0.5)
+    first = ENGINE.evaluate(expr, pts, dtype="float64")
+    first.values[:] = 7.0
+    again = ENGINE.evaluate(expr, pts, dtype="float64")
+    assert again.values[0, 0] == pytest.approx(1 - math.tanh(0.5) ** 2, rel=1e-15)
