@@ -1194,8 +1194,13 @@ def _sym2(a: Any, b: Any, c: Any, lib: Any = torch) -> Any:
     return _square((a, b, b, c), 2, lib)
 
 
+def _halves_of(xs: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The first and the second half of the arguments (dot's x and y)."""
+    return xs[: len(xs) // 2], xs[len(xs) // 2 :]
+
+
 def _halves(xs: tuple[Any, ...], lib: Any = torch) -> tuple[Any, Any]:
-    """The first and the second half of the arguments, each stacked along the last axis."""
+    """The two halves of the arguments, each stacked along the last axis."""
     v = _stacked(xs, lib)
     n = len(xs) // 2
     return v[..., :n], v[..., n:]
@@ -1800,7 +1805,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         doc="torch.linalg.vector_norm with ord inf; kinks where the largest magnitudes tie",
     ),
     Op(
-        "dot", 2, lambda *xs: sympy.Add(*(a * b for a, b in zip(xs[: len(xs) // 2], xs[len(xs) // 2 :]))),
+        "dot", 2, lambda *xs: sympy.Add(*(a * b for a, b in zip(*_halves_of(xs), strict=True))),
         lambda *xs: torch.linalg.vecdot(*_halves(xs)),
         jax=lambda j: lambda *xs: j.numpy.vecdot(*_halves(xs, j.numpy)),
         max_arity=MAX_VARIADIC - MAX_VARIADIC % 2, arity_step=2, edges=_product_edges,

@@ -74,7 +74,7 @@ DOMAIN: dict[str, Callable[..., bool]] = {
     "inv3_01": lambda a, b, c, d, e, f, g, h, i: (
         a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g) != 0
     ),
-    "solve3_0": lambda a, b, c, d, e, f, g, h, i, j, k, l: (
+    "solve3_0": lambda a, b, c, d, e, f, g, h, i, *rhs: (
         a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g) != 0
     ),
     "cholesky2_11": lambda a, b, c: a > 0 and a * c - b * b > 0,
