@@ -622,7 +622,9 @@ class Op:
     read as 3: a shift of a by about u |a|). Within it of the break the oracle accepts
     either side's derivative, as where an argument's own rounding may cross the break.
     ``max_arity``, for a variadic op, is the most arguments it takes (``arity`` is then
-    the fewest: ``prod`` takes 2 to 9); ``None`` means exactly ``arity``. Every builder,
+    the fewest: ``prod`` takes 2 to 9); ``None`` means exactly ``arity``. ``arity_step``
+    is the spacing of a variadic op's counts: ``dot`` takes two halves of equal length,
+    so 2, 4, 6 or 8 (step 2). Every builder,
     kernel, margin and noise function of a variadic row takes the arguments as ``*args``,
     and a node's own argument count is ``len(node.args)``. ``special_args(n, dtype)``
     gives whole argument tuples of length ``n`` where one argument at an edge is not
@@ -651,6 +653,7 @@ class Op:
     across: Callable[..., tuple[Any, ...]] | None = None
     break_noise: Margin | None = None
     max_arity: int | None = None
+    arity_step: int = 1
     hessian_noise: GradNoise2 | None = None
     value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
     special_args: Callable[[int, DType], tuple[tuple[float, ...], ...]] | None = None
@@ -658,13 +661,20 @@ class Op:
 
     @property
     def arities(self) -> range:
-        """The argument counts the op takes: ``arity`` alone, or ``arity..max_arity``."""
-        return range(self.arity, (self.max_arity if self.max_arity is not None else self.arity) + 1)
+        """The argument counts the op takes: ``arity`` alone, or ``arity..max_arity`` in
+        steps of ``arity_step``."""
+        top = self.max_arity if self.max_arity is not None else self.arity
+        return range(self.arity, top + 1, self.arity_step)
 
     def arity_text(self) -> str:
-        """The argument counts in words, for messages: ``2`` or ``2 to 9``."""
-        low, high = self.arities[0], self.arities[-1]
-        return str(low) if low == high else f"{low} to {high}"
+        """The argument counts in words, for messages: ``2``, ``2 to 9`` or ``2, 4, 6 or 8``."""
+        counts = self.arities
+        low, high = counts[0], counts[-1]
+        if low == high:
+            return str(low)
+        if self.arity_step == 1:
+            return f"{low} to {high}"
+        return ", ".join(str(n) for n in counts[:-1]) + f" or {high}"
 
     def __post_init__(self) -> None:
         if (self.smoothness is Smoothness.ANALYTIC) != (self.kinks is None):
@@ -679,6 +689,13 @@ class Op:
             raise ValueError(
                 f"op {self.name!r}: a variadic op needs max_arity >= arity and no constant "
                 "arguments or infix spelling"
+            )
+        if self.arity_step < 1 or (self.arity_step > 1 and (
+            self.max_arity is None or (self.max_arity - self.arity) % self.arity_step
+        )):
+            raise ValueError(
+                f"op {self.name!r}: arity_step={self.arity_step} needs a variadic op whose "
+                "max_arity is arity plus a multiple of it"
             )
 
 
@@ -1207,6 +1224,23 @@ def _sym2(a: Any, b: Any, c: Any, lib: Any = torch) -> Any:
     return _square((a, b, b, c), 2, lib)
 
 
+def _halves_of(xs: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The first and the second half of the arguments (dot's x and y)."""
+    return xs[: len(xs) // 2], xs[len(xs) // 2 :]
+
+
+def _halves(xs: tuple[Any, ...], lib: Any = torch) -> tuple[Any, Any]:
+    """The two halves of the arguments, each stacked along the last axis."""
+    v = _stacked(xs, lib)
+    n = len(xs) // 2
+    return v[..., :n], v[..., n:]
+
+
+def _trace(xs: tuple[Any, ...], k: int) -> Tensor:
+    """The trace of the k x k matrix of ``xs``: torch.trace takes one matrix, not a batch."""
+    return torch.diagonal(_square(xs, k), dim1=-2, dim2=-1).sum(-1)
+
+
 def _reduce(name: str, **kw: Any) -> Callable[..., Tensor]:
     fn = getattr(torch, name)
     return lambda *xs: fn(_stacked(xs), -1, **kw)
@@ -1368,24 +1402,39 @@ def _logabsdet_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple
     return tuple(4 * len(args) * (abs(pj) + big) * (1 + cond) for pj in p)
 
 
+def _matrix_size(args: tuple[Any, ...]) -> int:
+    """k for the k x k matrix leading ``args``: 2 for det2, inv2_01, solve2_0 (4 or 6
+    arguments), 3 for the 3x3 ops (9 or 12)."""
+    return 2 if len(args) in (4, 6) else 3
+
+
+def _rhs_scale(args: tuple[Any, ...]) -> Any:
+    """The largest right-hand side entry of a solve (the arguments after the matrix), or 0."""
+    k = _matrix_size(args)
+    return _max_abs(args[k * k :]) if len(args) > k * k else 0
+
+
 def _inverse_scale(args: tuple[Any, ...]) -> tuple[Any, Any]:
-    """The largest entry of inv(A) for the 2x2 A in ``args[:4]``, and cond(A)."""
-    det = abs(_det2_form(*args[:4]))
-    big = _max_abs(args[:4]) / (det + (det == 0))
-    return big, _max_abs(args[:4]) * big * 2
+    """A bound on the largest entry of inv(A) for the k x k A leading ``args`` (its
+    largest cofactor over |det|), and cond(A)."""
+    k = _matrix_size(args)
+    m = args[: k * k]
+    det = abs(_det2_form(*m) if k == 2 else _det3_form(*m))
+    big = _max_abs(m) ** (k - 1) * (k - 1) / (det + (det == 0))
+    return big, _max_abs(m) * big * k
 
 
 def _inverse_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # -inv e_i x_j (solve) and -inv e_i e_j^T inv (inv): inv's entries carry cond(A) u
-    # relative to its largest entry
+    # relative to its largest entry; solve's other components x_j are up to k big |rhs|
     big, cond = _inverse_scale(args)
-    return tuple(4 * len(args) * (abs(pj) + big * (big + 1 + abs(y))) * (1 + cond) for pj in p)
+    spread = big * (big * (1 + _rhs_scale(args)) + 1 + abs(y))
+    return tuple(4 * len(args) * (abs(pj) + spread) * (1 + cond) for pj in p)
 
 
 def _inverse_value_noise(args: tuple[Any, ...], y: Any) -> Any:
     big, cond = _inverse_scale(args)
-    rhs = _max_abs(args[4:]) if len(args) > 4 else 0
-    return 4 * len(args) * (abs(y) + big * (1 + rhs)) * (1 + cond)
+    return 4 * len(args) * (abs(y) + big * (1 + _rhs_scale(args))) * (1 + cond)
 
 
 def _eig_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -1437,14 +1486,10 @@ def _matrix_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> 
     # carries cond(A) u relative to the largest term, inv's entries squared times y
     import numpy as np
 
-    k = 2 if len(args) in (4, 6) else 3
-    m = args[: k * k]
-    det = abs(_det2_form(*m) if k == 2 else _det3_form(*m))
-    big_a = _max_abs(m)
-    adjugate = big_a ** (k - 1) * (k - 1)
-    inv = adjugate / (det + (det == 0))
-    cond = big_a * inv * k
-    rhs = _max_abs(args[4:]) if len(args) == 6 else 0
+    k = _matrix_size(args)
+    big_a = _max_abs(args[: k * k])
+    inv, cond = _inverse_scale(args)
+    rhs = _rhs_scale(args)
     scale = np.maximum(_max_abs(p) * (inv + 1), inv * inv * (1 + abs(y) + rhs)) + big_a ** (k - 2)
     return _everywhere(8 * len(args) * scale * (1 + cond), len(args))
 
@@ -1458,6 +1503,18 @@ def _eig_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noi
     big = _max_abs(args)
     rel = big / (gap + (gap == 0))
     return _everywhere(8 * LIBM * (1 + rel) * (1 + rel) / (big + (big == 0)), 3)
+
+
+def _dot_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # n products, each rounded, summed: every rounding relative to at most sum |x_i y_i|
+    n = len(args) // 2
+    return (n + 1) * _sum_abs(tuple(a * b for a, b in zip(args[:n], args[n:], strict=True)))
+
+
+def _trace_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # the sum of the k diagonal entries
+    k = _matrix_size(args)
+    return k * _sum_abs(args[:: k + 1])
 
 
 def _gap(values: Tensor) -> Tensor:
@@ -1500,6 +1557,10 @@ def _solve2_domain(a: Tensor, b: Tensor, c: Tensor, d: Tensor, e: Tensor, f: Ten
 
 def _abs_det3(*m: Tensor) -> Tensor:
     return _det3_form(*m).abs()
+
+
+def _solve3_domain(*m: Tensor) -> Tensor:
+    return _abs_det3(*m[:9])
 
 
 def _eig_gap(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
@@ -1606,14 +1667,38 @@ def _matrix2_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
     return tuple(m + (1.0, 2.0)[: n - 4] for m in _singular2(d))
 
 
-def _matrix3_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+def _singular3(d: DType) -> tuple[tuple[float, ...], ...]:
     return (
         (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0),  # rank 2: every cofactor nonzero
         (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0),  # rank 2, diagonal
         (1.0,) * 9,  # rank 1: the cofactors vanish too
         (0.0,) * 9,
-        (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0 + 8 * d.eps),
+        (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0 + 8 * d.eps),  # nearly singular
         (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+        (0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0),  # a zero pivot: LU must swap rows
+        (0.0, 2.0, 1.0, 1.0, 0.0, 3.0, 2.0, 1.0, 0.0),  # zero diagonal, det 11
+    )
+
+
+def _matrix3_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # singular (rank 2, 1, 0), near-singular, the identity, pivoting; solve's right-hand
+    # side (1, 2, -1)
+    return tuple(m + (1.0, 2.0, -1.0)[: n - 9] for m in _singular3(d))
+
+
+def _dot_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # orthogonal halves (a zero result from cancelling products), a zero half, products
+    # that overflow or underflow
+    half = n // 2
+    alternate = tuple((1.0, -1.0)[i % 2] for i in range(half))
+    orthogonal = alternate[:-1] + (0.0,) if half % 2 else alternate
+    big = math.sqrt(d.max) * 2
+    return (
+        (1.0,) * half + orthogonal,
+        (0.0,) * half + _OTHERS[:half],
+        (0.0,) * n,
+        (big,) * n,
+        (d.tiny,) * n,
     )
 
 
@@ -1749,7 +1834,31 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         roundings=0, special_args=_ties_special, edges=_product_edges,
         doc="torch.linalg.vector_norm with ord inf; kinks where the largest magnitudes tie",
     ),
+    Op(
+        "dot", 2, lambda *xs: sympy.Add(*(a * b for a, b in zip(*_halves_of(xs), strict=True))),
+        lambda *xs: torch.linalg.vecdot(*_halves(xs)),
+        jax=lambda j: lambda *xs: j.numpy.vecdot(*_halves(xs, j.numpy)),
+        max_arity=MAX_VARIADIC - MAX_VARIADIC % 2, arity_step=2, edges=_product_edges,
+        roundings=0, value_noise=_dot_value_noise, grad_noise=_exact_partials,
+        special_args=_dot_special, complex_step=False,
+        doc="torch.linalg.vecdot of the first half of the arguments with the second half "
+        "(an even count: dot(a, b, c, d) = a c + b d); complex step off, vecdot conjugates",
+    ),
     # small matrices from their entries, row by row
+    Op(
+        "trace2", 4, lambda a, b, c, d: a + d, lambda *m: _trace(m, 2),
+        jax=lambda j: lambda *m: j.numpy.trace(_square(m, 2, j.numpy), axis1=-2, axis2=-1),
+        edges=_product_edges, roundings=0, value_noise=_trace_value_noise,
+        grad_noise=_exact_partials, special_args=_matrix2_special, complex_step=True,
+        doc="the trace of [[a, b], [c, d]]: the sum of torch.diagonal",
+    ),
+    Op(
+        "trace3", 9, lambda *m: m[0] + m[4] + m[8], lambda *m: _trace(m, 3),
+        jax=lambda j: lambda *m: j.numpy.trace(_square(m, 3, j.numpy), axis1=-2, axis2=-1),
+        edges=_product_edges, roundings=0, value_noise=_trace_value_noise,
+        grad_noise=_exact_partials, special_args=_matrix3_special, complex_step=True,
+        doc="the trace of a 3x3 matrix given row by row: the sum of torch.diagonal",
+    ),
     Op(
         "det2", 4, _det2_form, lambda *m: torch.linalg.det(_square(m, 2)),
         jax=lambda j: lambda *m: j.numpy.linalg.det(_square(m, 2, j.numpy)),
@@ -1803,6 +1912,28 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
         hessian_noise=_matrix_hessian_noise,
         doc="the first component of torch.linalg.solve([[a, b], [c, d]], [e, f]), det != 0",
+    ),
+    Op(
+        "inv3_01", 9, lambda *m: (m[2] * m[7] - m[1] * m[8]) / _det3_form(*m),
+        lambda *m: torch.linalg.inv_ex(_square(m, 3)).inverse[..., 0, 1],
+        jax=lambda j: lambda *m: j.numpy.linalg.inv(_square(m, 3, j.numpy))[..., 0, 1],
+        edges=_product_edges, domain=_abs_det3, grad_noise=_inverse_noise,
+        value_noise=_inverse_value_noise, special_args=_matrix3_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
+        doc="entry (0, 1) of torch.linalg.inv of a 3x3 matrix given row by row, det != 0",
+    ),
+    Op(
+        "solve3_0", 12,
+        lambda *m: _det3_form(m[9], m[1], m[2], m[10], m[4], m[5], m[11], m[7], m[8]) / _det3_form(*m[:9]),
+        lambda *m: torch.linalg.solve_ex(_square(m[:9], 3), _stacked(m[9:])).result[..., 0],
+        jax=lambda j: lambda *m: j.numpy.linalg.solve(
+            _square(m[:9], 3, j.numpy), _stacked(m[9:], j.numpy)[..., None]
+        )[..., 0, 0],
+        edges=_product_edges, domain=_solve3_domain, grad_noise=_inverse_noise,
+        value_noise=_inverse_value_noise, special_args=_matrix3_special, complex_step=True,
+        hessian_noise=_matrix_hessian_noise,
+        doc="the first component of torch.linalg.solve(A, [j, k, l]) for the 3x3 A given "
+        "row by row in a..i, det != 0 (Cramer's rule for the truth)",
     ),
     Op(
         "cholesky2_11", 3, lambda a, b, c: sympy.sqrt(c - b**2 / a),

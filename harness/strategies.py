@@ -260,8 +260,15 @@ def expressions(
                     Const(chosen[i]) if i in chosen else draw(children) for i in range(row.arity)
                 )
             else:
-                # a variadic op (prod, logsumexp) draws its count, shrinking to the fewest
-                count = draw(st.integers(row.arity, row.arities[-1])) if len(row.arities) > 1 else row.arity
+                # a variadic op (prod, logsumexp) draws its count, shrinking to the fewest;
+                # dot's counts go in steps of 2
+                counts = row.arities
+                if len(counts) == 1:
+                    count = row.arity
+                elif row.arity_step == 1:
+                    count = draw(st.integers(row.arity, counts[-1]))
+                else:
+                    count = draw(st.sampled_from(counts))
                 args = tuple(
                     draw(exponent if i in row.const_args else children) for i in range(count)
                 )

@@ -37,11 +37,13 @@ IDS = [row.name for row in ROWS]
 CANDIDATES = (Fraction(3, 8), Fraction(5, 8), Fraction(5, 4), Fraction(-3, 4), Fraction(5, 2))
 WELL_INSIDE = 0.1
 
-COMPLEX_INACCURATE = ("silu", "logaddexp", "logsumexp", "var", "logabsdet2", "logabsdet3", "cholesky2_11")
+COMPLEX_INACCURATE = (
+    "silu", "logaddexp", "logsumexp", "var", "logabsdet2", "logabsdet3", "cholesky2_11", "dot",
+)
 """Ops torch runs on complex input inaccurately for complex step: the derivative from
 Im f(x + ih)/h is off by 3e-8 (silu at 40) or NaN (logaddexp(40, -3)); var, slogdet's
-log|det| and cholesky conjugate (they are not holomorphic), and logsumexp is left to the
-real-valued schemes as logaddexp is."""
+log|det|, cholesky and vecdot (dot) conjugate (they are not holomorphic), and logsumexp
+is left to the real-valued schemes as logaddexp is."""
 
 
 def inside_point(row: Op) -> tuple[Fraction, ...]:

@@ -17,7 +17,7 @@ import torch
 
 from harness.check import check_engine
 from harness.engines.torch_ad import TorchEngine
-from harness.ops import OPS, _stacked
+from harness.ops import OPS, _square, _stacked
 from harness.schema import point_items
 
 Backward = Callable[[tuple[torch.Tensor, ...], torch.Tensor], tuple[torch.Tensor, ...]]
@@ -115,3 +115,101 @@ def test_the_wrong_rules_are_right_at_ordinary_points() -> None:
         got = torch.autograd.grad(wrong(*args).sum(), args)
         want = torch.autograd.grad(OPS[op].torch_fn(*args).sum(), args)
         assert all(torch.allclose(g, w, rtol=1e-15, atol=0) for g, w in zip(got, want, strict=True)), op
+
+
+# Rules wrong at ordinary points too, one per op added with dot, trace and the 3x3 inverse
+# and solve: each textbook slip, next to the right rule written the same way. The right
+# rules passing the same search shows the wrong ones are caught for their error, not for
+# being overrides.
+
+
+def _dot_halves_swapped(args: tuple[torch.Tensor, ...], out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    # d (x . y) / d x_i = y_i, taken as x_i: the halves swapped
+    return args
+
+
+def _dot_right(args: tuple[torch.Tensor, ...], out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    n = len(args) // 2
+    return args[n:] + args[:n]
+
+
+def _trace_rule(off_diagonal: bool) -> Backward:
+    def rule(args: tuple[torch.Tensor, ...], out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        k = 2 if len(args) == 4 else 3
+        # the identity, row by row; the wrong rule also counts entry (0, 1)
+        ones = {i * (k + 1) for i in range(k)} | ({1} if off_diagonal else set())
+        return tuple(torch.ones_like(a) if i in ones else torch.zeros_like(a) for i, a in enumerate(args))
+
+    return rule
+
+
+def _inverse(args: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return torch.linalg.inv(_square(args[:9], 3))
+
+
+def _inv3_rule(signed: bool) -> Backward:
+    def rule(args: tuple[torch.Tensor, ...], out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # d inv[0, 1] / d A_ij = -inv[0, i] inv[j, 1]; the wrong rule drops the sign of
+        # the entries where i + j is odd (a cofactor's checkerboard sign forgotten)
+        inv = _inverse(args)
+        signs = [1 if signed or sum(divmod(k, 3)) % 2 == 0 else -1 for k in range(9)]
+        return tuple(-s * inv[..., 0, k // 3] * inv[..., k % 3, 1] for k, s in enumerate(signs))
+
+    return rule
+
+
+def _solve3_rule(transposed: bool) -> Backward:
+    def rule(args: tuple[torch.Tensor, ...], out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # x = A^-1 r: d x0 / d A_ij = -inv[0, i] x_j, d x0 / d r_i = inv[0, i]; the wrong
+        # rule takes -inv[0, j] x_i (A for A^T in the backward's solve)
+        inv = _inverse(args)
+        x = (inv @ _stacked(args[9:]).unsqueeze(-1)).squeeze(-1)
+        entries = []
+        for k in range(9):
+            i, j = divmod(k, 3)
+            entries.append(-inv[..., 0, j] * x[..., i] if transposed else -inv[..., 0, i] * x[..., j])
+        return tuple(entries) + tuple(inv[..., 0, i] for i in range(3))
+
+    return rule
+
+
+EVERYWHERE: list[tuple[str, Backward, Backward]] = [
+    # op, a wrong rule, the right rule in the same form
+    ("dot", _dot_halves_swapped, _dot_right),
+    ("trace2", _trace_rule(off_diagonal=True), _trace_rule(off_diagonal=False)),
+    ("trace3", _trace_rule(off_diagonal=True), _trace_rule(off_diagonal=False)),
+    ("inv3_01", _inv3_rule(signed=False), _inv3_rule(signed=True)),
+    ("solve3_0", _solve3_rule(transposed=True), _solve3_rule(transposed=False)),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("op", "wrong", "right"), EVERYWHERE, ids=[c[0] for c in EVERYWHERE])
+def test_a_wrong_backward_is_caught_and_the_right_one_in_its_form_passes(
+    op: str, wrong: Backward, right: Backward
+) -> None:
+    def search(rule: Backward) -> Any:
+        engine = TorchEngine("reverse", overrides={op: with_backward(op, rule).apply})
+        # inaccurate allowed: at the nearly singular 3x3 special point (cond 1e17) any LU
+        # inverse, torch's own included, is 30% off, beyond the model's ideal tolerance
+        return check_engine(engine, ops=(op,), seed=17, orders=(1,), allow=("inaccurate",))
+
+    caught = search(wrong)
+    assert not caught.ok
+    assert caught.failures[0].verdict == "mismatch"
+    passed = search(right)
+    assert passed.ok, passed.failures[:1]
+
+
+@pytest.mark.parametrize(("op", "wrong", "right"), EVERYWHERE, ids=[c[0] for c in EVERYWHERE])
+def test_the_right_rules_are_torchs_and_the_wrong_ones_differ(
+    op: str, wrong: Backward, right: Backward
+) -> None:
+    values = (0.75, -1.5, 2.0, 1.25, -0.5, 3.0, 0.25, -2.0, 1.5, 1.0, 2.0, -1.0)
+    n = 4 if op == "dot" else OPS[op].arity
+    args = tuple(torch.tensor([v], dtype=torch.float64, requires_grad=True) for v in values[:n])
+    want = torch.autograd.grad(OPS[op].torch_fn(*args).sum(), args)
+    got = torch.autograd.grad(with_backward(op, right).apply(*args).sum(), args)
+    assert all(torch.allclose(g, w, rtol=1e-13, atol=1e-15) for g, w in zip(got, want, strict=True)), op
+    bad = torch.autograd.grad(with_backward(op, wrong).apply(*args).sum(), args)
+    assert not all(torch.allclose(g, w, rtol=1e-6, atol=0) for g, w in zip(bad, want, strict=True)), op

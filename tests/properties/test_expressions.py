@@ -71,6 +71,12 @@ DOMAIN: dict[str, Callable[..., bool]] = {
     ),
     "inv2_01": lambda a, b, c, d: a * d - b * c != 0,
     "solve2_0": lambda a, b, c, d, e, f: a * d - b * c != 0,
+    "inv3_01": lambda a, b, c, d, e, f, g, h, i: (
+        a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g) != 0
+    ),
+    "solve3_0": lambda a, b, c, d, e, f, g, h, i, *rhs: (
+        a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g) != 0
+    ),
     "cholesky2_11": lambda a, b, c: a > 0 and a * c - b * b > 0,
 }
 EVERYWHERE = {
@@ -102,7 +108,7 @@ EVERYWHERE = {
     # tensor ops
     "sum", "mean", "prod", "logsumexp", "softmax0", "log_softmax0", "cumsum1", "cumprod1", "var",
     "std", "amax", "amin", "norm1", "norm2", "norminf", "det2", "det3", "eigvalsh2_max",
-    "eigvalsh2_min",
+    "eigvalsh2_min", "dot", "trace2", "trace3",
 }
 
 

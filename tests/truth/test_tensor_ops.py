@@ -2,7 +2,7 @@
 against mpmath at 50 digits, at random points and at the op's special arguments (one and
 two zeros for prod, huge entries for logsumexp, singular matrices for det).
 
-The references are written here with mpmath's own routines (fsum, fprod, inverse,
+The references are written here with mpmath's own routines (fsum, fprod, fdot, inverse,
 lu_solve, cholesky, eigsy, norm) and Leibniz's formula for det, not from the op table's sympy builders, and
 differentiated by mpmath's numerical differentiation at 50 digits: independent of sympy,
 arb and the rule table. Points sit inside the op's domain and away from its kinks (ties,
@@ -80,12 +80,17 @@ REFERENCES: dict[str, Callable[..., Any]] = {
     "norm1": lambda *x: mp.fsum(abs(t) for t in x),
     "norm2": lambda *x: mp.norm(mp.matrix(list(x)), 2),
     "norminf": lambda *x: mp.norm(mp.matrix(list(x)), mp.inf),
+    "dot": lambda *x: mp.fdot(x[: len(x) // 2], x[len(x) // 2 :]),
+    "trace2": lambda *x: mp.fsum(_matrix(2, x)[i, i] for i in range(2)),
+    "trace3": lambda *x: mp.fsum(_matrix(3, x)[i, i] for i in range(3)),
     "det2": lambda *x: _det(2, x),
     "det3": lambda *x: _det(3, x),
     "logabsdet2": lambda *x: mp.log(abs(_det(2, x))),
     "logabsdet3": lambda *x: mp.log(abs(_det(3, x))),
     "inv2_01": lambda *x: mp.inverse(_matrix(2, x))[0, 1],
     "solve2_0": lambda *x: mp.lu_solve(_matrix(2, x[:4]), mp.matrix(list(x[4:])))[0],
+    "inv3_01": lambda *x: mp.inverse(_matrix(3, x))[0, 1],
+    "solve3_0": lambda *x: mp.lu_solve(_matrix(3, x[:9]), mp.matrix(list(x[9:])))[0],
     "cholesky2_11": lambda a, b, c: mp.cholesky(mp.matrix([[a, b], [b, c]]))[1, 1],
     "eigvalsh2_max": lambda a, b, c: _eigenvalues(a, b, c)[1],
     "eigvalsh2_min": lambda a, b, c: _eigenvalues(a, b, c)[0],
@@ -103,7 +108,8 @@ def _counts(name: str) -> tuple[int, ...]:
 
 
 def _tree(name: str, n: int) -> Expr:
-    return Call(name, tuple(Var(f"a{i}") for i in range(n)))
+    # two digits: the engines order variables by name, and a10 sorts before a2
+    return Call(name, tuple(Var(f"a{i:02d}") for i in range(n)))
 
 
 def _inside(name: str, pts: np.ndarray) -> np.ndarray:

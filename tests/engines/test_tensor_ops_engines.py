@@ -1,0 +1,80 @@
+"""torch's and JAX's own derivatives of dot, trace, the 3x3 inverse entry and the 3x3
+solve, first and second order, are judged ``ok`` at ordinary points in float64 and
+float32: the kernels (vecdot, diagonal, trace, inv, solve) reach the engines through the
+op table, and the noise models give a careful library its due and no more.
+
+The points are well conditioned (a dominant diagonal) and the truth is the symbolic
+engine's, itself checked against mpmath in ``tests/truth/test_tensor_ops.py``. Through an
+inverse, ``inaccurate`` is accepted: the oracle's ideal tolerance holds each partial to
+LIBM ulps, and a partial through LAPACK's inverse carries cond(A) ulps (inv2_01,
+solve2_0 and logabsdet3 show the same); ``mismatch`` is not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.check import compare
+from harness.dtypes import round_array
+from harness.engines.torch_ad import TorchEngine
+from harness.expr import variables
+from harness.parser import parse
+
+TREES = (
+    "dot(a, b)",
+    "dot(a, b, c, d)",
+    "dot(a, b, c, d, e, f, g, h)",
+    "trace2(a, b, c, d)",
+    "trace3(a, b, c, d, e, f, g, h, i)",
+    "inv3_01(a, b, c, d, e, f, g, h, i)",
+    "solve3_0(a, b, c, d, e, f, g, h, i, j, k, l)",
+    "exp(dot(a, b, c, d)) * trace2(a, b, c, d)",
+    "sin(inv3_01(a, b, c, d, e, f, g, h, i))",
+)
+
+
+def _points(n: int, dtype: str) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    pts = rng.uniform(-2, 2, size=(40, n)).round(3)
+    if n >= 9:  # a dominant diagonal: |det| well away from 0
+        for k in range(3):
+            pts[:, 4 * k] += 4 * np.sign(pts[:, 4 * k]) + (pts[:, 4 * k] == 0)
+    return round_array(pts, dtype)[:6]
+
+
+def _engines() -> list[object]:
+    engines: list[object] = [TorchEngine(mode) for mode in ("reverse", "forward", "functional")]
+    try:
+        from harness.engines.jax_ad import JaxEngine
+
+        engines.append(JaxEngine("reverse"))
+    except ImportError:  # jax is an optional extra
+        pass
+    return engines
+
+
+@pytest.mark.parametrize("text", TREES)
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_libraries_own_derivatives_are_ok_at_ordinary_points(text: str, order: int, dtype: str) -> None:
+    expr = parse(text)
+    pts = _points(len(variables(expr)), dtype)
+    accepted = ("ok", "inaccurate") if "inv3" in text or "solve3" in text else ("ok",)
+    for engine in _engines():
+        if order == 2 and "solve3" in text and engine.name in ("torch:forward", "torch:functional"):  # type: ignore[attr-defined]
+            continue  # torch's own bugs: see the test below
+        frame = compare(engine, expr, pts, dtype=dtype, order=order)  # type: ignore[arg-type]
+        bad = frame[~frame.verdict.isin(accepted)]
+        assert bad.empty, (engine.name, text, bad[["point", "var", "value", "truth", "verdict"]].head())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["forward", "functional"])
+def test_torchs_second_derivative_of_solve_in_forward_and_functional_mode_is_caught(mode: str) -> None:
+    # forward over forward halves d2 x0 / d a2 (-0.00138 for -0.00275 at the first point;
+    # mpmath agrees with reverse mode and with inv(A) @ b); vmap(hessian) is off by up to 63
+    expr = parse("solve3_0(a, b, c, d, e, f, g, h, i, j, k, l)")
+    frame = compare(TorchEngine(mode), expr, _points(12, "float64"), dtype="float64", order=2)
+    assert (frame.verdict == "mismatch").any()
+    reverse = compare(TorchEngine("reverse"), expr, _points(12, "float64"), dtype="float64", order=2)
+    assert reverse.verdict.isin(["ok", "inaccurate"]).all()
