@@ -609,7 +609,10 @@ class Op:
     near y = 1/2). ``hessian_noise`` is an absolute bound (n x n, in unit roundoffs) on
     every second partial, for an op whose second-order formulas produce rounding-sized
     numbers where the exact entry is 0 or tiny (det's Hessian through the inverse, std's
-    cancelling terms, softmax's 1 - 2 s). It is written with
+    cancelling terms, softmax's 1 - 2 s). ``conditioned``: ``grad_noise`` is what any
+    method loses, not one formula's cancellation (an inverse's or a solve's partials carry
+    about cond(A) ulps however they are computed), so the ideal tolerance, which otherwise
+    allows a careful engine a few ulps per partial, keeps it. It is written with
     arithmetic and ``abs`` only, so it runs on numpy arrays and tensors alike; the
     oracle's rounding model reads it.
 
@@ -655,6 +658,7 @@ class Op:
     max_arity: int | None = None
     arity_step: int = 1
     hessian_noise: GradNoise2 | None = None
+    conditioned: bool = False
     value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
     special_args: Callable[[int, DType], tuple[tuple[float, ...], ...]] | None = None
     doc: str = field(default="", compare=False)
@@ -1879,7 +1883,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         "logabsdet2", 4, lambda a, b, c, d: sympy.log(sympy.Abs(_det2_form(a, b, c, d))),
         lambda *m: torch.linalg.slogdet(_square(m, 2))[1],
         jax=lambda j: lambda *m: j.numpy.linalg.slogdet(_square(m, 2, j.numpy))[1],
-        edges=_product_edges, domain=_abs_det2, grad_noise=_logabsdet_noise,
+        edges=_product_edges, domain=_abs_det2, conditioned=True, grad_noise=_logabsdet_noise,
         special_args=_matrix2_special, complex_step=False,
         hessian_noise=_matrix_hessian_noise,
         doc="the log|det| of torch.linalg.slogdet of [[a, b], [c, d]], det != 0",
@@ -1888,7 +1892,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         "logabsdet3", 9, lambda *m: sympy.log(sympy.Abs(_det3_form(*m))),
         lambda *m: torch.linalg.slogdet(_square(m, 3))[1],
         jax=lambda j: lambda *m: j.numpy.linalg.slogdet(_square(m, 3, j.numpy))[1],
-        edges=_product_edges, domain=_abs_det3, grad_noise=_logabsdet_noise,
+        edges=_product_edges, domain=_abs_det3, conditioned=True, grad_noise=_logabsdet_noise,
         special_args=_matrix3_special, complex_step=False,
         hessian_noise=_matrix_hessian_noise,
         doc="the log|det| of torch.linalg.slogdet of a 3x3 matrix, det != 0",
@@ -1897,7 +1901,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         "inv2_01", 4, lambda a, b, c, d: -b / _det2_form(a, b, c, d),
         lambda *m: torch.linalg.inv_ex(_square(m, 2)).inverse[..., 0, 1],
         jax=lambda j: lambda *m: j.numpy.linalg.inv(_square(m, 2, j.numpy))[..., 0, 1],
-        edges=_product_edges, domain=_abs_det2, grad_noise=_inverse_noise,
+        edges=_product_edges, domain=_abs_det2, conditioned=True, grad_noise=_inverse_noise,
         value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
         hessian_noise=_matrix_hessian_noise,
         doc="entry (0, 1) of torch.linalg.inv of [[a, b], [c, d]], det != 0",
@@ -1908,7 +1912,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda *m: j.numpy.linalg.solve(
             _square(m[:4], 2, j.numpy), _stacked(m[4:], j.numpy)[..., None]
         )[..., 0, 0],
-        edges=_product_edges, domain=_solve2_domain, grad_noise=_inverse_noise,
+        edges=_product_edges, domain=_solve2_domain, conditioned=True, grad_noise=_inverse_noise,
         value_noise=_inverse_value_noise, special_args=_matrix2_special, complex_step=True,
         hessian_noise=_matrix_hessian_noise,
         doc="the first component of torch.linalg.solve([[a, b], [c, d]], [e, f]), det != 0",
@@ -1917,7 +1921,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         "inv3_01", 9, lambda *m: (m[2] * m[7] - m[1] * m[8]) / _det3_form(*m),
         lambda *m: torch.linalg.inv_ex(_square(m, 3)).inverse[..., 0, 1],
         jax=lambda j: lambda *m: j.numpy.linalg.inv(_square(m, 3, j.numpy))[..., 0, 1],
-        edges=_product_edges, domain=_abs_det3, grad_noise=_inverse_noise,
+        edges=_product_edges, domain=_abs_det3, conditioned=True, grad_noise=_inverse_noise,
         value_noise=_inverse_value_noise, special_args=_matrix3_special, complex_step=True,
         hessian_noise=_matrix_hessian_noise,
         doc="entry (0, 1) of torch.linalg.inv of a 3x3 matrix given row by row, det != 0",
@@ -1929,7 +1933,7 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         jax=lambda j: lambda *m: j.numpy.linalg.solve(
             _square(m[:9], 3, j.numpy), _stacked(m[9:], j.numpy)[..., None]
         )[..., 0, 0],
-        edges=_product_edges, domain=_solve3_domain, grad_noise=_inverse_noise,
+        edges=_product_edges, domain=_solve3_domain, conditioned=True, grad_noise=_inverse_noise,
         value_noise=_inverse_value_noise, special_args=_matrix3_special, complex_step=True,
         hessian_noise=_matrix_hessian_noise,
         doc="the first component of torch.linalg.solve(A, [j, k, l]) for the 3x3 A given "

@@ -734,7 +734,7 @@ def _propagate(
         noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in row.grad_noise(tuple(args), v, tuple(p))]
     else:
         noise = [LIBM * np.abs(pj) for pj in p]
-    if ideal:
+    if ideal and not row.conditioned:
         noise = [np.fmin(nz, LIBM * np.abs(pj)) for nz, pj in zip(noise, p, strict=True)]
     # A partial below the smallest normal number is subnormal or flushed to 0 in the
     # dtype: its relative accuracy is gone, so its whole size is error (erf'' at 4), and

@@ -190,9 +190,7 @@ def test_a_wrong_backward_is_caught_and_the_right_one_in_its_form_passes(
 ) -> None:
     def search(rule: Backward) -> Any:
         engine = TorchEngine("reverse", overrides={op: with_backward(op, rule).apply})
-        # inaccurate allowed: at the nearly singular 3x3 special point (cond 1e17) any LU
-        # inverse, torch's own included, is 30% off, beyond the model's ideal tolerance
-        return check_engine(engine, ops=(op,), seed=17, orders=(1,), allow=("inaccurate",))
+        return check_engine(engine, ops=(op,), seed=17, orders=(1,))
 
     caught = search(wrong)
     assert not caught.ok
