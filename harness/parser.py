@@ -514,7 +514,7 @@ def _exact_spelling(value: Fraction) -> str:
 def _usage(op: str) -> str:
     """How to call ``op``, e.g. ``max(a, b)``, ``prod(a, b, ...)`` for a variadic op."""
     row = OPS[op]
-    names = "abcdefghi"[: row.arity]
+    names = "abcdefghijklmnopqrstuvwxyz"[: row.arity]
     more = ", ..." if len(row.arities) > 1 else ""
     return f"{op}({', '.join(names)}{more})"
 

@@ -102,7 +102,7 @@ def test_valid_text_gives_the_hand_written_tree(text: str, tree: Expr) -> None:
 
 
 def test_every_op_can_be_written_as_a_call() -> None:
-    args = tuple(Var(f"v{i}") for i in range(9))
+    args = tuple(Var(f"v{i:02d}") for i in range(12))
     for name, row in OPS.items():
         for n in row.arities:
             text = f"{name}({', '.join(a.name for a in args[:n])})"

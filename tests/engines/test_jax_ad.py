@@ -204,7 +204,8 @@ def _unit_case(name: str) -> tuple[Expr, list[Any], list[Fraction]]:
     row = OPS[name]
     fixed = dict(zip(row.const_args, row.params[0], strict=True)) if row.params else {}
     free = [i for i in range(row.arity) if i not in fixed]
-    names = ("x", "y", "z") if len(free) <= 3 else tuple(f"v{i}" for i in range(len(free)))  # sorted order
+    # zero-padded so that sorted names keep the arguments in order (v02 before v10)
+    names = ("x", "y", "z") if len(free) <= 3 else tuple(f"v{i:02d}" for i in range(len(free)))
     for values in itertools.product(_CANDIDATES, repeat=len(free)):
         given = dict(zip(free, values, strict=True)) | fixed
         t = [torch.tensor([float(given[i])], dtype=torch.float64) for i in range(row.arity)]
