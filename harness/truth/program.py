@@ -307,7 +307,8 @@ def _literal_domain(compiler: _Compiler, expr: Expr, trees: Mapping[Expr, Any]) 
     return [slots[n] for n in walk(expr) if not isinstance(n, Var)]
 
 
-def _compile(expr: Expr, dtype: str, kind: Kind) -> Program:
+def _compile_sympy(expr: Expr, dtype: str, kind: Kind) -> Program:
+    """The program of ``kind`` from the whole tree's sympy forms (sympy.diff, then cse)."""
     names = variables(expr)
     symbols = [sympy.Symbol(n, real=True) for n in names]
     trees = subtrees(expr, dict(zip(names, symbols, strict=True)), dtype)
@@ -330,6 +331,20 @@ def _compile(expr: Expr, dtype: str, kind: Kind) -> Program:
     program.outputs = [compiler.compile(e) for e in reduced]
     program.outputs += _literal_domain(compiler, expr, trees)
     return program
+
+
+def _compile(expr: Expr, dtype: str, kind: Kind) -> Program:
+    """Gradients and Hessians by the chain rule over op templates (no sympy per tree, see
+    :mod:`.chain`); values and pure partials of order k, and any tree with an op sympy
+    cannot template, from the whole tree's sympy forms."""
+    if kind.name in ("gradient", "hessian"):
+        from harness.truth.chain import chain_program  # chain builds Programs: it imports this module
+
+        try:
+            return chain_program(expr, dtype, kind)
+        except (TypeError, ValueError, EngineError):
+            pass  # the sympy path reports it, or differentiates the tree as a whole
+    return _compile_sympy(expr, dtype, kind)
 
 
 _PROGRAMS: Memo[Program] = Memo(256)
