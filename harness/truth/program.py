@@ -41,7 +41,7 @@ from harness.truth.rules import (
     lookup,
 )
 
-__all__ = ["Instruction", "Program", "compiled"]
+__all__ = ["Instruction", "Program", "compiled", "compiled_sympy"]
 
 _ONE = np.longdouble(1)
 
@@ -356,3 +356,12 @@ def compiled(expr: Expr, dtype: str, kind: Kind) -> Program:
     :func:`~harness.truth.forms.dtype_key`'s dtype so dtypes that hold every constant
     share one)."""
     return _PROGRAMS.get((expr, dtype, kind), lambda: _compile(expr, dtype, kind))
+
+
+def compiled_sympy(expr: Expr, dtype: str, kind: Kind) -> Program:
+    """Like :func:`compiled`, always from the whole tree's sympy forms: where the chain
+    rule's literal reading is not decisive (a kink or an undefined entry), sympy's
+    algebra of the whole tree may be (|x|*|x| = x**2, max(x, x) = x, fmod(x, x) = 0)."""
+    if kind.name not in ("gradient", "hessian"):
+        return compiled(expr, dtype, kind)
+    return _PROGRAMS.get((expr, dtype, kind, "sympy"), lambda: _compile_sympy(expr, dtype, kind))
