@@ -479,3 +479,18 @@ def test_eulers_constant_from_digamma_at_1_is_a_known_constant() -> None:
     truth = ENGINE.evaluate(tree, np.array([[0.5]]), dtype="float64")
     assert truth.status[0, 0] == "ok"
     assert truth.values[0, 0] == float(-mpmath.euler)
+
+
+# ---- where the chain rule's literal reading is not decisive, sympy's algebra decides ----
+
+
+def test_an_entry_the_chain_rule_leaves_undefined_is_answered_by_sympys_algebra() -> None:
+    # fmod(x, x) = 0: literally its floor(|x / x|) sits on a jump for every x
+    truth = ENGINE.evaluate(c("fmod", x, x), np.array([[2.5]]), dtype="float64")
+    assert truth.status.tolist() == [["ok"]] and truth.values.tolist() == [[0.0]]
+
+
+def test_an_entry_the_chain_rule_leaves_a_kink_is_answered_by_sympys_algebra() -> None:
+    # |x| * |x| = x**2: the hulls of sign(0) * sign(0) say only [-2, 2] for f''(0)
+    truth = ENGINE.evaluate(c("mul", c("abs", x), c("abs", x)), np.array([[0.0]]), dtype="float64", order=2)
+    assert truth.status.tolist() == [[["ok"]]] and truth.values.tolist() == [[[2.0]]]
