@@ -176,7 +176,11 @@ def chain_program(expr: Expr, dtype: str, kind: Kind) -> Program:
         tmpl = template(node.op, len(node.args), fixed, RULES, order)
         inst = _Instance(em, tmpl, [value[a] for a in args], False)
         value[node] = em.one(inst.slot(tmpl.value))
-        first = [None if r is None else inst.slot(r) for r in tmpl.first]
+        # partials by arguments that carry no variable are never emitted
+        first = [
+            None if r is None or not tangent[a] else inst.slot(r)
+            for r, a in zip(tmpl.first, args, strict=True)
+        ]
         t: dict[int, int] = {}
         for i in sorted({i for a in args for i in tangent[a]}):
             terms = [
