@@ -1,13 +1,15 @@
 """The truth's straight-line programs: sympy forms compiled once, run over balls, intervals
 and series.
 
-:func:`compiled` turns a tree into the sympy forms of one :class:`~harness.truth.forms.Kind`
-(:mod:`harness.truth.forms`), shares their common subexpressions through ``sympy.cse``
-and emits one instruction per remaining node, each carrying its rule's three kernels
-(:mod:`harness.truth.rules`). The outputs are the entries, then every node of the
-*literal* tree (x/x stays a division, undefined at 0 although sympy reads it as 1), whose
-definedness gates every entry. A :class:`Program` runs on arb balls (:meth:`Program.run`),
-on all points at once over long double intervals (:meth:`Program.run_intervals`) and on
+:func:`compiled` builds gradient and Hessian programs by the chain rule over per-op
+templates (:mod:`harness.truth.chain`, no sympy per tree). Values, pure partials of order
+k, and trees with an op sympy cannot template come from the whole tree's sympy forms of
+one :class:`~harness.truth.forms.Kind` (:mod:`harness.truth.forms`): their common
+subexpressions shared through ``sympy.cse``, one instruction per remaining node, each
+carrying its rule's three kernels (:mod:`harness.truth.rules`). The outputs are the
+entries, then every node of the *literal* tree (x/x stays a division, undefined at 0
+although sympy reads it as 1), whose definedness gates every entry. A :class:`Program`
+runs on arb balls (:meth:`Program.run`), on all points at once over long double intervals (:meth:`Program.run_intervals`) and on
 power series (:meth:`Program.run_series`); :mod:`harness.truth.certify` decides what the
 answers are worth.
 """
