@@ -9,9 +9,9 @@ subexpressions shared through ``sympy.cse``, one instruction per remaining node,
 carrying its rule's three kernels (:mod:`harness.truth.rules`). The outputs are the
 entries, then every node of the *literal* tree (x/x stays a division, undefined at 0
 although sympy reads it as 1), whose definedness gates every entry. A :class:`Program`
-runs on arb balls (:meth:`Program.run`), on all points at once over long double intervals (:meth:`Program.run_intervals`) and on
-power series (:meth:`Program.run_series`); :mod:`harness.truth.certify` decides what the
-answers are worth.
+runs on arb balls (:meth:`Program.run`), on all points at once over long double
+intervals (:meth:`Program.run_intervals`) and on power series (:meth:`Program.run_series`);
+:mod:`harness.truth.certify` decides what the answers are worth.
 """
 
 from __future__ import annotations
