@@ -31,14 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.engines.base import check_request
+from harness.engines.base import EngineError, check_request
 from harness.expr import Expr
 from harness.memo import Memo
 from harness.ops import OPS
 from harness.truth import certify
 from harness.truth.certify import STATUSES
-from harness.truth.forms import GRADIENT, HESSIAN, VALUES, dtype_key, taylor
-from harness.truth.program import compiled
+from harness.truth.forms import GRADIENT, HESSIAN, VALUES, Kind, dtype_key, taylor
+from harness.truth.program import compiled, compiled_sympy
 
 __all__ = ["SymbolicEngine", "Truth", "truth_engine"]
 
@@ -108,8 +108,9 @@ class SymbolicEngine:
 
     def _evaluate(self, expr: Expr, pts: np.ndarray, dtype: str, order: int) -> Truth:
         n, k = pts.shape
-        program = compiled(expr, dtype_key(expr, dtype), GRADIENT if order == 1 else HESSIAN)
-        values, bounds, codes, bits = certify.evaluate(program, pts)
+        kind = GRADIENT if order == 1 else HESSIAN
+        values, bounds, codes, bits = certify.evaluate(compiled(expr, dtype_key(expr, dtype), kind), pts)
+        _decide_by_sympy(expr, dtype, kind, pts, [values, bounds, codes, bits])
         if order == 2:
             iu, ju = np.triu_indices(k)
             parts = []
@@ -208,6 +209,26 @@ class SymbolicEngine:
             for side, off in zip((left, right), stepped, strict=True):
                 side[missing] = np.where(np.isnan(side[missing]), off, side[missing])
         return left, right
+
+
+def _decide_by_sympy(expr: Expr, dtype: str, kind: Kind, pts: np.ndarray, parts: list[np.ndarray]) -> None:
+    """Entries the chain rule left ``kink`` or ``undefined`` (flat, in place), answered
+    from the whole tree's sympy forms instead: the literal chain rule cannot see what
+    sympy's algebra of the whole tree does (relu(x*x) = x**2, |x|*|x| = x**2, max(x, x) =
+    x, fmod(x, x) = 0), and sympy is compiled only for trees that reach such points."""
+    codes = parts[2]
+    doubtful = (codes == _KINK) | (codes == _UNDEFINED)
+    rows = np.flatnonzero(doubtful.any(axis=1))
+    if not len(rows):
+        return
+    try:
+        program = compiled_sympy(expr, dtype_key(expr, dtype), kind)
+    except EngineError:  # sympy's whole-tree forms have a class the truth cannot run
+        return  # (conjugate from cse): the chain rule's answer stands
+    answers = certify.evaluate(program, pts[rows])
+    take = doubtful[rows]
+    for part, answer in zip(parts, answers, strict=True):
+        part[rows] = np.where(take, answer, part[rows])
 
 
 _KINK = STATUSES.index("kink")

@@ -1,15 +1,17 @@
 """The truth's straight-line programs: sympy forms compiled once, run over balls, intervals
 and series.
 
-:func:`compiled` turns a tree into the sympy forms of one :class:`~harness.truth.forms.Kind`
-(:mod:`harness.truth.forms`), shares their common subexpressions through ``sympy.cse``
-and emits one instruction per remaining node, each carrying its rule's three kernels
-(:mod:`harness.truth.rules`). The outputs are the entries, then every node of the
-*literal* tree (x/x stays a division, undefined at 0 although sympy reads it as 1), whose
-definedness gates every entry. A :class:`Program` runs on arb balls (:meth:`Program.run`),
-on all points at once over long double intervals (:meth:`Program.run_intervals`) and on
-power series (:meth:`Program.run_series`); :mod:`harness.truth.certify` decides what the
-answers are worth.
+:func:`compiled` builds gradient and Hessian programs by the chain rule over per-op
+templates (:mod:`harness.truth.chain`, no sympy per tree). Values, pure partials of order
+k, and trees with an op sympy cannot template come from the whole tree's sympy forms of
+one :class:`~harness.truth.forms.Kind` (:mod:`harness.truth.forms`): their common
+subexpressions shared through ``sympy.cse``, one instruction per remaining node, each
+carrying its rule's three kernels (:mod:`harness.truth.rules`). The outputs are the
+entries, then every node of the *literal* tree (x/x stays a division, undefined at 0
+although sympy reads it as 1), whose definedness gates every entry. A :class:`Program`
+runs on arb balls (:meth:`Program.run`), on all points at once over long double
+intervals (:meth:`Program.run_intervals`) and on power series (:meth:`Program.run_series`);
+:mod:`harness.truth.certify` decides what the answers are worth.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from harness.truth.rules import (
     lookup,
 )
 
-__all__ = ["Instruction", "Program", "compiled"]
+__all__ = ["Instruction", "Program", "compiled", "compiled_sympy"]
 
 _ONE = np.longdouble(1)
 
@@ -307,7 +309,8 @@ def _literal_domain(compiler: _Compiler, expr: Expr, trees: Mapping[Expr, Any]) 
     return [slots[n] for n in walk(expr) if not isinstance(n, Var)]
 
 
-def _compile(expr: Expr, dtype: str, kind: Kind) -> Program:
+def _compile_sympy(expr: Expr, dtype: str, kind: Kind) -> Program:
+    """The program of ``kind`` from the whole tree's sympy forms (sympy.diff, then cse)."""
     names = variables(expr)
     symbols = [sympy.Symbol(n, real=True) for n in names]
     trees = subtrees(expr, dict(zip(names, symbols, strict=True)), dtype)
@@ -332,6 +335,20 @@ def _compile(expr: Expr, dtype: str, kind: Kind) -> Program:
     return program
 
 
+def _compile(expr: Expr, dtype: str, kind: Kind) -> Program:
+    """Gradients and Hessians by the chain rule over op templates (no sympy per tree, see
+    :mod:`.chain`); values and pure partials of order k, and any tree with an op sympy
+    cannot template, from the whole tree's sympy forms."""
+    if kind.name in ("gradient", "hessian"):
+        from harness.truth.chain import chain_program  # chain builds Programs: it imports this module
+
+        try:
+            return chain_program(expr, dtype, kind)
+        except (TypeError, ValueError, EngineError):
+            pass  # the sympy path reports it, or differentiates the tree as a whole
+    return _compile_sympy(expr, dtype, kind)
+
+
 _PROGRAMS: Memo[Program] = Memo(256)
 
 
@@ -341,3 +358,12 @@ def compiled(expr: Expr, dtype: str, kind: Kind) -> Program:
     :func:`~harness.truth.forms.dtype_key`'s dtype so dtypes that hold every constant
     share one)."""
     return _PROGRAMS.get((expr, dtype, kind), lambda: _compile(expr, dtype, kind))
+
+
+def compiled_sympy(expr: Expr, dtype: str, kind: Kind) -> Program:
+    """Like :func:`compiled`, always from the whole tree's sympy forms: where the chain
+    rule's literal reading is not decisive (a kink or an undefined entry), sympy's
+    algebra of the whole tree may be (|x|*|x| = x**2, max(x, x) = x, fmod(x, x) = 0)."""
+    if kind.name not in ("gradient", "hessian"):
+        return compiled(expr, dtype, kind)
+    return _PROGRAMS.get((expr, dtype, kind, "sympy"), lambda: _compile_sympy(expr, dtype, kind))

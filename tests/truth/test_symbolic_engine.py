@@ -488,3 +488,32 @@ def test_a_remembered_truth_is_handed_out_as_copies() -> None:
     first.values[:] = 7.0
     again = ENGINE.evaluate(expr, pts, dtype="float64")
     assert again.values[0, 0] == pytest.approx(1 - math.tanh(0.5) ** 2, rel=1e-15)
+
+
+# ---- where the chain rule's literal reading is not decisive, sympy's algebra decides ----
+
+
+def test_an_entry_the_chain_rule_leaves_undefined_is_answered_by_sympys_algebra() -> None:
+    # fmod(x, x) = 0: literally its floor(|x / x|) sits on a jump for every x
+    truth = ENGINE.evaluate(c("fmod", x, x), np.array([[2.5]]), dtype="float64")
+    assert truth.status.tolist() == [["ok"]] and truth.values.tolist() == [[0.0]]
+
+
+def test_an_entry_the_chain_rule_leaves_a_kink_is_answered_by_sympys_algebra() -> None:
+    # |x| * |x| = x**2: the hulls of sign(0) * sign(0) say only [-2, 2] for f''(0)
+    truth = ENGINE.evaluate(c("mul", c("abs", x), c("abs", x)), np.array([[0.0]]), dtype="float64", order=2)
+    assert truth.status.tolist() == [[["ok"]]] and truth.values.tolist() == [[[2.0]]]
+
+
+def test_a_tree_sympys_whole_tree_forms_cannot_run_keeps_the_chain_rules_answers() -> None:
+    # sympy's cse of the whole tree's derivative leaves conjugate(...), which the truth
+    # has no rule for; the chain rule differentiates it op by op. At x = 0 log(x) is
+    # undefined, so the sympy forms are asked for and refuse: the entry stays undefined.
+    tree = c("softsign", c("log", c("softplus_beta", c("log", x), k(1), k(20))))
+    truth = ENGINE.evaluate(tree, np.array([[2.0], [0.0]]), dtype="float64")
+    assert truth.status.tolist() == [["ok"], ["undefined"]]
+    # f = softsign(log(log(1 + x))): f' = 1 / (1 + v)**2 / log(1 + x) / (1 + x), v = log(log(1 + x))
+    with mp.workdps(50):
+        v = mp.log(mp.log(3))
+        exact = float(1 / (1 + v) ** 2 / mp.log(3) / 3)
+    assert truth.values[0, 0] == exact
