@@ -253,13 +253,14 @@ def evaluate_rows(program: Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
                 answers.append((u, o, e.value, e.bound, e.status, e.bits))
         u_idx, o_idx, *fields = (np.asarray(c) for c in zip(*answers, strict=True))
         at = np.asarray(firsts)[u_idx]
-        for target, field in zip((values, bounds, codes, bits), fields, strict=True):
+        targets: tuple[np.ndarray, ...] = (values, bounds, codes, bits)
+        for target, field in zip(targets, fields, strict=True):
             target[at, o_idx] = field
         # rows that repeat a point copy its answers
         for u, group in enumerate(groups):
             if len(group) > 1:
                 rows = left[group[1:]]
-                for target in (values, bounds, codes, bits):
+                for target in targets:
                     target[rows] = target[firsts[u]]
     return values, bounds, codes, bits
 
