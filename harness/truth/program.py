@@ -40,6 +40,7 @@ from harness.truth.rules import (
     UNDEFINED_ATOMS,
     VALUE_RULES,
     Rule,
+    compile_children_first,
     lookup,
 )
 
@@ -276,17 +277,7 @@ class _Compiler:
 
     def compile(self, root: Any) -> int:
         """Slot of ``root``, emitting code for every subexpression not seen yet."""
-        stack: list[tuple[Any, bool]] = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if node in self.slots:
-                continue
-            if expanded or not node.args or node.is_Number:
-                self.slots[node] = self.node(node)
-                continue
-            stack.append((node, True))
-            stack.extend((c, False) for c in lookup(node, self.rules)[1] if c not in self.slots)
-        return self.slots[root]
+        return compile_children_first(root, self.rules, self.slots, self.node)
 
 
 def _literal_domain(compiler: _Compiler, expr: Expr, trees: Mapping[Expr, Any]) -> list[int]:

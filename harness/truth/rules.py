@@ -45,6 +45,7 @@ __all__ = [
     "VALUE_RULES",
     "Rule",
     "besseli_rule",
+    "compile_children_first",
     "lookup",
     "polygamma_rule",
     "pow_rule",
@@ -247,6 +248,25 @@ def lookup(node: Any, rules: Mapping[type, Rule]) -> tuple[Rule, tuple[Any, ...]
         f"sympy produced {type(node).__name__} (in {node}), which the truth has no rule "
         "for; add a row for it to RULES in harness/truth/rules.py"
     )
+
+
+def compile_children_first(
+    root: Any, rules: Mapping[type, Rule], known: dict[Any, int], make: Callable[[Any], int]
+) -> int:
+    """What ``make`` gives for the sympy expression ``root`` (a slot or a reference),
+    kept in ``known`` with every subexpression it reads, each made after its operands
+    (iteratively: deep trees do not hit the recursion limit)."""
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node in known:
+            continue
+        if expanded or not node.args or node.is_Number:
+            known[node] = make(node)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in lookup(node, rules)[1] if c not in known)
+    return known[root]
 
 
 CONSTANTS: Mapping[type, Callable[[], Any]] = MappingProxyType(

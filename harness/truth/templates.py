@@ -20,7 +20,7 @@ import sympy
 from harness.engines.base import EngineError
 from harness.ops import OPS
 from harness.truth.forms import realify
-from harness.truth.rules import CONSTANTS, UNDEFINED_ATOMS, VALUE_RULES, Rule, lookup
+from harness.truth.rules import CONSTANTS, UNDEFINED_ATOMS, VALUE_RULES, Rule, compile_children_first, lookup
 
 __all__ = ["Step", "Template", "template"]
 
@@ -90,17 +90,7 @@ class _Builder:
         return acc
 
     def compile(self, root: Any) -> int:
-        stack: list[tuple[Any, bool]] = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if node in self.refs:
-                continue
-            if expanded or not node.args or node.is_Number:
-                self.refs[node] = self._node(node)
-                continue
-            stack.append((node, True))
-            stack.extend((c, False) for c in lookup(node, self.rules)[1] if c not in self.refs)
-        return self.refs[root]
+        return compile_children_first(root, self.rules, self.refs, self._node)
 
     def finish(self, value: int, first: list[int | None], second: dict[tuple[int, int], int]) -> Template:
         """The template, step results renumbered after the constants."""
