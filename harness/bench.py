@@ -226,6 +226,20 @@ def _gradcheck_per_point(expr: Any, pts: Any) -> float:
     return (time.perf_counter() - start) / len(pts)
 
 
+def _truth_compile_seconds(expr: Any, fresh: Any) -> float:
+    """Seconds to build ``expr``'s gradient and Hessian truth programs from nothing (the
+    fixed cost per expression: sympy's cache and every memo cleared first; the op
+    templates, built once per process, stay)."""
+    from harness.truth.forms import GRADIENT, HESSIAN
+    from harness.truth.program import compiled
+
+    fresh()
+    start = time.perf_counter()
+    compiled(expr, "float64", GRADIENT)
+    compiled(expr, "float64", HESSIAN)
+    return time.perf_counter() - start
+
+
 def bench_check(
     n_exprs: int = 10,
     n_points: int | Sequence[int] = (32, 256, 1024),
@@ -240,7 +254,8 @@ def bench_check(
     its cost per point falls as more points share one expression; gradcheck's does not.
     Each row gives the median over ``n_exprs`` random trees of ``size`` nodes, the ratio
     gradcheck / full check, and where the full check's time went (``stages_ms``, summed
-    over the expressions, per point).
+    over the expressions, per point). ``truth_compile_ms`` is the median fixed cost per
+    expression: building its gradient and Hessian truth programs from nothing.
     """
     import numpy as np
     import torch
@@ -266,6 +281,7 @@ def bench_check(
     warm_points = round_array(rng.uniform(-2, 2, (32, len(variables(warm)))), "float32")
     full_check(warm, warm_points)
     _gradcheck_per_point(warm, np.zeros((1, len(variables(warm)))))
+    fixed = [_truth_compile_seconds(random_tree(size, seed + i), fresh) for i in range(n_exprs)]
     rows = []
     for n in counts:
         ours, theirs = [], []
@@ -294,6 +310,7 @@ def bench_check(
         )
     return {
         "benchmark": "check-vs-gradcheck",
+        "truth_compile_ms": 1e3 * statistics.median(fixed),
         "n_exprs": n_exprs,
         "size": size,
         "seed": seed,
@@ -315,6 +332,9 @@ def format_check(result: dict[str, Any]) -> str:
         f"  {'points':>7} {'full check':>11} {'gradcheck':>10} {'ratio':>7}   "
         "where the full check's time goes",
     ]
+    if "truth_compile_ms" in result:
+        lines.insert(0, "fixed cost per expression (building its gradient and Hessian truth programs, "
+                     f"median): {result['truth_compile_ms']:.2f} ms")
     for row in result["rows"]:
         stages = ", ".join(f"{k} {v:.3f}" for k, v in row["stages_ms_per_point"].items())
         lines.append(

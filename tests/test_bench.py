@@ -52,3 +52,6 @@ def test_the_check_table_has_one_row_per_batch_size_with_its_ratio() -> None:
     assert len(lines) == 4
     assert lines[2].split()[:4] == ["32", "2.000", "1.000", "0.50"]
     assert lines[3].split()[:4] == ["1024", "0.100", "1.000", "10.00"]
+    with_fixed = bench.format_check({**result, "truth_compile_ms": 0.4567}).splitlines()
+    assert with_fixed[0].endswith("median): 0.46 ms") and with_fixed[1:] == lines
+
