@@ -959,7 +959,8 @@ def judge(
     verdict[finite_got != finite_exp] = "nan-mismatch"
     # an infinity of the truth's sign where the truth lies within its tolerance of the
     # dtype's overflow threshold is a rounding that overflowed: judged by how far the
-    # threshold is (log10'' in float16 at 0.0025749 is -65502.3, and -65520 rounds to -inf)
+    # threshold is (log10'' in float16 at 0.0025749 is -65502.3, and -65520 rounds to -inf);
+    # past the threshold the infinity is the correctly rounded truth (error 0)
     threshold = dtype_info(dtype).max + 0.5 * float(ulp(np.array(dtype_info(dtype).max), dtype))
     with np.errstate(invalid="ignore"):
         overflowed = (
@@ -967,7 +968,7 @@ def judge(
             & (np.abs(expected) + tol >= threshold)
         )
     if overflowed.any():
-        abs_err = np.where(overflowed, threshold - np.abs(expected), abs_err)
+        abs_err = np.where(overflowed, np.fmax(threshold - np.abs(expected), 0.0), abs_err)
         with np.errstate(all="ignore"):
             rel_err = np.where(overflowed, abs_err / np.abs(expected), rel_err)
             ulp_err = np.where(overflowed, abs_err / ulp(expected, dtype), ulp_err)

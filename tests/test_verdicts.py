@@ -220,6 +220,13 @@ def test_an_infinity_next_to_the_overflow_threshold_is_a_rounding_not_a_nan_mism
     assert r["verdict"] == "ok" and r["abs_error"] == pytest.approx(65520 - 65502.3, abs=0.1)
 
 
+def test_an_infinity_where_the_truth_is_beyond_the_dtypes_range_is_the_correct_rounding() -> None:
+    # log''(x) = -1/x**2 = -1e10 at x = 1e-5 (float16: 1.0013580322265625e-05): past
+    # -65520, so -inf is the correctly rounded truth
+    r = rows(Fixed(-math.inf), "log(x)", "x=1.0013580322265625e-05", dtype="float16", order=2).iloc[0]
+    assert r["truth"] < -65520 and r["verdict"] == "ok" and r["abs_error"] == 0
+
+
 @pytest.mark.parametrize("value", [math.inf, math.nan])
 def test_an_infinity_of_the_wrong_sign_or_a_nan_there_is_still_a_nan_mismatch(value: float) -> None:
     assert verdicts(Fixed(value), "log10(x)", "x=0.002574920654296875", dtype="float16", order=2) == {
