@@ -124,7 +124,8 @@ def sweeps(
     parts: dict[int, list[pd.DataFrame]] = {o: [] for o in orders}
     skipped: dict[int, str] = {}
     # one point first: an unsupported op, dtype or order is known before any truth is built
-    for start, stop in [(0, 1), *((a, a + _BATCH) for a in range(1, len(xs), _BATCH))][: len(xs)]:
+    batches = [(0, 1), *((a, a + _BATCH) for a in range(1, len(xs), _BATCH))] if len(xs) else []
+    for start, stop in batches:
         for order in orders:
             if order in skipped:
                 continue
@@ -140,14 +141,14 @@ def sweeps(
             continue
         rows = pd.concat(parts[order], ignore_index=True) if parts[order] else pd.DataFrame()
         mode = str(rows["mode"].iloc[0]) if len(rows) else ""
-
-        def column(name: str, rows: pd.DataFrame = rows) -> np.ndarray:
-            return np.asarray(rows[name].to_numpy(), dtype=np.float64) if len(rows) else np.zeros(0)
-
-        out[order] = Sweep(op, dtype, engine.name, mode, order, xs, column("value"), column("truth"),
-                           column("abs_error"), column("ulp_error"),
+        out[order] = Sweep(op, dtype, engine.name, mode, order, xs, _column(rows, "value"),
+                           _column(rows, "truth"), _column(rows, "abs_error"), _column(rows, "ulp_error"),
                            rows["verdict"].to_numpy(dtype=object) if len(rows) else np.zeros(0, dtype=object))
     return out
+
+
+def _column(rows: pd.DataFrame, name: str) -> np.ndarray:
+    return np.asarray(rows[name].to_numpy(), dtype=np.float64) if len(rows) else np.zeros(0)
 
 
 def summarise(sweeps: Sequence[Sweep]) -> pd.DataFrame:

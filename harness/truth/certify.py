@@ -244,24 +244,19 @@ def evaluate_rows(program: Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
         settled = _filter(program, pts, [values, bounds], bits)
     left = np.flatnonzero(~settled.all(axis=1)) if m else np.zeros(0, dtype=np.intp)
     if len(left):
-        uniq, groups = grouped_rows(pts[left])
-        firsts = [int(left[g[0]]) for g in groups]
+        uniq, inverse = unique_rows(pts[left])
+        firsts = left[np.unique(inverse, return_index=True)[1]]  # a row of each distinct point
         answers: list[tuple[int, int, float, float, int, int]] = []  # (point, entry, ...)
         for u, row in enumerate(uniq):
             wanted = np.flatnonzero(~settled[firsts[u]]).tolist()
             for o, e in zip(wanted, _certify(program, _exact_inputs(row), wanted), strict=True):
                 answers.append((u, o, e.value, e.bound, e.status, e.bits))
         u_idx, o_idx, *fields = (np.asarray(c) for c in zip(*answers, strict=True))
-        at = np.asarray(firsts)[u_idx]
-        targets: tuple[np.ndarray, ...] = (values, bounds, codes, bits)
-        for target, field in zip(targets, fields, strict=True):
-            target[at, o_idx] = field
-        # rows that repeat a point copy its answers
-        for u, group in enumerate(groups):
-            if len(group) > 1:
-                rows = left[group[1:]]
-                for target in targets:
-                    target[rows] = target[firsts[u]]
+        # per distinct point (the filter's entries included), then to every row holding it
+        for target, field in zip((values, bounds, codes, bits), fields, strict=True):
+            per_point = target[firsts]
+            per_point[u_idx, o_idx] = field
+            target[left] = per_point[inverse]
     return values, bounds, codes, bits
 
 
