@@ -17,6 +17,7 @@ Folds are iterative (no recursion limit) and visit each distinct subtree once.
 from __future__ import annotations
 
 import ast
+import functools
 import keyword
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -188,8 +189,12 @@ def depth(expr: Expr) -> int:
     return fold(expr, lambda v: 1, lambda c: 1, lambda n, a: 1 + max(a))
 
 
+@functools.lru_cache(maxsize=1024)
 def variables(expr: Expr) -> tuple[str, ...]:
-    """Variable names in sorted order: the column order of points and gradients."""
+    """Variable names in sorted order: the column order of points and gradients.
+
+    Remembered for recent trees: the oracle, the engines and the generator each ask for
+    them several times per case."""
     return tuple(sorted({n.name for n in walk(expr) if isinstance(n, Var)}))
 
 

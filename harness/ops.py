@@ -264,6 +264,15 @@ def _i0e_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any,
     return ((LIBM + 3) * 4 * abs(y),)
 
 
+def _i1_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # i1'' through the rule i1' = i0 - i1/x differentiated: i1 - (i0 - i1/x)/x + i1/x**2,
+    # terms of size i0/|x| and i1/x**2 that cancel (at x = 1/2: 2.2 and 1.0 for 0.19)
+    x = args[0]
+    ax = abs(x) + (x == 0)  # (x == 0): no division by 0; the rule is a where there
+    i0 = abs(p[0]) + abs(y) / ax
+    return ((LIBM + 3) * (abs(y) + (i0 + abs(y) / ax) / ax + abs(y) / (ax * ax)),)
+
+
 def _erfinv_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # sqrt(pi)/2 exp(y*y): the rounding of y = erfinv(x) is amplified by 2 y**2
     return (abs(p[0]) * (LIBM + 2 * LIBM * y * y),)
@@ -273,6 +282,17 @@ def _lgamma_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[An
     # digamma's series is accurate to a few ulps of its terms (about 1 + |log x|), not of
     # its value: near its root 1.4616 the error is absolute
     return (LIBM * (1 + abs(p[0])),)
+
+
+def _digamma_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # a few ulps of the series' terms: about |psi(x)| away from the root, 1 next to it
+    return LIBM * (1 + 2 * abs(y))
+
+
+def _lgamma_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # log of a rational approximation near 1 and 2 (the roots): absolute, not relative;
+    # jax.scipy.special.gammaln(1.0) in float32 is 4.8e-7, 8 ulps of 1
+    return 4 * LIBM * (1 + abs(y))
 
 
 def _hypot_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -597,7 +617,11 @@ class Op:
     functions. ``value_noise(args, out)``, where given, replaces ``roundings * |out|``
     with an absolute bound (in unit roundoffs) for an op whose intermediate roundings are
     not relative to its result (a sum of several terms, a determinant's cancelling
-    products).
+    products). ``formula_value_noise(args, out)`` is the same bound for the usual
+    algorithms only, where a careful one keeps ``roundings`` ulps: digamma's and lgamma's
+    series are accurate to a few ulps of their terms, not of a value next to a root
+    (digamma(1.4616...) is about 1e-16 absolute off in float64, 1e8 ulps of its value); the
+    formula tolerance takes the larger of the two, the ideal tolerance keeps ``roundings``.
 
     ``grad_noise(args, out, partials)`` bounds the rounding error, in units of the
     dtype's unit roundoff, that the usual backward formulas make when computing each
@@ -660,6 +684,7 @@ class Op:
     hessian_noise: GradNoise2 | None = None
     conditioned: bool = False
     value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
+    formula_value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
     special_args: Callable[[int, DType], tuple[tuple[float, ...], ...]] | None = None
     doc: str = field(default="", compare=False)
 
@@ -1062,12 +1087,14 @@ _REACH_ROWS: tuple[Op, ...] = (
     Op(
         "lgamma", 1, sympy.loggamma, torch.lgamma, jax=lambda j: j.scipy.special.gammaln,
         edges=_lgamma_edges, domain=_positive, complex_step=False, grad_noise=_lgamma_noise,
+        formula_value_noise=_lgamma_value_noise,
         doc="log(gamma(x)) for x > 0 (torch's log|gamma| for x < 0 is left out)",
     ),
     Op(
         "digamma", 1, lambda x: sympy.polygamma(0, x), torch.digamma,
         jax=lambda j: j.scipy.special.digamma, edges=_digamma_edges, domain=_positive,
-        complex_step=False, doc="psi(x) = gamma'(x)/gamma(x) for x > 0",
+        complex_step=False, formula_value_noise=_digamma_value_noise,
+        doc="psi(x) = gamma'(x)/gamma(x) for x > 0",
     ),
     Op(
         "i0", 1, lambda x: sympy.besseli(0, x), torch.special.i0, jax=lambda j: j.scipy.special.i0,
@@ -1075,7 +1102,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "i1", 1, lambda x: sympy.besseli(1, x), torch.special.i1, jax=lambda j: j.scipy.special.i1,
-        edges=_bessel_edges, complex_step=False,
+        edges=_bessel_edges, complex_step=False, grad2_noise=_i1_noise2,
     ),
     Op(
         "i0e", 1, lambda x: sympy.exp(-sympy.Abs(x)) * sympy.besseli(0, x), torch.special.i0e,

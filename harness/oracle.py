@@ -8,7 +8,8 @@ the literal tree, not from a global rtol. Every node ``k`` of the tree carries, 
 
 * its value ``v`` and a radius ``r`` bounding the forward rounding error:
   ``r_k = sum_j |d op/d a_j| r_j + roundings(op) * u * |v_k| + floor`` (or
-  ``u * value_noise(op)`` where the op row gives one);
+  ``u * value_noise(op)`` where the op row gives one, and the larger of the two and
+  ``u * formula_value_noise(op)`` in the formula tolerance);
 * its tangent ``t`` (the derivative along each variable) and radius ``s``:
   ``s_k = sum_j |p_j| s_j + |t_j| (sum_l |d p_j/d a_l| r_l + u * noise_j)
   + u * chain_k + floor``, where ``p_j`` is the partial derivative of the op,
@@ -269,6 +270,8 @@ def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a * b with 0 * anything = 0, so a NaN partial times an exact zero stays zero."""
     with np.errstate(all="ignore"):
         p = a * b
+    if not np.isnan(p).any():  # the common case: only -0.0 to make +0.0, as below
+        return p + 0.0
     return np.where((a == 0) | (b == 0), 0.0, p)
 
 
@@ -751,6 +754,8 @@ def _propagate(
         own = np.abs(np.asarray(row.value_noise(tuple(args), v), dtype=np.float64))
     else:
         own = row.roundings * np.abs(v)
+    if row.formula_value_noise is not None and not ideal:
+        own = np.fmax(own, np.abs(np.asarray(row.formula_value_noise(tuple(args), v), dtype=np.float64)))
     value_error = value_error + u * own + floor
     value_error = np.where(np.abs(v) < tiny, np.fmax(value_error, np.abs(v)), value_error)
     # gradient
@@ -919,9 +924,12 @@ def judge(
     careful engine keeps, lost to a cancelling formula); without it there is no
     ``inaccurate``.
     ``convention`` is ``(at_kink, low, high, tolerance)`` from :class:`RoundingModel`:
-    where an inner kink op sits exactly on its break but f is smooth along the variable
-    (relu(x*x) at 0), a failing entry between the branches' derivatives is
-    ``kink-convention`` (the engine used the op's convention, relu'(0) = 0).
+    where an inner kink op sits exactly on its break, a failing entry between the
+    derivatives its branches give is ``kink-convention`` (the engine used the op's
+    convention, relu'(0) = 0): where f is smooth along the variable (relu(x*x) at 0), and
+    where f has a kink or jump there too, whose one-sided derivatives need not pair the
+    inner op's branches the way an engine does (selu(fmod(2, x)) at x = 1/2: fmod jumps to
+    0, onto selu's kink, and torch takes selu's left slope with fmod's partial there).
     ``branch`` is :class:`RoundingModel`'s ``(ambiguous, other, other_tolerance)``: where
     rounding may have flipped a kink or jump, an entry that is wrong for the truth's
     branch but right for the other one, or between the two (a tie the rounding made,
@@ -999,8 +1007,8 @@ def judge(
             slack = np.fmax(tol, np.asarray(side_tol, dtype=np.float64))
             low, high = np.fmin(low, expected) - slack, np.fmax(high, expected) + slack
             within = finite_got & (got >= low) & (got <= high)
-        smooth_here = np.isin(status, ("ok", "uncertified"))
-        verdict[at & smooth_here & np.isin(verdict, list(FAILING)) & within] = "kink-convention"
+        judged = np.isin(status, ("ok", "uncertified", "kink")) & np.isin(verdict, list(FAILING))
+        verdict[at & judged & within] = "kink-convention"
     if branch is not None:
         near, other, other_tol = branch
         near = np.broadcast_to(np.asarray(near).reshape((-1,) + (1,) * (got.ndim - 1)), got.shape)

@@ -209,6 +209,21 @@ def test_away_from_the_break_an_inner_kinks_convention_does_not_apply() -> None:
     assert verdicts(Fixed(0.0), "relu(x*x)", "x=0.5", order=2) == {"x,x": "mismatch"}
 
 
+def test_an_inner_kinks_convention_is_accepted_where_f_itself_has_a_kink() -> None:
+    # selu(fmod(4**y, celu(x, 1))) at x = y = 1/2: fmod(2, x) = 2 - trunc(2/x) x jumps there
+    # (from 1/2 to 0) and lands on selu's kink; along x, f's one-sided slopes are
+    # -3 scale = -3.152 and -4 scale = -4.203 (selu's argument is 0+ on both sides). torch
+    # pairs fmod's partial at the point, -trunc(4) = -4, with selu's left slope
+    # scale * alpha = 1.7581: -7.0324, a chain of the two ops' own conventions
+    text, at = "selu(fmod(powv(4, y), celu(x, 1)))", "x=0.5,y=0.5"
+    scale_alpha = 1.0507009873554805 * 1.6732632423543772
+    r = rows(TORCH, text, at).set_index("var")
+    assert r.loc["x", "value"] == pytest.approx(-4 * scale_alpha, rel=1e-12)
+    assert r.loc["x", "verdict"] == "kink-convention"
+    assert verdicts(Fixed(-9.0), text, at)["x"] == "kink-violation"
+    assert verdicts(Fixed(-1.0), text, at)["x"] == "kink-violation"
+
+
 # ---- 8. a rounding at the top of the range may overflow ---------------------------------------
 
 
@@ -264,3 +279,15 @@ def test_a_cancelling_formula_in_float16_is_inaccurate_and_a_wrong_value_a_misma
     assert r["truth"] == pytest.approx(truth, rel=1e-3)
     assert r["verdict"] == "inaccurate"
     assert verdicts(Fixed(wrong), text, point, dtype="float16", order=order) == {entry: "mismatch"}
+
+
+def test_i1s_second_derivative_through_its_usual_rule_is_inaccurate_and_a_wrong_value_a_mismatch() -> (
+    None
+):
+    # torch's float32 i1''(1/2) by autograd through i1' = i0 - i1/x: terms of size 2.2 and
+    # 1.0 cancel to 0.194; exact 0.19408200703541980 (mpmath), 31 ulps away
+    usual = 0.19408154487609863
+    r = rows(Fixed(usual), "i1(x)", "x=0.5", dtype="float32", order=2).iloc[0]
+    assert r["truth"] == pytest.approx(0.1940820070354198, rel=1e-12)
+    assert r["verdict"] == "inaccurate"
+    assert verdicts(Fixed(0.1941), "i1(x)", "x=0.5", dtype="float32", order=2) == {"x,x": "mismatch"}
