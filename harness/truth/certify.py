@@ -253,7 +253,8 @@ def evaluate_rows(program: Program, pts: np.ndarray) -> tuple[np.ndarray, ...]:
                 answers.append((u, o, e.value, e.bound, e.status, e.bits))
         u_idx, o_idx, *fields = (np.asarray(c) for c in zip(*answers, strict=True))
         # per distinct point (the filter's entries included), then to every row holding it
-        for target, field in zip((values, bounds, codes, bits), fields, strict=True):
+        targets: tuple[np.ndarray, ...] = (values, bounds, codes, bits)
+        for target, field in zip(targets, fields, strict=True):
             per_point = target[firsts]
             per_point[u_idx, o_idx] = field
             target[left] = per_point[inverse]
