@@ -260,6 +260,12 @@ def _i0e_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, 
     return ((LIBM + 2) * 2 * abs(y),)
 
 
+def _i0_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # i1(x) (torch) or the product rule through exp(|x|) i0e(x) (JAX): +-i0(x) and
+    # i1(x) -+ i0(x) cancel to i1(x), small next to i0 near 0 (i0'(0.036) is 0.018)
+    return ((LIBM + 2) * 2 * abs(y),)
+
+
 def _i0e_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     return ((LIBM + 3) * 4 * abs(y),)
 
@@ -293,6 +299,34 @@ def _lgamma_value_noise(args: tuple[Any, ...], y: Any) -> Any:
     # log of a rational approximation near 1 and 2 (the roots): absolute, not relative;
     # jax.scipy.special.gammaln(1.0) in float32 is 4.8e-7, 8 ulps of 1
     return 4 * LIBM * (1 + abs(y))
+
+
+def _sinc_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # sin(pi x)/(pi x) with pi x rounded: an angle off by u pi |x| moves sin by that times
+    # |cos(pi x)| <= 1, so the value is about u off absolute, next to its zeros too
+    return 1 + LIBM * abs(y)
+
+
+def _sinc_terms(x: Any, y: Any, p0: Any) -> tuple[Any, Any, Any, Any]:
+    # |x| (1 at 0, where the rules are a where), theta = pi |x|, |sin(theta)| and
+    # |theta cos(theta)| from sinc = sin(theta)/theta and sinc' = (theta cos - sin)/(pi x**2)
+    ax = abs(x) + (x == 0)
+    theta = math.pi * ax
+    return ax, theta, theta * abs(y), abs(p0 * math.pi * x * x + math.pi * x * y)
+
+
+def _sinc_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # (theta cos(theta) - sin(theta))/(pi x**2): terms of size theta cancel to theta**3/3
+    # near 0 (u/x**2 relative), and the rounded angle moves the numerator by u theta**2 |sin|
+    ax, theta, s, tc = _sinc_terms(args[0], y, p[0])
+    return ((LIBM * (tc + s) + theta * theta * s) / (math.pi * ax * ax),)
+
+
+def _sinc_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # that rule differentiated: -theta sin(theta)/x**2 - 2 sinc'/x, each term with its noise
+    ax, theta, s, tc = _sinc_terms(args[0], y, p[0])
+    first = _sinc_noise(args, y, p)[0]
+    return (LIBM * (theta * s / (ax * ax) + 2 * abs(p[0]) / ax) + math.pi * tc / ax + 2 * first / ax,)
 
 
 def _hypot_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -1077,7 +1111,8 @@ _REACH_ROWS: tuple[Op, ...] = (
     # special functions (their own sympy classes: one rule row each in truth/rules.py)
     Op(
         "sinc", 1, lambda x: Sinc(sympy.pi * x), torch.sinc, jax=lambda j: j.numpy.sinc,
-        edges=_sinc_edges,
+        edges=_sinc_edges, formula_value_noise=_sinc_value_noise, grad_noise=_sinc_noise,
+        grad2_noise=_sinc_noise2,
         doc="sin(pi x)/(pi x), 1 at 0 with every derivative there by the limit",
     ),
     Op(
@@ -1098,7 +1133,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "i0", 1, lambda x: sympy.besseli(0, x), torch.special.i0, jax=lambda j: j.scipy.special.i0,
-        edges=_bessel_edges, complex_step=False,
+        edges=_bessel_edges, complex_step=False, grad_noise=_i0_noise, grad2_noise=_i0e_noise2,
     ),
     Op(
         "i1", 1, lambda x: sympy.besseli(1, x), torch.special.i1, jax=lambda j: j.scipy.special.i1,

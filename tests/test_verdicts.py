@@ -291,3 +291,27 @@ def test_i1s_second_derivative_through_its_usual_rule_is_inaccurate_and_a_wrong_
     assert r["truth"] == pytest.approx(0.1940820070354198, rel=1e-12)
     assert r["verdict"] == "inaccurate"
     assert verdicts(Fixed(0.1941), "i1(x)", "x=0.5", dtype="float32", order=2) == {"x,x": "mismatch"}
+
+
+@pytest.mark.parametrize(
+    ("text", "point", "dtype", "order", "usual", "truth", "wrong"),
+    [
+        # torch's sinc'' at 32.09 (autograd through (pi x cos(pi x) - sin(pi x))/(pi x**2)):
+        # pi x = 100.8 rounded moves sin and cos by ~1e-14, 95 ulps of -0.02825 (mpmath)
+        ("sinc(x)", "x=32.08686828613281", "float64", 2, -0.02825487221865553, -0.02825487221865586, -0.0283),
+        # jax.grad(i0) in float32: the product rule through exp(|x|) i0e(x) cancels two terms
+        # of size i0 = 1.0003 to i1 = 0.0180014040 (mpmath), 16 ulps off
+        ("i0(x)", "x=0.03599697723984718", "float32", 1, 0.01800137758255005, 0.0180014040428567, 0.0181),
+        # d/dx xlogy(sinc(2), x) = sinc(2)/x = 0 exactly; sin(2 pi) with 2 pi rounded makes
+        # torch's (and JAX's) sinc(2) -3.9e-17, so the usual value is -7.8e-17
+        ("xlogy(sinc(2), x)", "x=0.5", "float64", 1, -7.796343665038751e-17, 0.0, 1e-10),
+    ],
+)
+def test_a_usual_formulas_rounding_is_inaccurate_and_a_wrong_value_a_mismatch(
+    text: str, point: str, dtype: str, order: int, usual: float, truth: float, wrong: float
+) -> None:
+    entry = "x" if order == 1 else "x,x"
+    r = rows(Fixed(usual), text, point, dtype=dtype, order=order).iloc[0]
+    assert r["truth"] == pytest.approx(truth, rel=1e-12, abs=1e-300)
+    assert r["verdict"] == "inaccurate"
+    assert verdicts(Fixed(wrong), text, point, dtype=dtype, order=order) == {entry: "mismatch"}
