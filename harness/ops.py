@@ -235,6 +235,13 @@ def _atanh_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[An
     return ((LIBM + 3) * p[0] * p[0],)
 
 
+def _logaddexp_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # max(a, b) + log1p(exp(-|a - b|)) (over ln 2 for base 2): each term rounds on its own
+    # scale, and the max is within 1 of the result (|max| <= |y| + 1), so next to a result
+    # of 0 the error is absolute (logaddexp2(-1, -1) is -4.8e-17 in torch, exactly 0)
+    return LIBM * (1 + abs(y))
+
+
 def _logaddexp_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # exp(a - out): the rounding of a - out (out = logaddexp(a, b)) is amplified by |a|, |out|
     return tuple(abs(pj) * (LIBM + abs(a) + abs(y)) for a, pj in zip(args, p, strict=True))
@@ -1079,12 +1086,14 @@ _REACH_ROWS: tuple[Op, ...] = (
         "logaddexp", 2, lambda a, b: sympy.log(sympy.exp(a) + sympy.exp(b)), torch.logaddexp,
         jax=lambda j: j.numpy.logaddexp, edges=_logaddexp_edges,
         grad_noise=_logaddexp_noise, grad2_noise=_logaddexp_noise2,
+        formula_value_noise=_logaddexp_value_noise,
         complex_step=False,  # torch's complex logaddexp(40 + ih, -3) is NaN
     ),
     Op(
         "logaddexp2", 2, lambda a, b: sympy.log(2**a + 2**b) / sympy.log(2), torch.logaddexp2,
         jax=lambda j: j.numpy.logaddexp2, edges=_logaddexp2_edges, complex_step=False,
         grad_noise=_logaddexp_noise, grad2_noise=_logaddexp_noise2,
+        formula_value_noise=_logaddexp_value_noise,
     ),
     Op(
         "xlogy", 2, lambda a, b: a * sympy.log(b), torch.xlogy, jax=lambda j: j.scipy.special.xlogy,

@@ -760,8 +760,12 @@ def _propagate(
     value_error = np.where(np.abs(v) < tiny, np.fmax(value_error, np.abs(v)), value_error)
     # gradient
     grad = sum(_mul(p[j][:, None], kids[j].grad) for j in range(ar))
+    moved_p, moved_q = _partials_across_errors(node, args, kids, order)
     dp_err = [
-        sum(_mul(np.abs(q[j, k2]), kids[k2].value_error) for k2 in range(ar)) + u * noise[j]
+        np.fmax(
+            sum(_mul(np.abs(q[j, k2]), kids[k2].value_error) for k2 in range(ar)), _change(moved_p, j, p[j])
+        )
+        + u * noise[j]
         for j in range(ar)
     ]
     grad_error = sum(
@@ -795,9 +799,77 @@ def _propagate(
             noise2[key] = np.where(
                 np.abs(qv) < tiny, np.fmax(noise2[key], (np.abs(qv) + floor) / u), noise2[key]
             )
-        out.hess, out.hess_error = _propagate_hessian(node, args, kids, p, q, dp_err, noise2, u, floor)
+        secant = {key: _change(moved_q, key, qv) for key, qv in q.items()}
+        out.hess, out.hess_error = _propagate_hessian(
+            node, args, kids, p, q, dp_err, noise2, u, floor, secant
+        )
         small = np.abs(out.hess) < tiny
         out.hess_error = np.where(small, np.fmax(out.hess_error, np.abs(out.hess)), out.hess_error)
+    return out
+
+
+# Arguments known to worse than this relative accuracy get their partials' change across
+# the error interval, not only its first-order estimate.
+_FAR = 2.0**-10
+
+
+def _partials_across_errors(
+    node: Call, args: list[np.ndarray], kids: list[_Node], order: int
+) -> tuple[dict[Any, tuple[np.ndarray, list[np.ndarray]]], dict[Any, tuple[np.ndarray, list[np.ndarray]]]]:
+    """The op's partials (first, and second at order 2) with every argument moved by
+    -+ its value error, at the points where some argument is known to worse than
+    :data:`_FAR` relative: ``({j: (points, [values per side])}, {(j, k): ...})``.
+
+    The error model multiplies an argument's error by the next partial at the computed
+    value; where that error is large the partial may change a lot across it, or vanish
+    at the computed value only (atanh''(0) = 0 where the exact argument is 1/4, lost to
+    0.25 + y absorbed by y = -2**64; hypot(c, x)'' vanishes at c = 0, but not at
+    sinc(4) = -3.9e-17 where the exact c is 0). Kink and jump ops are left to the branch
+    rules."""
+    row = OPS[node.op]
+    if row.kinks is not None:
+        return {}, {}
+    far = np.zeros(len(kids[0].value_error), dtype=bool)
+    for a, kid in zip(args, kids, strict=True):
+        with np.errstate(invalid="ignore", over="ignore"):
+            far |= (kid.value_error > 0) & ~(kid.value_error <= _FAR * np.abs(a))
+    if not far.any():
+        return {}, {}
+    idx = np.flatnonzero(far)
+    sides = [
+        [
+            np.asarray(a, dtype=np.float64)[idx] + sign * np.asarray(kid.value_error, dtype=np.float64)[idx]
+            for a, kid in zip(args, kids, strict=True)
+        ]
+        for sign in (-1.0, 1.0)
+    ]
+    ar = len(args)
+    with np.errstate(all="ignore"):
+        first = {(j,): (idx, [_formula_partial(node.op, (j,), side) for side in sides]) for j in range(ar)}
+        second = {}
+        if order == 2:
+            second = {
+                (j, k): (idx, [_formula_partial(node.op, (j, k), side) for side in sides])
+                for j in range(ar)
+                for k in range(ar)
+            }
+    return {j: first[(j,)] for j in range(ar)}, second
+
+
+def _change(moved: dict[Any, tuple[np.ndarray, list[np.ndarray]]], key: Any, at: np.ndarray) -> np.ndarray:
+    """The largest finite change of a partial from its value ``at`` the computed point to
+    its values moved across the arguments' errors (:func:`_partials_across_errors`); 0
+    where nothing was moved. A side outside the domain or past a singularity (NaN, inf)
+    says nothing and is skipped."""
+    out = np.zeros(np.shape(at), dtype=np.float64)
+    if key not in moved:
+        return out
+    idx, values = moved[key]
+    base = np.asarray(at, dtype=np.float64)[idx]
+    with np.errstate(all="ignore"):
+        for value in values:
+            change = np.abs(np.asarray(value, dtype=np.float64) - base)
+            out[idx] = np.fmax(out[idx], np.where(np.isfinite(change), change, 0.0))
     return out
 
 
@@ -822,6 +894,7 @@ def _propagate_hessian(
     noise2: dict[tuple[int, int], np.ndarray],
     u: float,
     floor: float,
+    secant: dict[tuple[int, int], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     ar = len(args)
     n, m = kids[0].grad.shape
@@ -844,13 +917,12 @@ def _propagate_hessian(
             qjl = q[j, k2][:, None, None]
             tt = kids[j].grad[:, :, None] * kids[k2].grad[:, None, :]
             h = h + _mul(qjl, tt)
-            d2_err = (
-                sum(
-                    _abs_partial_times(node.op, (j, k2, k), args, kids[k].value_error)
-                    for k in range(ar)
-                )
-                + u * noise2[j, k2]
+            d2_err = sum(
+                _abs_partial_times(node.op, (j, k2, k), args, kids[k].value_error) for k in range(ar)
             )
+            if secant is not None:
+                d2_err = np.fmax(d2_err, secant[j, k2])
+            d2_err = d2_err + u * noise2[j, k2]
             st = (
                 np.abs(kids[j].grad_error)[:, :, None] * np.abs(kids[k2].grad)[:, None, :]
                 + np.abs(kids[j].grad)[:, :, None] * np.abs(kids[k2].grad_error)[:, None, :]

@@ -271,8 +271,11 @@ def test_tolerance_of_sin_times_exp_is_a_few_roundings_of_the_gradient() -> None
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_tolerance_grows_by_the_ratio_of_unit_roundoffs_on_generated_trees(dtype: str) -> None:
     """Every term of the model is proportional to u except the subnormal floor, which grows
-    faster; so the ratio is never below u_dtype / u_float64 and, over all entries, is that
-    ratio in the median (a zero derivative, x * x at 0, has only the floor)."""
+    faster, and the change of a partial across an argument's error where that argument is
+    known to worse than ``oracle._FAR`` relative (a value computed as 0 by cancellation),
+    which need not grow with u at all; so the ratio is u_dtype / u_float64 or more for all
+    but a few entries and, over all entries, is that ratio in the median (a zero
+    derivative, x * x at 0, has only the floor)."""
     ratios: list[np.ndarray] = []
 
     @settings(GENERATED)
@@ -288,7 +291,8 @@ def test_tolerance_grows_by_the_ratio_of_unit_roundoffs_on_generated_trees(dtype
     ratio = np.concatenate(ratios)
     expected = _u(dtype) / _u("float64")
     assert len(ratio) >= 100
-    assert np.all(ratio >= expected * (1 - 1e-9))
+    assert np.mean(ratio >= expected * (1 - 1e-9)) >= 0.95
+    assert np.all(ratio >= expected / 2)
     assert np.median(ratio) <= expected * 1.01
 
 

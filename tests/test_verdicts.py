@@ -315,3 +315,17 @@ def test_a_usual_formulas_rounding_is_inaccurate_and_a_wrong_value_a_mismatch(
     assert r["truth"] == pytest.approx(truth, rel=1e-12, abs=1e-300)
     assert r["verdict"] == "inaccurate"
     assert verdicts(Fixed(wrong), text, point, dtype=dtype, order=order) == {entry: "mismatch"}
+
+
+def test_a_partial_is_allowed_its_change_across_a_large_value_error() -> None:
+    # atanh(0.25 + y + hypot(y, x)) at y = -2**64, x = 3/4 in float32: 0.25 + y rounds to y,
+    # so every engine evaluates atanh at 0 (derivative 1) where the exact argument is
+    # 0.25 + 1.5e-20 (derivative 16/15). d/dx is x/hypot times that: 4.0657586e-20 as
+    # computed, 4.3368087e-20 exactly. atanh''(0) = 0 says nothing of this; the change of
+    # atanh' across the argument's error (0.25 - 0) does.
+    text, at = "atanh(0.25 + y + hypot(y, x))", "x=0.75,y=-1.8446741874686296e+19"
+    computed = 0.75 / 1.8446741874686296e19
+    r = rows(Fixed(computed), text, at, dtype="float32").set_index("var")
+    assert r.loc["x", "truth"] == pytest.approx(computed * 16 / 15, rel=1e-6)
+    assert r.loc["x", "verdict"] == "ok"
+    assert verdicts(Fixed(5 * computed), text, at, dtype="float32")["x"] == "mismatch"
