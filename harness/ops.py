@@ -336,6 +336,15 @@ def _sinc_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any
     return (LIBM * (theta * s / (ax * ax) + 2 * abs(p[0]) / ax) + math.pi * tc / ax + 2 * first / ax,)
 
 
+def _atan2_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # d/db (b/r**2) = 1/r**2 - 2 b**2/r**4 (and d/da (-a/r**2) alike): terms up to 1/r**2
+    # that cancel to (a**2 - b**2)/r**4; the diagonal -+2ab/r**4 is one term
+    a, b = args
+    r2 = a * a + b * b
+    mixed = (LIBM + 3) * 3 / (r2 + (r2 == 0))  # (r2 == 0): no division by 0
+    return ((0 * mixed, mixed), (mixed, 0 * mixed))
+
+
 def _hypot_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # a / hypot(a, b) divides by the rounded value: a subnormal hypot (7.07e-324 stored as
     # 5e-324) carries a relative error of up to half its spacing over itself
@@ -674,7 +683,10 @@ class Op:
     near y = 1/2). ``hessian_noise`` is an absolute bound (n x n, in unit roundoffs) on
     every second partial, for an op whose second-order formulas produce rounding-sized
     numbers where the exact entry is 0 or tiny (det's Hessian through the inverse, std's
-    cancelling terms, softmax's 1 - 2 s). ``conditioned``: ``grad_noise`` is what any
+    cancelling terms, softmax's 1 - 2 s). ``hessian_formula_noise`` is the same for the usual
+    formulas only, which the ideal tolerance leaves out (atan2's mixed partial by autograd
+    through b/(a**2 + b**2): 1/r**2 - 2 b**2/r**4 cancels next to |a| = |b|, where
+    (a - b)(a + b)/r**4 would not). ``conditioned``: ``grad_noise`` is what any
     method loses, not one formula's cancellation (an inverse's or a solve's partials carry
     about cond(A) ulps however they are computed), so the ideal tolerance, which otherwise
     allows a careful engine a few ulps per partial, keeps it. It is written with
@@ -723,6 +735,7 @@ class Op:
     max_arity: int | None = None
     arity_step: int = 1
     hessian_noise: GradNoise2 | None = None
+    hessian_formula_noise: GradNoise2 | None = None
     conditioned: bool = False
     value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
     formula_value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
@@ -1157,6 +1170,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     Op(
         "atan2", 2, sympy.atan2, torch.atan2, jax=lambda j: j.numpy.arctan2,
         edges=_product_edges, domain=_off_atan2_cut, complex_step=False,
+        hessian_formula_noise=_atan2_hessian_noise,
         doc="atan2(y, x) off its branch cut x <= 0, y = 0",
     ),
     # kinks: continuous, first derivative jumps at the switch points

@@ -791,8 +791,11 @@ def _propagate(
         if row.grad2_noise is not None and not ideal:
             for j, extra in enumerate(row.grad2_noise(tuple(args), v, tuple(p))):
                 noise2[j, j] = noise2[j, j] + np.abs(np.asarray(extra, dtype=np.float64))
-        if row.hessian_noise is not None:
-            for j, line in enumerate(row.hessian_noise(tuple(args), v, tuple(p))):
+        hessian_noises = [row.hessian_noise] + ([row.hessian_formula_noise] if not ideal else [])
+        for hessian_noise in hessian_noises:
+            if hessian_noise is None:
+                continue
+            for j, line in enumerate(hessian_noise(tuple(args), v, tuple(p))):
                 for k2, extra in enumerate(line):
                     noise2[j, k2] = noise2[j, k2] + np.abs(np.asarray(extra, dtype=np.float64))
         for key, qv in q.items():

@@ -329,3 +329,13 @@ def test_a_partial_is_allowed_its_change_across_a_large_value_error() -> None:
     assert r.loc["x", "truth"] == pytest.approx(computed * 16 / 15, rel=1e-6)
     assert r.loc["x", "verdict"] == "ok"
     assert verdicts(Fixed(5 * computed), text, at, dtype="float32")["x"] == "mismatch"
+
+
+def test_atan2s_mixed_second_partial_cancels_in_its_usual_rule() -> None:
+    # d2/dx dy atan2(y, x) = -(x**2 - y**2)/r**4 = -0.00187207181290787352 (mpmath) at
+    # (3.107, 3); torch by autograd through x/r**2 subtracts 2 x**2/r**4 from 1/r**2 and
+    # gives -0.0018720718129078828 (43 ulps): inaccurate; a wrong entry stays a mismatch
+    text, at = "atan2(y, x)", "x=3.1066436767578125,y=3.0"
+    got = verdicts(Fixed(-0.0018720718129078828), text, at, order=2)
+    assert got["x,y"] == got["y,x"] == "inaccurate"
+    assert verdicts(Fixed(-0.00188), text, at, order=2)["x,y"] == "mismatch"
