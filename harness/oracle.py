@@ -848,15 +848,14 @@ def _partials_across_errors(
     ]
     ar = len(args)
     with np.errstate(all="ignore"):
-        first = {(j,): (idx, [_formula_partial(node.op, (j,), side) for side in sides]) for j in range(ar)}
-        second = {}
-        if order == 2:
-            second = {
-                (j, k): (idx, [_formula_partial(node.op, (j, k), side) for side in sides])
-                for j in range(ar)
-                for k in range(ar)
-            }
-    return {j: first[(j,)] for j in range(ar)}, second
+        first = {j: (idx, [_formula_partial(node.op, (j,), side) for side in sides]) for j in range(ar)}
+        second = {
+            (j, k): (idx, [_formula_partial(node.op, (j, k), side) for side in sides])
+            for j in range(ar)
+            for k in range(ar)
+            if order == 2
+        }
+    return first, second
 
 
 def _change(moved: dict[Any, tuple[np.ndarray, list[np.ndarray]]], key: Any, at: np.ndarray) -> np.ndarray:
@@ -1003,8 +1002,9 @@ def judge(
     derivatives its branches give is ``kink-convention`` (the engine used the op's
     convention, relu'(0) = 0): where f is smooth along the variable (relu(x*x) at 0), and
     where f has a kink or jump there too, whose one-sided derivatives need not pair the
-    inner op's branches the way an engine does (selu(fmod(2, x)) at x = 1/2: fmod jumps to
-    0, onto selu's kink, and torch takes selu's left slope with fmod's partial there).
+    inner op's branches the way an engine does (selu(fmod(4**y, x)) at x = y = 1/2: fmod
+    jumps to 0, onto selu's kink, and torch takes selu's left slope with fmod's partial
+    there).
     ``branch`` is :class:`RoundingModel`'s ``(ambiguous, other, other_tolerance)``: where
     rounding may have flipped a kink or jump, an entry that is wrong for the truth's
     branch but right for the other one, or between the two (a tie the rounding made,
