@@ -412,3 +412,20 @@ def test_the_rounding_model_follows_a_patched_op_table(monkeypatch: pytest.Monke
     monkeypatch.setattr(compile_module, "OPS", {**compile_module.OPS, "sin": scaled})
     after, _ = rounding_tolerance(expr, pts, dtype="float64")
     assert np.all(after > 1e3 * before)  # exp(40 sin x) is far larger than exp(sin x)
+
+
+@pytest.mark.parametrize("name", ["norminf", "amax"])
+def test_the_formula_partials_of_a_max_of_nine_arguments_compile_and_pick_the_largest(name: str) -> None:
+    # sympy prints Heaviside through a simplified Piecewise unless told otherwise: too
+    # deeply nested to compile for seven or more arguments (a SyntaxError in a campaign)
+    from harness.oracle import _partial_functions
+
+    partials = _partial_functions(name, 9, 1)
+    args = [np.array([-3.0, 0.5])] + [np.array([1.0, 2.0])] * 8
+    # norminf = max |a_i|: d/da0 = sign(a0) where |a0| is the largest, 0 elsewhere; amax =
+    # max a_i: a0 = -3 is not the largest. a1 ties with a2..a8 (Heaviside(0) = 1/2) unless
+    # |a0| = 3 wins (norminf at the first point)
+    expected_0 = [-1.0, 0.0] if name == "norminf" else [0.0, 0.0]
+    expected_1 = [0.0, 0.5] if name == "norminf" else [0.5, 0.5]
+    np.testing.assert_array_equal(partials[(0,)](*args), expected_0)
+    np.testing.assert_array_equal(partials[(1,)](*args), expected_1)
