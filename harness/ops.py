@@ -263,13 +263,9 @@ def _mish_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any,
 
 
 def _i0e_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    # i1e(x) - sign(x) i0e(x): both terms near i0e(x) = y, cancelling for large |x|
-    return ((LIBM + 2) * 2 * abs(y),)
-
-
-def _i0_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    # i1(x) (torch) or the product rule through exp(|x|) i0e(x) (JAX): +-i0(x) and
-    # i1(x) -+ i0(x) cancel to i1(x), small next to i0 near 0 (i0'(0.036) is 0.018)
+    # i0e: i1e(x) - sign(x) i0e(x), both terms near i0e(x) = y, cancelling for large |x|;
+    # i0 (its row uses this too): JAX's product rule through exp(|x|) i0e(x), where +-i0(x)
+    # and i1(x) -+ i0(x) cancel to i1(x), small next to i0 = y near 0 (i0'(0.036) is 0.018)
     return ((LIBM + 2) * 2 * abs(y),)
 
 
@@ -1155,7 +1151,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "i0", 1, lambda x: sympy.besseli(0, x), torch.special.i0, jax=lambda j: j.scipy.special.i0,
-        edges=_bessel_edges, complex_step=False, grad_noise=_i0_noise, grad2_noise=_i0e_noise2,
+        edges=_bessel_edges, complex_step=False, grad_noise=_i0e_noise, grad2_noise=_i0e_noise2,
     ),
     Op(
         "i1", 1, lambda x: sympy.besseli(1, x), torch.special.i1, jax=lambda j: j.scipy.special.i1,
