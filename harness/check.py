@@ -474,6 +474,95 @@ def _pair(expr: Expr, pts: np.ndarray) -> tuple[Expr, np.ndarray]:
     return expr, pts
 
 
+def _unit_strategy(
+    unit: Expr, *, n_points: int, dtype: str, kinks: str
+) -> st.SearchStrategy[tuple[Expr, np.ndarray]]:
+    return points(unit, n_points, dtype, kinks=kinks).map(partial(_pair, unit))
+
+
+def _search_dtype(
+    engine: Engine,
+    dtype: str,
+    orders: Sequence[int],
+    failing: frozenset[str],
+    truth: SymbolicEngine | None,
+    timeout: float | None,
+    frames: list[pd.DataFrame],
+    skipped: dict[str, str],
+    edge_units: Sequence[Expr],
+    units: Sequence[Expr],
+    cases: st.SearchStrategy[tuple[Expr, np.ndarray]],
+    unit_strategy: Callable[[Expr], st.SearchStrategy[tuple[Expr, np.ndarray]]],
+    n_examples: int,
+    unit_examples: int,
+    seed: int,
+) -> tuple[tuple[Expr, np.ndarray] | None, tuple[int, ...], dict[str, int]]:
+    """One search in ``dtype`` whose every example is judged at each of ``orders``: the
+    edges, the unit trees, then the random cases (the phases of :func:`check_engine`).
+
+    Both orders see the same drawn cases, so drawing them once halves Hypothesis's share.
+    From the first failing example on, only the orders that failed there ("targets") are
+    judged, so the shrink keeps one consistent property. Returns the shrunk case (or
+    None), the targets and the counter (``n`` examples judged, ``first`` the failing one).
+    An order whose every row is ``skipped`` is recorded in ``skipped`` and dropped."""
+    live = list(orders)
+    targets: list[int] = []
+    counter = {"n": 0, "first": 0}
+
+    class _NothingLeft(Exception):
+        """Every order was skipped: nothing is left to search for."""
+
+    def judge_at(case: tuple[Expr, np.ndarray], order: int) -> pd.DataFrame:
+        expr, pts = case
+        try:
+            with time_limit(timeout) if timeout else contextlib.nullcontext():
+                return compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
+        except TimeLimitExceeded:
+            raise TimeLimitExceeded(
+                f"{to_text(expr)} ({dtype}, order {order}) ran past the time limit of "
+                f"{timeout:g} s per example"
+            ) from None
+
+    def fails(case: tuple[Expr, np.ndarray]) -> bool:
+        counter["n"] += 1
+        bad: list[int] = []
+        for order in list(targets or live):
+            rows = judge_at(case, order)
+            if len(rows) and (rows["verdict"] == "skipped").all():
+                skipped[f"{dtype}/order{order}"] = str(rows.attrs.get("message", "not supported"))
+                live.remove(order)
+                if not live:
+                    raise _NothingLeft
+                continue
+            if not counter["first"]:
+                frames.append(rows)
+            if rows["verdict"].isin(failing).any():
+                bad.append(order)
+        if bad and not counter["first"]:
+            counter["first"] = counter["n"]
+            targets.extend(bad)
+        return bool(bad)
+
+    found = None
+    try:
+        for alone in edge_units:
+            found = _at_the_edges(alone, dtype, fails, counter)
+            if found is not None:
+                break
+            if targets:  # a batch failed but no point of it alone: judge every order again
+                targets.clear()
+                counter["first"] = 0
+        for unit in units if found is None else ():
+            found = _search(unit_strategy(unit), fails, unit_examples, seed)
+            if found is not None:
+                break
+        if found is None:
+            found = _search(cases, fails, n_examples, seed)
+    except _NothingLeft:
+        return None, (), counter
+    return found, tuple(targets), counter
+
+
 def check_engine(
     engine: Engine,
     *,
@@ -494,7 +583,8 @@ def check_engine(
 ) -> CheckResult:
     """Search for a wrong derivative of ``engine`` and shrink the first one found.
 
-    For each dtype and order: first every op alone at its edges in that dtype
+    For each dtype (one search whose every example is judged at each order: the orders see
+    the same cases, drawn once): first every op alone at its edges in that dtype
     (:func:`harness.edges.edge_points`: where its value rounds to a limit, overflows,
     switches formula, meets its domain's end, at 0 and the subnormals, a few ulps either
     side), then every op alone at drawn points (:func:`unit_trees`, ``unit_examples``
@@ -540,70 +630,44 @@ def check_engine(
         u for u in units if isinstance(u, Call) and not any(isinstance(a, Call) for a in u.args)
     ]
     for dtype in dtypes:
-        for order in orders:
-            key = f"{dtype}/order{order}"
-            counter = {"n": 0, "first": 0}
-
-            def fails(
-                case: tuple[Expr, np.ndarray],
-                dtype: str = dtype,
-                order: int = order,
-                counter: dict[str, int] = counter,
-            ) -> bool:
-                expr, pts = case
-                counter["n"] += 1
-                try:
-                    with time_limit(timeout) if timeout else contextlib.nullcontext():
-                        rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
-                except TimeLimitExceeded:
-                    raise TimeLimitExceeded(
-                        f"{to_text(expr)} ({dtype}, order {order}) ran past the time limit of "
-                        f"{timeout:g} s per example"
-                    ) from None
-                if len(rows) and (rows["verdict"] == "skipped").all():
-                    raise EngineError(rows.attrs.get("message", "not supported"))
-                bad = bool(rows["verdict"].isin(failing).any())
-                if not counter["first"]:
-                    frames.append(rows)
-                    if bad:
-                        counter["first"] = counter["n"]
-                return bad
-
-            found = None
-            try:
-                for alone in edge_units if unit_examples else ():
-                    found = _at_the_edges(alone, dtype, fails, counter)
-                    if found is not None:
-                        break
-                for unit in units if unit_examples and found is None else ():
-                    found = _search(
-                        points(unit, n_points, dtype, kinks=kinks).map(partial(_pair, unit)),
-                        fails,
-                        unit_examples,
-                        seed,
-                    )
-                    if found is not None:
-                        break
-                if found is None:
-                    found = _search(
-                        _case_strategy(ops, max_size, variables, n_points, dtype, kinks),
-                        fails,
-                        n_examples,
-                        seed,
-                    )
-            except EngineError as exc:
-                skipped[key] = str(exc)
-                continue
+        pending = list(orders)
+        while pending:
+            found, targets, counter = _search_dtype(
+                engine, dtype, pending, failing, truth, timeout, frames, skipped,
+                edge_units if unit_examples else [],
+                units if unit_examples else [],
+                _case_strategy(ops, max_size, variables, n_points, dtype, kinks),
+                partial(_unit_strategy, n_points=n_points, dtype=dtype, kinks=kinks),
+                n_examples, unit_examples, seed,
+            )
+            pending = [o for o in pending if f"{dtype}/order{o}" not in skipped]
             if found is None:
-                examples[key] = counter["n"]
-                continue
-            examples[key] = counter["first"]
-            failure = _failure(engine, found, dtype, order, spec, counter["first"], truth, failing)
-            failures.append(failure)
-            if save_dir is not None:
-                from harness.cases import save_failure
+                for order in pending:
+                    examples[f"{dtype}/order{order}"] = counter["n"]
+                break
+            # the shrunk case fails at one target order at least; an order that does not
+            # fail there (nor failed first) is searched again on its own
+            before = len(pending)
+            for order in targets:
+                failure = _failure(engine, found, dtype, order, spec, counter["first"], truth, failing)
+                if failure is None:
+                    continue
+                examples[f"{dtype}/order{order}"] = counter["first"]
+                failures.append(failure)
+                pending.remove(order)
+                if save_dir is not None:
+                    from harness.cases import save_failure
 
-                save_failure(Path(save_dir), failure, spec or "")
+                    save_failure(Path(save_dir), failure, spec or "")
+            if len(pending) == before:
+                expr, pts = found
+                raise RuntimeError(
+                    f"engine {engine.name!r} is not deterministic: {to_text(expr)} at {pts.tolist()} "
+                    f"in {dtype} failed during the search at orders {list(targets)} but not when "
+                    "judged again; make the engine give the same result for the same input"
+                )
+    rank = {(d, o): i for i, (d, o) in enumerate((d, o) for d in dtypes for o in orders)}
+    failures.sort(key=lambda f: rank[(f.dtype, f.order)])
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RESULT_COLUMNS))
     if spec is None:
         rerun = _NOT_FROM_THE_COMMAND_LINE.format(
@@ -640,10 +704,13 @@ def _failure(
     examples: int,
     truth: SymbolicEngine | None,
     failing: frozenset[str],
-) -> Failure:
+) -> Failure | None:
+    """The failure of ``case`` at ``order``, or None where it does not fail at that order."""
     expr, pts = case
     rows = compare(engine, expr, pts, dtype=dtype, order=order, truth=truth)
     bad = rows[rows["verdict"].isin(failing)]
+    if bad.empty:
+        return None
     worst = bad.iloc[0]
     return Failure(
         expr=str(worst["expr"]),

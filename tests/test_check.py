@@ -274,6 +274,90 @@ def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
     assert "no mismatches" in result.report()
 
 
+class _ExpGradientOffByOne(torch.autograd.Function):
+    """exp whose gradient is exp(x) + 1: wrong at order 1, right at order 2 (the
+    derivative of exp(x) + 1 is exp(x))."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return torch.exp(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * (torch.exp(x) + 1)
+
+
+class _CosWithTheWrongSign(torch.autograd.Function):
+    """cos whose derivative is +sin: feeds sin's second derivative a wrong sign."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return torch.cos(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * torch.sin(x)
+
+
+class _SinRightOnlyOnce(torch.autograd.Function):
+    """sin with a right gradient whose own derivative is wrong: wrong only at order 2."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return g * _CosWithTheWrongSign.apply(x)
+
+
+def test_each_order_reports_its_own_bug_though_both_orders_judge_one_search() -> None:
+    """exp is wrong only at order 1 and sin only at order 2. The search judges each
+    example at both orders; it stops on exp at order 1, so order 2 is searched again on
+    its own and finds sin: two failures, each naming its op and order."""
+    engine = TorchEngine("reverse", overrides={"exp": _ExpGradientOffByOne.apply, "sin": _SinRightOnlyOnce.apply})
+    result = check_engine(engine, seed=SEED, dtypes=("float64",), orders=(1, 2), ops=SMALL_OPS, n_examples=5)
+    assert [(f.order, f.expr) for f in result.failures] == [(1, "exp(x)"), (2, "sin(x)")]
+    assert all(f.verdict == "mismatch" for f in result.failures)
+    point = float(result.failures[1].point.split("=")[1])
+    assert result.failures[1].expected == pytest.approx(-math.sin(point), rel=1e-12)
+    assert result.failures[1].got == pytest.approx(math.sin(point), rel=1e-12)
+    assert set(result.examples) == {"float64/order1", "float64/order2"}
+
+
+def test_a_found_case_that_passes_when_judged_again_stops_the_check_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An engine that failed in the search but passes when the shrunk case is judged
+    again (it is not deterministic) would have its order searched again forever; the
+    check stops and says why instead."""
+    import harness.check as check_module
+
+    monkeypatch.setattr(check_module, "_failure", lambda *args, **kwargs: None)
+    engine = TorchEngine("reverse", overrides={"exp": _ExpGradientOffByOne.apply})
+    with pytest.raises(RuntimeError, match=r"not deterministic: exp\(x\)"):
+        check_engine(engine, seed=SEED, dtypes=("float64",), orders=(1,), ops=("exp",), n_examples=2)
+
+
+def test_an_order_the_engine_cannot_compute_is_skipped_and_the_other_still_searched() -> None:
+    """torch:hessian computes only second derivatives: order 1 is skipped, order 2 runs
+    every example."""
+    result = check_engine(
+        TorchEngine("hessian"), seed=SEED, dtypes=("float64",), orders=(1, 2), ops=SMALL_OPS,
+        n_examples=3, unit_examples=1,
+    )
+    assert result.ok
+    assert set(result.skipped) == {"float64/order1"}
+    assert result.examples == {"float64/order2": unit_phase_examples(SMALL_OPS, "float64") + 3}
+    assert set(result.frame["order"]) == {2}
+
+
 def test_a_chain_rule_bug_is_found_by_the_negated_unit_trees(wrong: ModuleType) -> None:
     """tanh alone is right (it is seeded with 1); the unit pass's neg(tanh(neg(x))) feeds
     it an incoming gradient of -1, which the wrong backward drops, so the bug is found
