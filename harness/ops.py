@@ -1309,6 +1309,11 @@ def _sym2(a: Any, b: Any, c: Any, lib: Any = torch) -> Any:
     return _square((a, b, b, c), 2, lib)
 
 
+def _sym3(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, lib: Any = torch) -> Any:
+    """The symmetric matrix [[a, b, c], [b, d, e], [c, e, f]] (its upper triangle, row by row)."""
+    return _square((a, b, c, b, d, e, c, e, f), 3, lib)
+
+
 def _halves_of(xs: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The first and the second half of the arguments (dot's x and y)."""
     return xs[: len(xs) // 2], xs[len(xs) // 2 :]
@@ -1545,6 +1550,42 @@ def _cholesky_value_noise(args: tuple[Any, ...], y: Any) -> Any:
     return LIBM * 4 * (abs(y) + (abs(c) + b * b / abs(a)) / (abs(y) + (y == 0)))
 
 
+def _cholesky3_spread(args: tuple[Any, ...], y: Any) -> Any:
+    """f - L20**2 - L21**2 = L22**2 cancels as the matrix nears singular: the size of what
+    cancels, |f| + L20**2 + L21**2, over L22**2 (1 for a diagonal matrix)."""
+    a, b, c, d, e, f = args
+    l20_sq = c * c / abs(a)
+    pivot = abs(d - b * b / a)
+    l21_sq = (e - b * c / a) ** 2 / (pivot + (pivot == 0))
+    return (abs(f) + l20_sq + l21_sq) / (y * y + (y == 0))
+
+
+def _cholesky3_ratio(args: tuple[Any, ...], y: Any) -> Any:
+    """How much the backward's triangular solves amplify roundings: L22's cancellation
+    times the second pivot's, times the size of the first column over a."""
+    a, b, c, d, e, f = args
+    pivot = abs(d - b * b / a)
+    second = (abs(d) + b * b / abs(a)) / (pivot + (pivot == 0))
+    return _cholesky3_spread(args, y) * (1 + second) * (1 + abs(b) / abs(a) + abs(c) / abs(a))
+
+
+def _cholesky3_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    ratio = _cholesky3_ratio(args, y)
+    return tuple(LIBM * 8 * (abs(pj) + 1 / abs(y)) * (1 + ratio) for pj in p)
+
+
+def _cholesky3_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # second partials of order |p|**2 / L22 that cancel to a small entry (d2/dc de at
+    # [[2, 1, 1], [1, 2, 1], [1, 1, 1 + 2**-20]] is 1.7e-6 from terms near 1)
+    big = _max_abs(p)
+    scale = big * big / (abs(y) + (y == 0)) + big
+    return _everywhere(LIBM * 8 * len(args) * scale * (1 + _cholesky3_ratio(args, y)), len(args))
+
+
+def _cholesky3_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    return LIBM * 8 * abs(y) * (1 + _cholesky3_spread(args, y))
+
+
 def _everywhere(bound: Any, n: int) -> Noise2:
     return ((bound,) * n,) * n
 
@@ -1655,6 +1696,16 @@ def _eig_gap(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
 def _spd(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     # the smaller eigenvalue of [[a, b], [b, c]]
     return (a + c) / 2 - torch.hypot((a - c) / 2, b)
+
+
+def _spd3(a: Tensor, b: Tensor, c: Tensor, d: Tensor, e: Tensor, f: Tensor) -> Tensor:
+    # the smallest of the three pivots a, d - b**2/a and det / (a d - b**2): all three are
+    # positive exactly where the matrix is positive definite (Sylvester's criterion)
+    minor = a * d - b * b
+    det = _det3_form(a, b, c, b, d, e, c, e, f)
+    second = torch.where(a > 0, minor / a, minor)
+    third = torch.where(minor > 0, det / minor, det)
+    return torch.minimum(torch.minimum(a, second), third)
 
 
 _OTHERS = (0.75, -1.5, 2.0, 1.25, -0.5, 3.0, 0.25, -2.0, 1.5)
@@ -1800,6 +1851,22 @@ def _spd_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
         (1.0, 0.0, 1.0),
         (d.tiny, 0.0, d.tiny),
         (d.max / 4, 0.0, d.max / 4),
+    )
+
+
+def _spd3_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # nearly singular positive definite 3x3 matrices (the second pivot about 2 sqrt(eps),
+    # the last 32 eps),
+    # the identity, a coupled well-conditioned one, tiny and huge diagonals
+    # (the upper triangle row by row: a, b, c, d, e, f)
+    near = 1.0 - math.sqrt(d.eps)
+    return (
+        (1.0, near, 0.0, 1.0, 0.0, 1.0),
+        (1.0, 0.0, 1.0, 1.0, 1.0, 2.0 + 32 * d.eps),
+        (1.0, 0.0, 0.0, 1.0, 0.0, 1.0),
+        (4.0, 1.0, -1.0, 3.0, 0.5, 2.0),
+        (d.tiny, 0.0, 0.0, d.tiny, 0.0, d.tiny),
+        (d.max / 4, 0.0, 0.0, d.max / 4, 0.0, d.max / 4),
     )
 
 
@@ -2027,6 +2094,17 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         edges=_product_edges, domain=_spd, grad_noise=_cholesky_noise,
         value_noise=_cholesky_value_noise, special_args=_spd_special, complex_step=False,
         doc="entry (1, 1) of torch.linalg.cholesky of [[a, b], [b, c]], positive definite",
+    ),
+    Op(
+        "cholesky3_22", 6,
+        lambda a, b, c, d, e, f: sympy.sqrt(_det3_form(a, b, c, b, d, e, c, e, f) / (a * d - b**2)),
+        lambda *m: torch.linalg.cholesky_ex(_sym3(*m)).L[..., 2, 2],
+        jax=lambda j: lambda *m: j.numpy.linalg.cholesky(_sym3(*m, lib=j.numpy))[..., 2, 2],
+        edges=_product_edges, domain=_spd3, conditioned=True, grad_noise=_cholesky3_noise,
+        value_noise=_cholesky3_value_noise, special_args=_spd3_special, complex_step=False,
+        hessian_noise=_cholesky3_hessian_noise,
+        doc="entry (2, 2) of torch.linalg.cholesky of the symmetric 3x3 matrix with upper "
+        "triangle a, b, c / d, e / f, positive definite: sqrt(det(A) / det(A[:2, :2]))",
     ),
     Op(
         "eigvalsh2_max", 3, lambda a, b, c: (a + c) / 2 + sympy.sqrt(((a - c) / 2) ** 2 + b**2),

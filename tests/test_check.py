@@ -321,7 +321,8 @@ def test_each_order_reports_its_own_bug_though_both_orders_judge_one_search() ->
     """exp is wrong only at order 1 and sin only at order 2. The search judges each
     example at both orders; it stops on exp at order 1, so order 2 is searched again on
     its own and finds sin: two failures, each naming its op and order."""
-    engine = TorchEngine("reverse", overrides={"exp": _ExpGradientOffByOne.apply, "sin": _SinRightOnlyOnce.apply})
+    overrides = {"exp": _ExpGradientOffByOne.apply, "sin": _SinRightOnlyOnce.apply}
+    engine = TorchEngine("reverse", overrides=overrides)
     result = check_engine(engine, seed=SEED, dtypes=("float64",), orders=(1, 2), ops=SMALL_OPS, n_examples=5)
     assert [(f.order, f.expr) for f in result.failures] == [(1, "exp(x)"), (2, "sin(x)")]
     assert all(f.verdict == "mismatch" for f in result.failures)

@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
-from harness.check import check_engine
+from harness.check import check_engine, compare
 from harness.engines.torch_ad import TorchEngine
+from harness.expr import Call, Var
 from harness.ops import OPS, _square, _stacked
+from harness.parser import parse
 from harness.schema import point_items
 
 Backward = Callable[[tuple[torch.Tensor, ...], torch.Tensor], tuple[torch.Tensor, ...]]
@@ -115,6 +118,44 @@ def test_the_wrong_rules_are_right_at_ordinary_points() -> None:
         got = torch.autograd.grad(wrong(*args).sum(), args)
         want = torch.autograd.grad(OPS[op].torch_fn(*args).sum(), args)
         assert all(torch.allclose(g, w, rtol=1e-15, atol=0) for g, w in zip(got, want, strict=True)), op
+
+
+def _guarded_cholesky(args: tuple[torch.Tensor, ...], out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    # every partial of L22 has the factor 1 / (2 L22) (L22 = sqrt(det(A) / det(A[:2, :2])));
+    # a "safe" backward divides by max(L22, 1e-6) instead: torch's own partials times
+    # L22 / max(L22, 1e-6), right unless A is nearly singular
+    with torch.enable_grad():
+        xs = [x.detach().requires_grad_() for x in args]
+        partials = torch.autograd.grad(OPS["cholesky3_22"].torch_fn(*xs).sum(), xs)
+    return tuple(p * out / torch.clamp(out, min=1e-6) for p in partials)
+
+
+_GUARDED = with_backward("cholesky3_22", _guarded_cholesky)
+
+@pytest.mark.slow
+def test_a_guarded_cholesky_backward_is_caught_at_a_nearly_singular_matrix() -> None:
+    """The guard changes nothing where L22 > 1e-6; the special points put a matrix whose
+    last pivot is 32 eps (L22 = 8.4e-8 in float64) in front of it."""
+    engine = TorchEngine("reverse", overrides={"cholesky3_22": _GUARDED.apply})
+    result = check_engine(engine, ops=("cholesky3_22",), seed=17, orders=(1,))
+    assert not result.ok
+    first = result.failures[0]
+    assert first.verdict == "mismatch" and first.dtype == "float64"
+    p = point_items(first.point)
+    tree = parse(first.expr)  # cholesky3_22 of variables, shrunk: some may repeat
+    assert isinstance(tree, Call) and all(isinstance(arg, Var) for arg in tree.args), first.expr
+    a, b, c, d, e, f = (p[arg.name] for arg in tree.args)  # type: ignore[attr-defined]
+    det = a * (d * f - e * e) - b * (b * f - c * e) + c * (b * e - c * d)
+    assert 0 < det / (a * d - b * b) < 1e-12, first.point
+
+
+def test_the_guarded_cholesky_backward_is_right_where_the_matrix_is_well_conditioned() -> None:
+    engine = TorchEngine("reverse", overrides={"cholesky3_22": _GUARDED.apply})
+    pts = np.array(
+        [[4.0, 1.0, -1.0, 3.0, 0.5, 2.0], [2.0, 1.0, 1.0, 2.0, 1.0, 1.5], [1.5, -0.25, 0.5, 2.25, 0.75, 3.0]]
+    )
+    frame = compare(engine, parse("cholesky3_22(a, b, c, d, e, f)"), pts, dtype="float64", order=1)
+    assert (frame["verdict"] == "ok").all(), frame[["point", "var", "value", "truth", "verdict"]]
 
 
 # Rules wrong at ordinary points too, one per op added with dot, trace and the 3x3 inverse

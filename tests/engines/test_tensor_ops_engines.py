@@ -78,3 +78,34 @@ def test_torchs_second_derivative_of_solve_in_forward_and_functional_mode_is_cau
     assert (frame.verdict == "mismatch").any()
     reverse = compare(TorchEngine("reverse"), expr, _points(12, "float64"), dtype="float64", order=2)
     assert (reverse.verdict == "ok").all()
+
+
+def _spd3_points(dtype: str) -> np.ndarray:
+    """Upper triangles a b c / d e / f of diagonally dominant (positive definite) 3x3
+    matrices, then the op's own special ones (near singular, identity, coupled)."""
+    from harness.dtypes import dtype_info
+    from harness.ops import OPS
+
+    rng = np.random.default_rng(7)
+    pts = rng.uniform(-2, 2, size=(6, 6)).round(3)
+    for diagonal, row in ((0, (1, 2)), (3, (1, 4)), (5, (2, 4))):
+        pts[:, diagonal] = np.abs(pts[:, diagonal]) + np.abs(pts[:, list(row)]).sum(axis=1) + 0.5
+    special = np.array(OPS["cholesky3_22"].special_args(6, dtype_info(dtype))[:4])
+    return round_array(np.concatenate([pts, special]), dtype)
+
+
+CHOLESKY3_TREES = ("cholesky3_22(a, b, c, d, e, f)", "log(cholesky3_22(a, b, c, d, e, f)) * a")
+
+
+@pytest.mark.parametrize("text", CHOLESKY3_TREES)
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_3x3_cholesky_entry_is_ok_at_positive_definite_and_nearly_singular_matrices(
+    text: str, order: int, dtype: str
+) -> None:
+    expr = parse(text)
+    pts = _spd3_points(dtype)
+    for engine in _engines():
+        frame = compare(engine, expr, pts, dtype=dtype, order=order)  # type: ignore[arg-type]
+        bad = frame[frame.verdict != "ok"]
+        assert bad.empty, (engine.name, text, bad[["point", "var", "value", "truth", "verdict"]].head())  # type: ignore[attr-defined]

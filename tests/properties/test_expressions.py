@@ -78,6 +78,9 @@ DOMAIN: dict[str, Callable[..., bool]] = {
         a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g) != 0
     ),
     "cholesky2_11": lambda a, b, c: a > 0 and a * c - b * b > 0,
+    "cholesky3_22": lambda a, b, c, d, e, f: (
+        a > 0 and a * d - b * b > 0 and a * (d * f - e * e) - b * (b * f - c * e) + c * (b * e - c * d) > 0
+    ),
 }
 EVERYWHERE = {
     "add",

@@ -92,6 +92,7 @@ REFERENCES: dict[str, Callable[..., Any]] = {
     "inv3_01": lambda *x: mp.inverse(_matrix(3, x))[0, 1],
     "solve3_0": lambda *x: mp.lu_solve(_matrix(3, x[:9]), mp.matrix(list(x[9:])))[0],
     "cholesky2_11": lambda a, b, c: mp.cholesky(mp.matrix([[a, b], [b, c]]))[1, 1],
+    "cholesky3_22": lambda a, b, c, d, e, f: mp.cholesky(mp.matrix([[a, b, c], [b, d, e], [c, e, f]]))[2, 2],
     "eigvalsh2_max": lambda a, b, c: _eigenvalues(a, b, c)[1],
     "eigvalsh2_min": lambda a, b, c: _eigenvalues(a, b, c)[0],
 }
@@ -129,6 +130,11 @@ def _points(name: str, n: int) -> np.ndarray:
     if name == "cholesky2_11":  # positive definite: a dominant diagonal
         drawn[:, 0] = np.abs(drawn[:, 0]) + np.abs(drawn[:, 1]) + 0.5
         drawn[:, 2] = np.abs(drawn[:, 2]) + np.abs(drawn[:, 1]) + 0.5
+    if name == "cholesky3_22":  # the upper triangle a b c / d e / f, diagonally dominant
+        a, b, c, d, e, f = range(6)
+        drawn[:, a] = np.abs(drawn[:, a]) + np.abs(drawn[:, b]) + np.abs(drawn[:, c]) + 0.5
+        drawn[:, d] = np.abs(drawn[:, d]) + np.abs(drawn[:, b]) + np.abs(drawn[:, e]) + 0.5
+        drawn[:, f] = np.abs(drawn[:, f]) + np.abs(drawn[:, c]) + np.abs(drawn[:, e]) + 0.5
     random = drawn[_inside(name, drawn)][:RANDOM_POINTS]
     special_args = OPS[name].special_args
     special = np.array(special_args(n, dtype_info("float64")) if special_args else np.zeros((0, n)))
