@@ -527,12 +527,17 @@ def _search_dtype(
         counter["n"] += 1
         bad: list[int] = []
         for order in list(targets or live):
-            rows = judge_at(case, order)
-            if len(rows) and (rows["verdict"] == "skipped").all():
-                skipped[f"{dtype}/order{order}"] = str(rows.attrs.get("message", "not supported"))
+            try:
+                rows = judge_at(case, order)
+                if len(rows) and (rows["verdict"] == "skipped").all():
+                    raise EngineError(rows.attrs.get("message", "not supported"))
+            except EngineError as exc:  # the engine's "not supported", or the truth's
+                if targets:  # shrinking a failure: this smaller case just does not fail
+                    continue
+                skipped[f"{dtype}/order{order}"] = str(exc)
                 live.remove(order)
                 if not live:
-                    raise _NothingLeft
+                    raise _NothingLeft from None
                 continue
             if not counter["first"]:
                 frames.append(rows)

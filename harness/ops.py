@@ -2098,8 +2098,10 @@ _TENSOR_ROWS: tuple[Op, ...] = (
     Op(
         "cholesky3_22", 6,
         lambda a, b, c, d, e, f: sympy.sqrt(_det3_form(a, b, c, b, d, e, c, e, f) / (a * d - b**2)),
-        lambda *m: torch.linalg.cholesky_ex(_sym3(*m)).L[..., 2, 2],
-        jax=lambda j: lambda *m: j.numpy.linalg.cholesky(_sym3(*m, lib=j.numpy))[..., 2, 2],
+        lambda a, b, c, d, e, f: torch.linalg.cholesky_ex(_sym3(a, b, c, d, e, f)).L[..., 2, 2],
+        jax=lambda j: lambda a, b, c, d, e, f: j.numpy.linalg.cholesky(
+            _sym3(a, b, c, d, e, f, j.numpy)
+        )[..., 2, 2],
         edges=_product_edges, domain=_spd3, conditioned=True, grad_noise=_cholesky3_noise,
         value_noise=_cholesky3_value_noise, special_args=_spd3_special, complex_step=False,
         hessian_noise=_cholesky3_hessian_noise,
