@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import math
 import multiprocessing
@@ -46,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from harness.check import compare
+from harness.csvtext import frame_csv
 from harness.dtypes import dtype_info, round_array
 from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.expr import Expr, to_text, variables
@@ -738,9 +738,7 @@ def _write_atomic(path: Path, text: str | bytes) -> None:
 
 
 def _csv(frame: pd.DataFrame, columns: Sequence[str], header: bool) -> str:
-    buf = io.StringIO()
-    frame.to_csv(buf, columns=list(columns), index=False, header=header, lineterminator="\n")
-    return buf.getvalue()
+    return frame_csv(frame, columns, header)
 
 
 def _part_names(index: int) -> list[str]:
