@@ -254,8 +254,11 @@ def bench_check(
     its cost per point falls as more points share one expression; gradcheck's does not.
     Each row gives the median over ``n_exprs`` random trees of ``size`` nodes, the ratio
     gradcheck / full check, and where the full check's time went (``stages_ms``, summed
-    over the expressions, per point). ``truth_compile_ms`` is the median fixed cost per
-    expression: building its gradient and Hessian truth programs from nothing.
+    over the expressions, per point). ``truth_compile_ms`` is the median cost of building an
+    expression's gradient and Hessian truth programs from nothing; ``full_check_fixed_ms``
+    the median cost of its whole check at a single point (truth, rounding model, engines,
+    verdicts and sweeps set up once per expression), the fixed cost that batching points
+    amortises.
     """
     import numpy as np
     import torch
@@ -282,6 +285,14 @@ def bench_check(
     full_check(warm, warm_points)
     _gradcheck_per_point(warm, np.zeros((1, len(variables(warm)))))
     fixed = [_truth_compile_seconds(random_tree(size, seed + i), fresh) for i in range(n_exprs)]
+    one_point = []  # the whole check's cost per expression at one point: what batching amortises
+    for i in range(n_exprs):
+        expr = random_tree(size, seed + i)
+        pts = round_array(rng.uniform(-2, 2, (1, len(variables(expr)))), "float32")
+        fresh()
+        start = time.perf_counter()
+        full_check(expr, pts, finite_differences=finite_differences)
+        one_point.append(time.perf_counter() - start)
     rows = []
     for n in counts:
         ours, theirs = [], []
@@ -311,6 +322,7 @@ def bench_check(
     return {
         "benchmark": "check-vs-gradcheck",
         "truth_compile_ms": 1e3 * statistics.median(fixed),
+        "full_check_fixed_ms": 1e3 * statistics.median(one_point),
         "n_exprs": n_exprs,
         "size": size,
         "seed": seed,
@@ -335,6 +347,9 @@ def format_check(result: dict[str, Any]) -> str:
     if "truth_compile_ms" in result:
         lines.insert(0, "fixed cost per expression (building its gradient and Hessian truth programs, "
                      f"median): {result['truth_compile_ms']:.2f} ms")
+    if "full_check_fixed_ms" in result:
+        lines.insert(1, "fixed cost per expression (its whole check at one point, median): "
+                     f"{result['full_check_fixed_ms']:.1f} ms")
     for row in result["rows"]:
         stages = ", ".join(f"{k} {v:.3f}" for k, v in row["stages_ms_per_point"].items())
         lines.append(

@@ -54,4 +54,7 @@ def test_the_check_table_has_one_row_per_batch_size_with_its_ratio() -> None:
     assert lines[3].split()[:4] == ["1024", "0.100", "1.000", "10.00"]
     with_fixed = bench.format_check({**result, "truth_compile_ms": 0.4567}).splitlines()
     assert with_fixed[0].endswith("median): 0.46 ms") and with_fixed[1:] == lines
+    both = bench.format_check({**result, "truth_compile_ms": 0.4567, "full_check_fixed_ms": 41.26})
+    assert both.splitlines()[1] == "fixed cost per expression (its whole check at one point, median): 41.3 ms"
+    assert both.splitlines()[2:] == lines
 
