@@ -52,7 +52,11 @@ def _column_values(column: pd.Series) -> list[Any] | None:
         return column.to_numpy().tolist()
     if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
         # the csv module writes str(v), as pandas does; missing values are empty fields
-        return [None if _missing(v) else v for v in column.tolist()]
+        values = column.tolist()
+        if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+            if not column.isna().to_numpy().any():  # a text column, nothing missing: as is
+                return values
+        return [None if _missing(v) else v for v in values]
     return None
 
 
