@@ -309,8 +309,25 @@ def rational_pow(q: Fraction) -> SeriesFn:
 
 
 def runtime_pow(b: Any, e: Any) -> Any:
-    """b**e with both computed: exp(e log b) for b surely > 0."""
+    """b**e with both computed: for an exponent that is exactly a constant integer (a
+    tree's pow(x, 2), whose exponent is a constant argument), b**n as
+    :func:`rational_pow` takes it; otherwise exp(e log b) for b surely > 0."""
+    n = _constant_integer(e)
+    if n is not None:
+        return rational_pow(Fraction(n))(b)
     return (e * b.log()).exp() if _positive(b) else None
+
+
+def _constant_integer(s: Any) -> int | None:
+    """The integer ``s`` is, where it is exactly a constant integer (every coefficient
+    past the first exactly 0) of moderate size; else None."""
+    coeffs = s.coeffs()
+    if not coeffs or any(not (c.is_exact() and c == 0) for c in coeffs[1:]):
+        return None
+    c = coeffs[0]
+    if not (c.is_exact() and c.contains_integer() and abs(c) <= 2**30):
+        return None
+    return int(float(c.mid()))
 
 
 # ---- one-sided germs (t -> 0+) at a break ---------------------------------------------

@@ -97,3 +97,23 @@ def test_germs_at_a_kink_give_the_one_sided_derivatives() -> None:
     # abs(y / 0.75) at 0: -4/3 and 4/3
     g = germ("abs(y / 0.75)", [0.0])
     assert g.left[0, 0, 0] == -4 / 3 and g.right[0, 0, 0] == 4 / 3 and not g.jump[0, 0]
+
+
+@pytest.mark.parametrize(
+    ("text", "x", "exact"),
+    [
+        ("sinh(x)", 0.0, [1, 0, 1, 0, 1]),  # even coefficients cancel to 0 +- 1e-39
+        ("tanh(x)", 0.0, [1, 0, -2, 0, 16]),
+        ("x**2", -1.5, [-3, 2, 0, 0, 0]),  # an integer exponent on a negative base
+        ("x**(-3)", -2.0, [-3 / 16, -12 / 32, -60 / 64, -360 / 128, -2520 / 256]),
+    ],
+)
+def test_the_series_gives_cancelled_zeros_and_integer_powers_of_negative_bases(
+    text: str, x: float, exact: list[float]
+) -> None:
+    """Where the series once gave up (a zero it cannot prove, a power it took through a
+    logarithm), it now answers, and the answer is the exact one."""
+    series = certify.series_taylor(compiled(parse(text), "float64", VALUES), np.array([[x]]), 5)
+    assert series[0, :, 0].tolist() == pytest.approx(exact, rel=1e-15, abs=0)
+    got = ENGINE.taylor(parse(text), np.array([[x]]), dtype="float64", max_order=5)[1:]
+    assert np.array_equal(got, symbolic_taylor(parse(text), np.array([[x]]), 5))
