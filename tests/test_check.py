@@ -274,47 +274,33 @@ def test_assert_engine_returns_the_result_for_a_correct_engine() -> None:
     assert "no mismatches" in result.report()
 
 
-class _ExpGradientOffByOne(torch.autograd.Function):
-    """exp whose gradient is exp(x) + 1: wrong at order 1, right at order 2 (the
-    derivative of exp(x) + 1 is exp(x))."""
+def _unary(forward: Any, derivative: Any, name: str) -> Any:
+    """A one-argument Function computing ``forward`` whose gradient is ``derivative(x)``
+    times the incoming gradient (differentiable, so its own derivative is what autograd
+    makes of ``derivative``)."""
 
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return torch.exp(x)
+    class Unary(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+            ctx.save_for_backward(x)
+            return forward(x)
 
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return g * (torch.exp(x) + 1)
+        @staticmethod
+        def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+            (x,) = ctx.saved_tensors
+            return g * derivative(x)
 
-
-class _CosWithTheWrongSign(torch.autograd.Function):
-    """cos whose derivative is +sin: feeds sin's second derivative a wrong sign."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return torch.cos(x)
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return g * torch.sin(x)
+    Unary.__name__ = name
+    return Unary
 
 
-class _SinRightOnlyOnce(torch.autograd.Function):
-    """sin with a right gradient whose own derivative is wrong: wrong only at order 2."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        return torch.sin(x)
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return g * _CosWithTheWrongSign.apply(x)
+# exp whose gradient is exp(x) + 1: wrong at order 1, right at order 2 (the derivative of
+# exp(x) + 1 is exp(x))
+_ExpGradientOffByOne = _unary(torch.exp, lambda x: torch.exp(x) + 1, "ExpGradientOffByOne")
+# cos whose derivative is +sin, and a sin whose right gradient is that cos: sin is wrong
+# only at order 2
+_CosWithTheWrongSign = _unary(torch.cos, torch.sin, "CosWithTheWrongSign")
+_SinRightOnlyOnce = _unary(torch.sin, lambda x: _CosWithTheWrongSign.apply(x), "SinRightOnlyOnce")
 
 
 def test_each_order_reports_its_own_bug_though_both_orders_judge_one_search() -> None:
