@@ -238,8 +238,11 @@ def test_each_namespace_entry_differentiates_like_its_sympy_row(
     for dtype in ("float64", "float32"):
         got = jax_engines["reverse"].derivatives(expr, point, dtype=dtype)
         wanted = np.array([want])
-        # A zero derivative (floor, sign) must come back as exactly zero.
-        assert error_in_ulps(got, wanted, np.where(wanted == 0, 0.0, wanted), dtype) <= ULPS, dtype
+        # A zero derivative (floor, sign) must come back as exactly zero; through LAPACK
+        # (a conditioned row: cholesky's partials by a matrix entry that cancels) it comes
+        # back as rounding noise of the largest partial's size.
+        zero_ref = np.abs(wanted).max() if row.conditioned else 0.0
+        assert error_in_ulps(got, wanted, np.where(wanted == 0, zero_ref, wanted), dtype) <= ULPS, dtype
 
 
 def test_engine_names_and_protocol(jax_engines: dict[str, Engine]) -> None:
