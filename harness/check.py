@@ -496,6 +496,7 @@ def _search_dtype(
     n_examples: int,
     unit_examples: int,
     seed: int,
+    recorded: int = 0,
 ) -> tuple[tuple[Expr, np.ndarray] | None, tuple[int, ...], dict[str, int]]:
     """One search in ``dtype`` whose every example is judged at each of ``orders``: the
     edges, the unit trees, then the random cases (the phases of :func:`check_engine`).
@@ -504,7 +505,9 @@ def _search_dtype(
     From the first failing example on, only the orders that failed there ("targets") are
     judged, so the shrink keeps one consistent property. Returns the shrunk case (or
     None), the targets and the counter (``n`` examples judged, ``first`` the failing one).
-    An order whose every row is ``skipped`` is recorded in ``skipped`` and dropped."""
+    An order whose every row is ``skipped`` is recorded in ``skipped`` and dropped. The
+    rows of the first ``recorded`` examples are already in ``frames`` (a search again for
+    the orders that did not fail replays the same examples) and are not added twice."""
     live = list(orders)
     targets: list[int] = []
     counter = {"n": 0, "first": 0}
@@ -539,7 +542,7 @@ def _search_dtype(
                 if not live:
                     raise _NothingLeft from None
                 continue
-            if not counter["first"]:
+            if not counter["first"] and counter["n"] > recorded:
                 frames.append(rows)
             if rows["verdict"].isin(failing).any():
                 bad.append(order)
@@ -636,6 +639,7 @@ def check_engine(
     ]
     for dtype in dtypes:
         pending = list(orders)
+        recorded = 0
         while pending:
             found, targets, counter = _search_dtype(
                 engine, dtype, pending, failing, truth, timeout, frames, skipped,
@@ -643,7 +647,7 @@ def check_engine(
                 units if unit_examples else [],
                 _case_strategy(ops, max_size, variables, n_points, dtype, kinks),
                 partial(_unit_strategy, n_points=n_points, dtype=dtype, kinks=kinks),
-                n_examples, unit_examples, seed,
+                n_examples, unit_examples, seed, recorded,
             )
             pending = [o for o in pending if f"{dtype}/order{o}" not in skipped]
             if found is None:
@@ -653,6 +657,7 @@ def check_engine(
             # the shrunk case fails at one target order at least; an order that does not
             # fail there (nor failed first) is searched again on its own
             before = len(pending)
+            recorded = max(recorded, counter["first"])
             for order in targets:
                 failure = _failure(engine, found, dtype, order, spec, counter["first"], truth, failing)
                 if failure is None:

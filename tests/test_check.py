@@ -305,8 +305,9 @@ _SinRightOnlyOnce = _unary(torch.sin, lambda x: _CosWithTheWrongSign.apply(x), "
 
 def test_each_order_reports_its_own_bug_though_both_orders_judge_one_search() -> None:
     """exp is wrong only at order 1 and sin only at order 2. The search judges each
-    example at both orders; it stops on exp at order 1, so order 2 is searched again on
-    its own and finds sin: two failures, each naming its op and order."""
+    example at both orders; it stops on sin at order 2 (sin's edges come before exp's),
+    so order 1 is searched again on its own and finds exp: two failures, each naming its
+    op and order."""
     overrides = {"exp": _ExpGradientOffByOne.apply, "sin": _SinRightOnlyOnce.apply}
     engine = TorchEngine("reverse", overrides=overrides)
     result = check_engine(engine, seed=SEED, dtypes=("float64",), orders=(1, 2), ops=SMALL_OPS, n_examples=5)
@@ -316,6 +317,12 @@ def test_each_order_reports_its_own_bug_though_both_orders_judge_one_search() ->
     assert result.failures[1].expected == pytest.approx(-math.sin(point), rel=1e-12)
     assert result.failures[1].got == pytest.approx(math.sin(point), rel=1e-12)
     assert set(result.examples) == {"float64/order1", "float64/order2"}
+    # order 1's search again replays the examples it shared with order 2 before sin failed;
+    # their rows are in the frame once, as in a search of order 1 alone
+    alone = check_engine(engine, seed=SEED, dtypes=("float64",), orders=(1,), ops=SMALL_OPS, n_examples=5)
+    assert alone.failures[0].expr == "exp(x)"
+    assert result.examples["float64/order1"] == alone.examples["float64/order1"]
+    assert (result.frame["order"] == 1).sum() == len(alone.frame)
 
 
 def test_a_found_case_that_passes_when_judged_again_stops_the_check_with_a_reason(
