@@ -429,3 +429,18 @@ def test_the_formula_partials_of_a_max_of_nine_arguments_compile_and_pick_the_la
     expected_1 = [0.0, 0.5] if name == "norminf" else [0.5, 0.5]
     np.testing.assert_array_equal(partials[(0,)](*args), expected_0)
     np.testing.assert_array_equal(partials[(1,)](*args), expected_1)
+
+
+def test_judging_an_infinity_next_to_float64s_max_warns_nothing_and_reads_it_as_a_rounding() -> None:
+    """truth + tolerance beyond float64 itself: the overflow rule compares without a
+    RuntimeWarning (a campaign's log filled with them), and inf within the tolerance of the
+    overflow threshold is the truth rounded up."""
+    import warnings
+
+    got = np.array([[np.inf]])
+    expected = np.array([[1.7e308]])
+    tol = np.array([[1.7e308]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        j = judge(got, expected, np.array([["ok"]]), tol, dtype="float64", ideal_tolerance=tol)
+    assert j.verdict.tolist() == [["ok"]]
