@@ -377,13 +377,12 @@ def _series_point(
     if not all(sr.head(o).is_finite() for o in outs[1:]):
         return None  # some node of the literal tree is not finite here
     coeffs = outs[0].coeffs()
-    # the largest of f and its derivatives here, for telling a cancelled zero from a value
-    sizes = [abs(float((c * factorials[k]).mid())) for k, c in enumerate(coeffs[: max_order + 1])]
+    # f and its derivatives here, as balls; the largest tells a cancelled zero from a value
+    balls = [(coeffs[k] if k < len(coeffs) else arb(0)) * factorials[k] for k in range(max_order + 1)]
+    sizes = [abs(float(d.mid())) for d in balls]
     scale = max((s for s in sizes if math.isfinite(s)), default=0.0)
     derivs = []
-    for order in range(1, max_order + 1):
-        c = coeffs[order] if order < len(coeffs) else arb(0)
-        d = c * factorials[order]
+    for d in balls[1:]:
         if not _tight(d):
             if not (d.is_finite() and d.contains(0) and float(d.rad()) <= _ZERO_SHARE * scale):
                 return None
