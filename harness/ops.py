@@ -1538,11 +1538,16 @@ def _eig_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, 
     return tuple(LIBM * 8 * (1 + big / (gap + (gap == 0))) for _ in p)
 
 
+def _factor_partials_noise(p: tuple[Any, ...], y: Any, ratio: Any, ulps: float) -> tuple[Any, ...]:
+    """A Cholesky entry y's partials: ``ulps`` library roundings of |p_j| + 1/|y| (its
+    backward divides by y), amplified by ``ratio``, how much of what was computed cancels."""
+    return tuple(LIBM * ulps * (abs(pj) + 1 / abs(y)) * (1 + ratio) for pj in p)
+
+
 def _cholesky_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # c - b**2/a cancels as the matrix nears singular: error relative to c over y**2
     a, b, c = args
-    ratio = (abs(c) + b * b / abs(a)) / (y * y + (y == 0))
-    return tuple(LIBM * 4 * (abs(pj) + 1 / abs(y)) * (1 + ratio) for pj in p)
+    return _factor_partials_noise(p, y, (abs(c) + b * b / abs(a)) / (y * y + (y == 0)), 4)
 
 
 def _cholesky_value_noise(args: tuple[Any, ...], y: Any) -> Any:
@@ -1550,28 +1555,32 @@ def _cholesky_value_noise(args: tuple[Any, ...], y: Any) -> Any:
     return LIBM * 4 * (abs(y) + (abs(c) + b * b / abs(a)) / (abs(y) + (y == 0)))
 
 
+def _second_pivot(args: tuple[Any, ...]) -> Any:
+    """|d - b**2/a|, L11**2 of the 3x3 [[a, b, c], [b, d, e], [c, e, f]], and 1 where it is
+    0 (a divisor that must not be 0)."""
+    a, b, c, d, e, f = args
+    pivot = abs(d - b * b / a)
+    return pivot + (pivot == 0)
+
+
 def _cholesky3_spread(args: tuple[Any, ...], y: Any) -> Any:
     """f - L20**2 - L21**2 = L22**2 cancels as the matrix nears singular: the size of what
     cancels, |f| + L20**2 + L21**2, over L22**2 (1 for a diagonal matrix)."""
     a, b, c, d, e, f = args
-    l20_sq = c * c / abs(a)
-    pivot = abs(d - b * b / a)
-    l21_sq = (e - b * c / a) ** 2 / (pivot + (pivot == 0))
-    return (abs(f) + l20_sq + l21_sq) / (y * y + (y == 0))
+    l21_sq = (e - b * c / a) ** 2 / _second_pivot(args)
+    return (abs(f) + c * c / abs(a) + l21_sq) / (y * y + (y == 0))
 
 
 def _cholesky3_ratio(args: tuple[Any, ...], y: Any) -> Any:
     """How much the backward's triangular solves amplify roundings: L22's cancellation
     times the second pivot's, times the size of the first column over a."""
     a, b, c, d, e, f = args
-    pivot = abs(d - b * b / a)
-    second = (abs(d) + b * b / abs(a)) / (pivot + (pivot == 0))
+    second = (abs(d) + b * b / abs(a)) / _second_pivot(args)
     return _cholesky3_spread(args, y) * (1 + second) * (1 + abs(b) / abs(a) + abs(c) / abs(a))
 
 
 def _cholesky3_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
-    ratio = _cholesky3_ratio(args, y)
-    return tuple(LIBM * 8 * (abs(pj) + 1 / abs(y)) * (1 + ratio) for pj in p)
+    return _factor_partials_noise(p, y, _cholesky3_ratio(args, y), 8)
 
 
 def _cholesky3_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
