@@ -285,25 +285,25 @@ def bench_check(
     full_check(warm, warm_points)
     _gradcheck_per_point(warm, np.zeros((1, len(variables(warm)))))
     fixed = [_truth_compile_seconds(random_tree(size, seed + i), fresh) for i in range(n_exprs)]
-    one_point = []  # the whole check's cost per expression at one point: what batching amortises
-    for i in range(n_exprs):
+    def drawn(i: int, n: int) -> tuple[Any, Any]:
         expr = random_tree(size, seed + i)
-        pts = round_array(rng.uniform(-2, 2, (1, len(variables(expr)))), "float32")
-        fresh()
+        return expr, round_array(rng.uniform(-2, 2, (n, len(variables(expr)))), "float32")
+
+    def seconds_of_check(expr: Any, pts: Any) -> float:
+        fresh()  # every expression compiles afresh: compile costs count
         start = time.perf_counter()
         full_check(expr, pts, finite_differences=finite_differences)
-        one_point.append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    # the whole check's cost per expression at one point: what batching amortises
+    one_point = [seconds_of_check(*drawn(i, 1)) for i in range(n_exprs)]
     rows = []
     for n in counts:
         ours, theirs = [], []
         stages: dict[str, float] = {}
         for i in range(n_exprs):
-            expr = random_tree(size, seed + i)
-            pts = round_array(rng.uniform(-2, 2, (n, len(variables(expr)))), "float32")
-            fresh()  # every expression compiles afresh: compile costs count
-            start = time.perf_counter()
-            full_check(expr, pts, finite_differences=finite_differences)
-            ours.append((time.perf_counter() - start) / n)
+            expr, pts = drawn(i, n)
+            ours.append(seconds_of_check(expr, pts) / n)
             fresh()
             full_check(
                 expr, pts, stages=stages, finite_differences=finite_differences
