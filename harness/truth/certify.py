@@ -316,47 +316,67 @@ def one_sided(program: Program, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 _ZERO_SHARE = 2.0**-100
 """A coefficient whose ball holds 0 and is narrower than this share of the largest
-derivative at the point is taken as 0 (balls cannot prove a cancelled zero: sinh's
-x**4 coefficient at 0 comes out as 0 +- 1e-39 at :data:`START_BITS`)."""
+derivative at the point is worth a second run at :data:`_ZERO_BITS` (sinh's x**4
+coefficient at 0 comes out as 0 +- 1e-39 at :data:`START_BITS`, and so does tanh'' =
+2.8e-45 at x = -1.4e-45); anything wider sends the point to the symbolic program."""
+
+_ZERO_BITS = 1400
+"""The second run's precision: a cancelled zero's radius falls under the exact-zero bound
+2**-1100 there for derivatives up to about 2**250, and a value as small as 1e-300 is
+tight."""
 
 
 def series_taylor(program: Program, pts: np.ndarray, max_order: int) -> np.ndarray:
     """d^k f / dx_i^k for k = 1..max_order, shape (n, max_order, n_vars), from f's value
     program run on power series (see :mod:`.series`). NaN wherever the series cannot be
-    formed or a coefficient is neither tight at :data:`START_BITS` nor a zero within
-    :data:`_ZERO_SHARE` of the point's largest derivative."""
+    formed or a coefficient is not tight (:func:`_tight`: within 2**-62 relative, or an
+    exact zero within 2**-1100) at :data:`START_BITS`, or at :data:`_ZERO_BITS` where a
+    ball holding 0 was narrow enough to be worth it."""
     n, k = pts.shape
     out = np.full((n, max_order, k), np.nan)
     if any(fn is None for fn in program.series) or program.undefined_constants:
         return out
     factorials = [math.factorial(j) for j in range(max_order + 1)]
-    with _series_base(program, max_order + 1) as base:
-        uniq, groups = grouped_rows(pts)
+    again: list[tuple[np.ndarray, Any, int]] = []
+    uniq, groups = grouped_rows(pts)
+    with _series_base(program, max_order + 1, START_BITS) as base:
         for row, rows in zip(uniq, groups, strict=True):
             if not np.isfinite(row).all():
                 continue
             for axis in range(k):
-                derivs = _series_point(program, base, row, axis, max_order, factorials)
-                if derivs is not None:
+                derivs = _series_point(program, base, row, axis, max_order, factorials, retry=True)
+                if derivs is _AGAIN:
+                    again.append((row, rows, axis))
+                elif derivs is not None:
+                    out[rows, :, axis] = derivs
+    if again:
+        with _series_base(program, max_order + 1, _ZERO_BITS) as base:
+            for row, rows, axis in again:
+                derivs = _series_point(program, base, row, axis, max_order, factorials, retry=False)
+                if isinstance(derivs, list):
                     out[rows, :, axis] = derivs
     return out
 
 
 @contextlib.contextmanager
-def _series_base(program: Program, cap: int) -> Iterator[list[Any]]:
-    """Within the block: arithmetic at :data:`START_BITS` on series of ``cap`` terms, and the
+def _series_base(program: Program, cap: int, bits: int) -> Iterator[list[Any]]:
+    """Within the block: arithmetic at ``bits`` on series of ``cap`` terms, and the
     program's slots with its constants filled in as constant series (the rest None)."""
     saved_cap = ctx.cap
     try:
         ctx.cap = cap
-        with ctx.workprec(START_BITS):
-            frame = program.frame(START_BITS)
+        with ctx.workprec(bits):
+            frame = program.frame(bits)
             base: list[Any] = [None] * program.n_slots
             for slot, _ in program.constants:
                 base[slot] = sr.constant(frame[slot])
             yield base
     finally:
         ctx.cap = saved_cap
+
+
+_AGAIN = object()
+"""What :func:`_series_point` returns for a point worth a run at :data:`_ZERO_BITS`."""
 
 
 def _series_point(
@@ -366,8 +386,11 @@ def _series_point(
     axis: int,
     max_order: int,
     factorials: list[int],
-) -> list[float] | None:
-    """One point's pure partials along ``axis``, or None where the series cannot say."""
+    retry: bool,
+) -> list[float] | object | None:
+    """One point's pure partials along ``axis``, or None where the series cannot say; with
+    ``retry``, :data:`_AGAIN` where a ball holding 0 is narrow enough that more precision
+    may settle it (see :data:`_ZERO_SHARE`)."""
     vals = list(base)
     for j, x in enumerate(row.tolist()):
         vals[j] = arb_series([arb(x), 1]) if j == axis else sr.constant(arb(x))
@@ -384,10 +407,8 @@ def _series_point(
     derivs = []
     for d in balls[1:]:
         if not _tight(d):
-            if not (d.is_finite() and d.contains(0) and float(d.rad()) <= _ZERO_SHARE * scale):
-                return None
-            derivs.append(0.0)  # a zero the ball arithmetic cannot prove: sinh''(0)
-            continue
+            narrow = d.is_finite() and d.contains(0) and float(d.rad()) <= _ZERO_SHARE * scale
+            return _AGAIN if retry and narrow else None
         value = float(d.mid()) + 0.0
         if not np.isfinite(value):
             return None
@@ -433,7 +454,7 @@ def along_axes(program: Program, pts: np.ndarray, max_order: int) -> AxisGerms:
     jump = np.zeros((n, k), dtype=bool)
     crossed = np.zeros((n, k), dtype=bool)
     factorials = [math.factorial(j) for j in range(max_order + 1)]
-    with _series_base(program, max_order + 1 + GERM_EXTRA) as base:
+    with _series_base(program, max_order + 1 + GERM_EXTRA, START_BITS) as base:
         uniq, groups = grouped_rows(pts)
         for row, rows in zip(uniq, groups, strict=True):
             if not np.isfinite(row).all() or program.undefined_constants:

@@ -111,9 +111,28 @@ def test_germs_at_a_kink_give_the_one_sided_derivatives() -> None:
 def test_the_series_gives_cancelled_zeros_and_integer_powers_of_negative_bases(
     text: str, x: float, exact: list[float]
 ) -> None:
-    """Where the series once gave up (a zero it cannot prove, a power it took through a
-    logarithm), it now answers, and the answer is the exact one."""
+    """Where the series once gave up (a zero it cannot prove at the first precision, a
+    power it took through a logarithm), it answers, and the answer is the exact one."""
     series = certify.series_taylor(compiled(parse(text), "float64", VALUES), np.array([[x]]), 5)
     assert series[0, :, 0].tolist() == pytest.approx(exact, rel=1e-15, abs=0)
     got = ENGINE.taylor(parse(text), np.array([[x]]), dtype="float64", max_order=5)[1:]
     assert np.array_equal(got, symbolic_taylor(parse(text), np.array([[x]]), 5))
+
+
+@pytest.mark.parametrize(("text", "x"), [("tanh(x)", -2.0**-149), ("sinh(x)", 2.0**-149), ("sin(x)", 1e-300)])
+def test_a_derivative_smaller_than_the_first_precisions_radius_is_its_value_not_zero(
+    text: str, x: float
+) -> None:
+    """tanh''(x) = -2 tanh(x) (1 - tanh(x)**2) is 2.8e-45 at x = -2**-149: a ball of the
+    first precision holds 0 there, and only more precision tells it from a cancelled
+    zero."""
+    series = certify.series_taylor(compiled(parse(text), "float64", VALUES), np.array([[x]]), 3)
+    with mpmath.workdps(60):
+        t, u = mpmath.tanh(mpmath.mpf(x)), mpmath.mpf(x)
+        exact = [float(d) for d in {
+            "tanh(x)": (1 - t**2, -2 * t * (1 - t**2), -2 * (1 - t**2) * (1 - 3 * t**2)),
+            "sinh(x)": (mpmath.cosh(u), mpmath.sinh(u), mpmath.cosh(u)),
+            "sin(x)": (mpmath.cos(u), -mpmath.sin(u), -mpmath.cos(u)),
+        }[text]]
+    assert exact[1] != 0
+    assert series[0, :, 0].tolist() == exact
