@@ -706,6 +706,12 @@ class Op:
     gives whole argument tuples of length ``n`` where one argument at an edge is not
     enough: one and two zeros among prod's arguments, ties for amax, singular matrices
     for det (:mod:`harness.edges` puts them where the op's arguments are variables).
+    ``formula_partials(order, args)``, for an op whose sympy partials of order 2 and 3
+    take minutes to derive (the 3x3 eigenvalues' closed form), gives every partial of
+    that order (keys: sorted argument positions) at float64 ``args``, to a few digits:
+    the rounding model reads them where it would read the lambdified sympy partials, and
+    the truth does not differentiate a tree holding the op as one sympy expression (its
+    fallback where the chain rule or the power series cannot decide).
     """
 
     name: str
@@ -736,6 +742,7 @@ class Op:
     value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
     formula_value_noise: Callable[[tuple[Any, ...], Any], Any] | None = None
     special_args: Callable[[int, DType], tuple[tuple[float, ...], ...]] | None = None
+    formula_partials: Callable[[int, tuple[Any, ...]], Mapping[tuple[int, ...], Any]] | None = None
     doc: str = field(default="", compare=False)
 
     @property
@@ -1314,6 +1321,27 @@ def _sym3(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, lib: Any = torch) -> A
     return _square((a, b, c, b, d, e, c, e, f), 3, lib)
 
 
+def _eig3_form(k: int) -> Callable[..., Any]:
+    """The sympy form of eigenvalue ``k`` (0 the largest, 1 the smallest) of the symmetric
+    3x3 [[a, b, c], [b, d, e], [c, e, f]]: the trigonometric solution of the characteristic
+    cubic, written in exact polynomials of the entries. With t = tr A, A' = 3A - t I,
+    S = tr(A'**2) and G = det(A'), the eigenvalues are (t + 2 sqrt(S/6) cos(phi + 2 pi k/3))
+    / 3 with phi = atan2(sqrt(S**3 - 54 G**2), sqrt(54) G) / 3. S**3 - 54 G**2 is 0 exactly
+    where an eigenvalue repeats (a ball holding only 0, not a cancellation), so the value
+    is certified at the smooth side of such a point; the derivative there is not (the
+    sqrt's), and at the tie the op's own value is a kink anyway."""
+
+    def form(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any) -> Any:
+        t = a + d + f
+        a1, d1, f1, b1, c1, e1 = 3 * a - t, 3 * d - t, 3 * f - t, 3 * b, 3 * c, 3 * e
+        s = a1**2 + d1**2 + f1**2 + 2 * (b1**2 + c1**2 + e1**2)
+        g = _det3_form(a1, b1, c1, b1, d1, e1, c1, e1, f1)
+        phi = sympy.atan2(sympy.sqrt(s**3 - 54 * g**2), sympy.sqrt(54) * g) / 3
+        return (t + 2 * sympy.sqrt(s / 6) * sympy.cos(phi + 2 * sympy.pi * k / 3)) / 3
+
+    return form
+
+
 def _halves_of(xs: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The first and the second half of the arguments (dot's x and y)."""
     return xs[: len(xs) // 2], xs[len(xs) // 2 :]
@@ -1538,6 +1566,118 @@ def _eig_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, 
     return tuple(LIBM * 8 * (1 + big / (gap + (gap == 0))) for _ in p)
 
 
+def _eig3_half_gap(args: tuple[Any, ...], top: bool) -> Any:
+    """Half the distance from the largest (``top``) or the smallest eigenvalue of the
+    symmetric 3x3 with upper triangle ``args`` to the next one (numpy, float64); NaN
+    where an entry is not finite."""
+    import numpy as np
+
+    m = np.asarray(_np_stack(args), dtype=np.float64)
+    finite = np.asarray(np.isfinite(m).all(axis=-1))
+    m = np.where(finite[..., None], m, 0.0)
+    a, b, c, d, e, f = np.moveaxis(m, -1, 0)
+    values = np.linalg.eigvalsh(np.stack([a, b, c, b, d, e, c, e, f], -1).reshape(m.shape[:-1] + (3, 3)))
+    gap = values[..., 2] - values[..., 1] if top else values[..., 1] - values[..., 0]
+    return np.where(finite, gap / 2, np.nan)
+
+
+def _eig3_noise(top: bool) -> GradNoise:
+    """The 3x3 eigenvalue's partials (products of its eigenvector's entries), accurate
+    relative to |A| / gap as the 2x2's (:func:`_eig_noise`), with more roundings."""
+
+    def noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+        gap = _eig3_half_gap(args, top)
+        big = _max_abs(args)
+        return tuple(LIBM * 16 * (1 + big / (gap + (gap == 0))) for _ in p)
+
+    return noise
+
+
+def _eig3_hessian_noise(top: bool) -> GradNoise2:
+    """v_i v_j / (l_k - l_m) terms, as the 2x2's (:func:`_eig_hessian_noise`)."""
+
+    def noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+        gap = _eig3_half_gap(args, top)
+        big = _max_abs(args)
+        rel = big / (gap + (gap == 0))
+        return _everywhere(16 * LIBM * (1 + rel) * (1 + rel) / (big + (big == 0)), 6)
+
+    return noise
+
+
+_SYMMETRIC3 = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+"""The 3x3 eigenvalue ops' arguments: the upper triangle's entries, row by row."""
+
+
+def _eig3_partials(k: int) -> Callable[[int, tuple[Any, ...]], dict[tuple[int, ...], Any]]:
+    """Partials of eigenvalue ``k`` (ascending order) of the symmetric 3x3 with upper
+    triangle ``args``, from its eigendecomposition A = V diag(l) V^T (numpy, float64):
+    first d l_k = v_k^T E_i v_k, second 2 sum_m (v_k^T E_i v_m)(v_m^T E_j v_k) / (l_k - l_m)
+    over the other eigenvalues m, third by central differences of the second (a step of
+    1e-6 |A|: a few digits, what a noise bound needs). E_i is the symmetric unit matrix of
+    argument i. NaN where an entry is not finite or an eigenvalue repeats."""
+    import numpy as np
+
+    def directional(args: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+        m = np.asarray(_np_stack(args), dtype=np.float64)
+        flat = m.reshape(-1, 6)
+        finite = np.isfinite(flat).all(axis=1)
+        full = np.zeros((len(flat), 3, 3))
+        for i, (r, c) in enumerate(_SYMMETRIC3):
+            full[:, r, c] = full[:, c, r] = np.where(finite, flat[:, i], 0.0)
+        values, vectors = np.linalg.eigh(full)
+        # u[p, i, a, b] = v_a^T E_i v_b
+        u = np.stack(
+            [
+                vectors[:, r, :, None] * vectors[:, c, None, :]
+                + (vectors[:, c, :, None] * vectors[:, r, None, :] if r != c else 0.0)
+                for r, c in _SYMMETRIC3
+            ],
+            axis=1,
+        )
+        return values, u, finite
+
+    def second(args: tuple[Any, ...]) -> Any:
+        values, u, finite = directional(args)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = sum(
+                2 * u[:, :, k, m, None] * u[:, None, :, m, k] / (values[:, k] - values[:, m])[:, None, None]
+                for m in range(3)
+                if m != k
+            )
+        return np.where(finite[:, None, None], out, np.nan)
+
+    def partials(order: int, args: tuple[Any, ...]) -> dict[tuple[int, ...], Any]:
+        shape = np.broadcast_shapes(*(np.shape(a) for a in args))
+        if order == 1:
+            _, u, finite = directional(args)
+            table = np.where(finite[:, None], u[:, :, k, k], np.nan)
+            return {(i,): table[:, i].reshape(shape) for i in range(6)}
+        if order == 2:
+            table = second(args)
+            return {(i, j): table[:, i, j].reshape(shape) for i in range(6) for j in range(i, 6)}
+        if order != 3:
+            raise ValueError(f"order={order!r}: the 3x3 eigenvalue partials go to order 3")
+        flat = [np.broadcast_to(np.asarray(a, dtype=np.float64), shape).reshape(-1) for a in args]
+        step = 1e-6 * np.maximum(np.max(np.abs(np.stack(flat)), axis=0), 1e-300)
+        slopes = []
+        for along in range(6):
+            moved = [[a + sign * step if i == along else a for i, a in enumerate(flat)] for sign in (1, -1)]
+            slopes.append((second(tuple(moved[0])) - second(tuple(moved[1]))) / (2 * step)[:, None, None])
+        return {
+            (i, j, h): slopes[h][:, i, j].reshape(shape)
+            for i in range(6) for j in range(i, 6) for h in range(j, 6)
+        }
+
+    return partials
+
+
+def _eig_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # a symmetric eigensolver's eigenvalues are accurate relative to |A|, not to each
+    # eigenvalue: the small one of [[1e8, 1], [1, 1e-8]] carries 1e8 * eps
+    return LIBM * 4 * (abs(y) + len(args) * _max_abs(args))
+
+
 def _factor_partials_noise(p: tuple[Any, ...], y: Any, ratio: Any, ulps: float) -> tuple[Any, ...]:
     """A Cholesky entry y's partials: ``ulps`` library roundings of |p_j| + 1/|y| (its
     backward divides by y), amplified by ``ratio``, how much of what was computed cancels."""
@@ -1702,6 +1842,26 @@ def _eig_gap(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     return torch.hypot((a - c) / 2, b)
 
 
+def _eig3_gaps(*m: Tensor) -> Tensor:
+    """Half the gaps between the ascending eigenvalues of the symmetric 3x3 with upper
+    triangle ``m`` (torch.linalg.eigvalsh: exactly 0 at a diagonal matrix's repeated
+    entries), shape (..., 2); NaN where an entry is not finite."""
+    full = torch.broadcast_tensors(*(torch.as_tensor(x, dtype=torch.float64) for x in m))
+    finite = torch.stack([torch.isfinite(x) for x in full], -1).all(-1)
+    safe = [torch.where(finite, x, torch.zeros_like(x)) for x in full]
+    values = torch.linalg.eigvalsh(_sym3(*safe))
+    gaps = (values[..., 1:] - values[..., :-1]) / 2
+    return torch.where(finite[..., None], gaps, torch.full_like(gaps, math.nan))
+
+
+def _eig3_top_gap(*m: Tensor) -> Tensor:
+    return _eig3_gaps(*m)[..., 1]
+
+
+def _eig3_bottom_gap(*m: Tensor) -> Tensor:
+    return _eig3_gaps(*m)[..., 0]
+
+
 def _spd(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     # the smaller eigenvalue of [[a, b], [b, c]]
     return (a + c) / 2 - torch.hypot((a - c) / 2, b)
@@ -1850,6 +2010,21 @@ def _dot_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
 def _eig_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
     # a repeated eigenvalue (the cone's tip), nearly repeated, the zero matrix
     return ((1.0, 0.0, 1.0), (1.0, d.eps, 1.0), (0.0, 0.0, 0.0), (2.0, 0.0, 2.0 + 4 * d.eps), (1.0, 1.0, 1.0))
+
+
+def _eig3_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
+    # the upper triangle a, b, c / d, e / f: the two smaller eigenvalues repeated, the two
+    # larger repeated (diagonal, and rotated: [[1.5, -0.5], [-0.5, 1.5]] beside 2), all
+    # three (the identity), nearly repeated, the zero matrix, a coupled ordinary one
+    return (
+        (2.0, 0.0, 0.0, 1.0, 0.0, 1.0),
+        (1.0, 0.0, 0.0, 2.0, 0.0, 2.0),
+        (1.5, -0.5, 0.0, 1.5, 0.0, 2.0),
+        (1.0, 0.0, 0.0, 1.0, 0.0, 1.0),
+        (2.0, 0.0, 0.0, 2.0 + 4 * d.eps, d.eps, 1.0),
+        (0.0,) * 6,
+        (4.0, 1.0, -1.0, 3.0, 0.5, 2.0),
+    )
 
 
 def _spd_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
@@ -2135,6 +2310,32 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         grad_noise=_eig_noise, special_args=_eig_special,
         hessian_noise=_eig_hessian_noise,
         doc="the smaller eigenvalue of [[a, b], [b, c]] by torch.linalg.eigvalsh",
+    ),
+    Op(
+        "eigvalsh3_max", 6, _eig3_form(0),
+        lambda a, b, c, d, e, f: torch.linalg.eigvalsh(_sym3(a, b, c, d, e, f))[..., 2],
+        jax=lambda j: lambda a, b, c, d, e, f: j.numpy.linalg.eigvalsh(
+            _sym3(a, b, c, d, e, f, j.numpy)
+        )[..., 2],
+        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig3_top_gap, complex_step=False,
+        grad_noise=_eig3_noise(True), value_noise=_eig_value_noise, special_args=_eig3_special,
+        conditioned=True,
+        hessian_noise=_eig3_hessian_noise(True), formula_partials=_eig3_partials(2),
+        doc="the largest eigenvalue of the symmetric 3x3 with upper triangle a, b, c / d, e / f "
+        "by torch.linalg.eigvalsh; a kink where the two largest repeat",
+    ),
+    Op(
+        "eigvalsh3_min", 6, _eig3_form(1),
+        lambda a, b, c, d, e, f: torch.linalg.eigvalsh(_sym3(a, b, c, d, e, f))[..., 0],
+        jax=lambda j: lambda a, b, c, d, e, f: j.numpy.linalg.eigvalsh(
+            _sym3(a, b, c, d, e, f, j.numpy)
+        )[..., 0],
+        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig3_bottom_gap, complex_step=False,
+        grad_noise=_eig3_noise(False), value_noise=_eig_value_noise, special_args=_eig3_special,
+        conditioned=True,
+        hessian_noise=_eig3_hessian_noise(False), formula_partials=_eig3_partials(0),
+        doc="the smallest eigenvalue of the symmetric 3x3 with upper triangle a, b, c / d, e / f "
+        "by torch.linalg.eigvalsh; a kink where the two smallest repeat",
     ),
 )
 

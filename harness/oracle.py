@@ -170,7 +170,9 @@ def _mp_float(fn: Callable[..., Any], args: Sequence[float]) -> float:
         with mpmath.workdps(30):
             value = fn(*(mpmath.mpf(float(a)) for a in args))
             return float(mpmath.re(value)) if mpmath.im(value) == 0 else float("nan")
-    except (ArithmeticError, ValueError, TypeError):
+    except (ArithmeticError, ValueError, TypeError, AttributeError):
+        # AttributeError: a real-only mpmath function (atan2) handed a complex value that
+        # a square root of a rounded-negative argument made
         return float("nan")
 
 
@@ -216,7 +218,15 @@ def _formula_partial(name: str, key: Sequence[int], args: Sequence[np.ndarray]) 
     """A partial of op ``name`` from its lambdified formula, patched where the formula
     gives NaN or inf at finite arguments (see :func:`_partial_values`)."""
     order = len(key)
-    fn = _partial_functions(name, len(args), order)[tuple(sorted(key))]
+    numeric = OPS[name].formula_partials
+    if numeric is not None:  # the op's own numeric partials: its sympy ones are too large
+
+        def fn(*a: np.ndarray) -> np.ndarray:
+            assert numeric is not None
+            return np.asarray(numeric(order, a)[tuple(sorted(key))])
+
+    else:
+        fn = _partial_functions(name, len(args), order)[tuple(sorted(key))]
     fallback = fn(*args)
     bad = ~np.isfinite(fallback) & np.all([np.isfinite(a) for a in args], axis=0)
     if bad.any():
@@ -230,7 +240,7 @@ def _formula_partial(name: str, key: Sequence[int], args: Sequence[np.ndarray]) 
             ]
         fallback = np.where(bad, np.fmax(near[0], near[1]), fallback)
         still = bad & ~np.isfinite(fallback)
-        if still.any():  # inf/inf in float64 (softplus'' = e^x / (e^x + 1)**2 at x = 1e3)
+        if still.any() and numeric is None:  # inf/inf (softplus'' = e^x / (e^x + 1)**2 at 1e3)
             exact = _partial_functions_mp(name, len(args), order)[tuple(sorted(key))]
             for i in np.flatnonzero(still):
                 fallback[i] = _mp_float(exact, [float(a[i]) if np.ndim(a) else float(a) for a in args])

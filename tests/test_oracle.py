@@ -444,3 +444,14 @@ def test_judging_an_infinity_next_to_float64s_max_warns_nothing_and_reads_it_as_
         warnings.simplefilter("error", RuntimeWarning)
         j = judge(got, expected, np.array([["ok"]]), tol, dtype="float64", ideal_tolerance=tol)
     assert j.verdict.tolist() == [["ok"]]
+
+
+def test_an_mpmath_partial_that_cannot_take_a_complex_value_is_nan_not_a_crash() -> None:
+    # mpmath's atan2 raises AttributeError on the complex value a square root of a
+    # rounding-negative discriminant makes (the 3x3 eigenvalues' closed form)
+    import mpmath
+
+    from harness.oracle import _mp_float
+
+    assert math.isnan(_mp_float(lambda a: mpmath.atan2(mpmath.sqrt(a), 1), [-1e-30]))
+    assert _mp_float(lambda a: mpmath.atan2(mpmath.sqrt(a), 1), [0.25]) == math.atan2(0.5, 1)

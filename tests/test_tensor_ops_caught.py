@@ -19,7 +19,7 @@ import torch
 from harness.check import check_engine, compare
 from harness.engines.torch_ad import TorchEngine
 from harness.expr import Call, Var
-from harness.ops import OPS, _square, _stacked
+from harness.ops import OPS, _square, _stacked, _sym3
 from harness.parser import parse
 from harness.schema import point_items
 
@@ -252,3 +252,55 @@ def test_the_right_rules_are_torchs_and_the_wrong_ones_differ(
     assert all(torch.allclose(g, w, rtol=1e-13, atol=1e-15) for g, w in zip(got, want, strict=True)), op
     bad = torch.autograd.grad(with_backward(op, wrong).apply(*args).sum(), args)
     assert not all(torch.allclose(g, w, rtol=1e-6, atol=0) for g, w in zip(bad, want, strict=True)), op
+
+
+def _sylvester_projector(args: tuple[torch.Tensor, ...], out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    # d lambda / d A is the projector on lambda's eigenvector; Sylvester's formula writes it
+    # (A - l0 I)(A - l1 I) / ((lambda - l0)(lambda - l1)) with the other two eigenvalues:
+    # right where they are well apart, cancelling to noise as the two largest meet
+    a = _sym3(*args)
+    low = torch.linalg.eigvalsh(a)[..., :2]
+    eye = torch.eye(3, dtype=a.dtype)
+    p = (a - low[..., 0, None, None] * eye) @ (a - low[..., 1, None, None] * eye)
+    p = p / ((out - low[..., 0]) * (out - low[..., 1]))[..., None, None]
+    return (p[..., 0, 0], 2 * p[..., 0, 1], 2 * p[..., 0, 2], p[..., 1, 1], 2 * p[..., 1, 2], p[..., 2, 2])
+
+
+_SYLVESTER = with_backward("eigvalsh3_max", _sylvester_projector)
+
+
+@pytest.mark.slow
+def test_a_spectral_projector_backward_is_caught_where_the_entries_pass_sqrt_max() -> None:
+    """Sylvester's formula squares the matrix: past sqrt(max) it is inf / inf, where the
+    derivative is an eigenvector's products, at most 1. (Where the two largest eigenvalues
+    nearly meet it loses about |A| / gap ulps, no more than the eigenvector's own
+    conditioning allows any method, so it is not wrong there.)"""
+    engine = TorchEngine("reverse", overrides={"eigvalsh3_max": _SYLVESTER.apply})
+    result = check_engine(engine, ops=("eigvalsh3_max",), seed=17, orders=(1,))
+    assert not result.ok
+    first = result.failures[0]
+    assert first.verdict in ("mismatch", "nan-mismatch")
+    p = point_items(first.point)
+    tree = parse(first.expr)  # eigvalsh3_max of variables, shrunk: some may repeat
+    assert isinstance(tree, Call) and all(isinstance(arg, Var) for arg in tree.args), first.expr
+    entries = np.array([p[arg.name] for arg in tree.args])  # type: ignore[attr-defined]
+    assert np.abs(entries).max() > 1e150, first.point
+
+
+def test_the_spectral_projector_backward_is_nan_at_huge_entries_where_torchs_is_right() -> None:
+    pts = np.array([[1e155, 0.5, 0.25, -1e155, 1.0, 2.0]])
+    expr = parse("eigvalsh3_max(a, b, c, d, e, f)")
+    engine = TorchEngine("reverse", overrides={"eigvalsh3_max": _SYLVESTER.apply})
+    wrong = compare(engine, expr, pts, dtype="float64", order=1)
+    assert (wrong["verdict"] == "nan-mismatch").any(), wrong[["var", "value", "truth", "verdict"]]
+    right = compare(TorchEngine("reverse"), expr, pts, dtype="float64", order=1)
+    assert (right["verdict"] == "ok").all(), right[["var", "value", "truth", "verdict"]]
+
+
+def test_the_spectral_projector_backward_is_right_where_the_eigenvalues_are_apart() -> None:
+    engine = TorchEngine("reverse", overrides={"eigvalsh3_max": _SYLVESTER.apply})
+    pts = np.array(
+        [[4.0, 1.0, -1.0, 3.0, 0.5, 2.0], [2.0, 1.0, 1.0, 2.0, 1.0, 1.5], [1.5, -0.25, 0.5, -2.25, 0.75, 3.0]]
+    )
+    frame = compare(engine, parse("eigvalsh3_max(a, b, c, d, e, f)"), pts, dtype="float64", order=1)
+    assert (frame["verdict"] == "ok").all(), frame[["point", "var", "value", "truth", "verdict"]]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.engines.base import EngineError, check_request
-from harness.expr import Expr
+from harness.expr import Call, Expr, walk
 from harness.memo import Memo
 from harness.ops import OPS
 from harness.truth import certify
@@ -181,7 +181,7 @@ class SymbolicEngine:
             rows = certify.series_taylor(compiled(expr, key, VALUES), pts, max_order)
             # where the series cannot say (a kink, a domain edge), the symbolic program does
             left = np.flatnonzero(np.isnan(rows).any(axis=(1, 2)))
-            if len(left):
+            if len(left) and _sympy_derivatives(expr):
                 program = compiled(expr, key, taylor(max_order))
                 rows[left] = certify.evaluate_rows(program, pts[left])[0].reshape(len(left), max_order, k)
             out[1:] = rows.transpose(1, 0, 2)
@@ -219,7 +219,7 @@ def _decide_by_sympy(expr: Expr, dtype: str, kind: Kind, pts: np.ndarray, parts:
     codes = parts[2]
     doubtful = (codes == _KINK) | (codes == _UNDEFINED)
     rows = np.flatnonzero(doubtful.any(axis=1))
-    if not len(rows):
+    if not len(rows) or not _sympy_derivatives(expr):
         return
     try:
         program = compiled_sympy(expr, dtype_key(expr, dtype), kind)
@@ -229,6 +229,14 @@ def _decide_by_sympy(expr: Expr, dtype: str, kind: Kind, pts: np.ndarray, parts:
     take = doubtful[rows]
     for part, answer in zip(parts, answers, strict=True):
         part[rows] = np.where(take, answer, part[rows])
+
+
+def _sympy_derivatives(expr: Expr) -> bool:
+    """Whether differentiating ``expr``'s whole sympy form is practical: not where an op
+    of it has numeric ``formula_partials`` (the 3x3 eigenvalues' closed form, whose
+    derivatives sympy takes minutes to expand and whose singular points, the repeated
+    eigenvalues, no algebra removes)."""
+    return not any(isinstance(n, Call) and OPS[n.op].formula_partials is not None for n in walk(expr))
 
 
 _KINK = STATUSES.index("kink")

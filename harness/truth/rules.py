@@ -168,7 +168,7 @@ RULES: Mapping[type, Rule] = MappingProxyType(
         # special functions of the reach ops (arb decides every point: no interval kernel)
         sympy.loggamma: Rule(b.lgamma, None, sr.lgamma, guarded=True),
         sympy.erfinv: Rule(b.erfinv, None, None, guarded=True),
-        sympy.atan2: Rule(b.atan2, None, None, guarded=True, fold=True),
+        sympy.atan2: Rule(b.atan2, None, sr.atan2, guarded=True, fold=True),
         **{
             sinc_derivative(n): Rule(b.sinc_derivative(n), None, sr.sinc if n == 0 else None)
             for n in range(MAX_SINC_ORDER + 1)

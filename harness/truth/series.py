@@ -39,6 +39,7 @@ __all__ = [
     "asin",
     "asinh",
     "atan",
+    "atan2",
     "atanh",
     "absolute_germ",
     "ceiling_germ",
@@ -204,6 +205,19 @@ def coth(s: Any) -> Any:
 def atan(s: Any) -> Any:
     """atan(s)."""
     return s.atan()
+
+
+def atan2(y: Any, x: Any) -> Any:
+    """atan2(y, x) off its branch cut (x <= 0, y = 0): atan(y/x) where x > 0, and
+    +-pi/2 - atan(x/y) where y > 0 (< 0), the same function near the point."""
+    hx, hy = head(x), head(y)
+    if hx > 0:
+        return (y / x).atan()
+    if hy > 0:
+        return constant(arb.pi() / 2) - (x / y).atan()
+    if hy < 0:
+        return constant(-arb.pi() / 2) - (x / y).atan()
+    return None
 
 
 def _inside_unit(s: Any) -> bool:

@@ -12,6 +12,8 @@ careful library is ``ok``, not ``inaccurate``.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -108,4 +110,49 @@ def test_the_3x3_cholesky_entry_is_ok_at_positive_definite_and_nearly_singular_m
     for engine in _engines():
         frame = compare(engine, expr, pts, dtype=dtype, order=order)  # type: ignore[arg-type]
         bad = frame[frame.verdict != "ok"]
+        assert bad.empty, (engine.name, text, bad[["point", "var", "value", "truth", "verdict"]].head())  # type: ignore[attr-defined]
+
+
+def _symmetric3_points(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Upper triangles a b c / d e / f of random symmetric 3x3 matrices, then the 3x3
+    eigenvalue ops' special ones; and which rows repeat an eigenvalue exactly (the
+    closed form's sqrt is singular there, so the truth leaves the derivative undefined)."""
+    from harness.dtypes import dtype_info
+    from harness.ops import OPS
+
+    rng = np.random.default_rng(11)
+    pts = rng.uniform(-3, 3, size=(6, 6)).round(3)
+    special = np.array(OPS["eigvalsh3_max"].special_args(6, dtype_info(dtype)))
+    points = round_array(np.concatenate([pts, special]), dtype)
+    repeated = np.array([_discriminant(*(Fraction(float(v)) for v in row)) == 0 for row in points])
+    return points, repeated
+
+
+def _discriminant(a: Fraction, b: Fraction, c: Fraction, d: Fraction, e: Fraction, f: Fraction) -> Fraction:
+    """S**3 - 54 G**2 of the symmetric 3x3 (S = tr(A'**2), G = det A', A' = 3A - tr(A) I),
+    in exact arithmetic: 0 exactly where two eigenvalues repeat."""
+    t = a + d + f
+    a1, d1, f1, b1, c1, e1 = 3 * a - t, 3 * d - t, 3 * f - t, 3 * b, 3 * c, 3 * e
+    s = a1**2 + d1**2 + f1**2 + 2 * (b1**2 + c1**2 + e1**2)
+    g = a1 * (d1 * f1 - e1 * e1) - b1 * (b1 * f1 - e1 * c1) + c1 * (b1 * e1 - d1 * c1)
+    return s**3 - 54 * g**2
+
+
+EIGVALSH3_TREES = ("eigvalsh3_max(a, b, c, d, e, f)", "exp(eigvalsh3_min(a, b, c, d, e, f)) * a")
+
+
+@pytest.mark.parametrize("text", EIGVALSH3_TREES)
+@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_3x3_eigenvalues_are_ok_at_simple_and_nearly_repeated_eigenvalues(
+    text: str, order: int, dtype: str
+) -> None:
+    expr = parse(text)
+    pts, repeated = _symmetric3_points(dtype)
+    assert repeated.sum() == 5  # the four ties and the zero matrix
+    for engine in _engines():
+        frame = compare(engine, expr, pts, dtype=dtype, order=order)  # type: ignore[arg-type]
+        at_tie = np.repeat(repeated, len(frame) // len(pts))  # rows point by point
+        assert (frame.verdict[at_tie] == "undefined").all()
+        bad = frame[~at_tie & (frame.verdict != "ok")]
         assert bad.empty, (engine.name, text, bad[["point", "var", "value", "truth", "verdict"]].head())  # type: ignore[attr-defined]

@@ -111,13 +111,27 @@ EVERYWHERE = {
     # tensor ops
     "sum", "mean", "prod", "logsumexp", "softmax0", "log_softmax0", "cumsum1", "cumprod1", "var",
     "std", "amax", "amin", "norm1", "norm2", "norminf", "det2", "det3", "eigvalsh2_max",
-    "eigvalsh2_min", "dot", "trace2", "trace3",
+    "eigvalsh2_min", "eigvalsh3_max", "eigvalsh3_min", "dot", "trace2", "trace3",
 }
 
 
 def _top_two_differ(values: list[Any]) -> bool:
     top = sorted(values)
     return bool(top[-1] != top[-2])
+
+
+def _eig3_simple(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, top: bool) -> bool:
+    """Whether the largest (``top``) or smallest eigenvalue of the symmetric 3x3 is simple:
+    its characteristic cubic's discriminant, a polynomial of the entries (exact here at
+    the dyadic points drawn), is 0 exactly where two eigenvalues repeat; the sign of
+    det(3A - tr(A) I) says which two (negative: the two largest)."""
+    t = a + d + f
+    a1, d1, f1, b1, c1, e1 = 3 * a - t, 3 * d - t, 3 * f - t, 3 * b, 3 * c, 3 * e
+    s = a1**2 + d1**2 + f1**2 + 2 * (b1**2 + c1**2 + e1**2)
+    g = a1 * (d1 * f1 - e1 * e1) - b1 * (b1 * f1 - e1 * c1) + c1 * (b1 * e1 - d1 * c1)
+    if s**3 - 54 * g**2 != 0:
+        return True
+    return bool(g > 0) if top else bool(g < 0)
 
 
 # Where each kink or jump op is not smooth.
@@ -153,6 +167,8 @@ SMOOTH: dict[str, Callable[..., bool]] = {
     "norminf": lambda *x: _top_two_differ([abs(t) for t in x]),
     "eigvalsh2_max": lambda a, b, c: a != c or b != 0,
     "eigvalsh2_min": lambda a, b, c: a != c or b != 0,
+    "eigvalsh3_max": lambda *m: _eig3_simple(*m, top=True),
+    "eigvalsh3_min": lambda *m: _eig3_simple(*m, top=False),
 }
 
 
@@ -174,12 +190,25 @@ def test_parsing_the_printed_text_gives_the_tree_back(expr: Expr) -> None:
 # ---- independent high-precision check of generated points ------------------------------
 
 
+def _atan2(y: Any, x: Any) -> Any:
+    """mpmath's atan2, given the real part of a y that rounding made complex: the 3x3
+    eigenvalues' sqrt(S**3 - 54 G**2) at a repeated eigenvalue, where the discriminant is 0
+    and comes out slightly negative at 50 digits: its root's imaginary part is then about
+    1e-25 of the scale (mpmath's atan2 takes no complex argument)."""
+    if isinstance(y, mpmath.mpc):
+        assert abs(y.imag) <= mpmath.mpf(10) ** -20 * max(abs(y.real), abs(x), 1), (y, x)
+        y = y.real
+    return mpmath.atan2(y, x)
+
+
 def _exact_values(expr: Expr, pts: np.ndarray) -> tuple[list[Expr], list[list[Any]]]:
     """Every distinct subtree, and its value at every point at 50 digits (mpmath)."""
     names = variables(expr)
     symbols = {n: sympy.Symbol(n, real=True) for n in names}
     nodes = list(walk(expr))
-    fn = sympy.lambdify([symbols[n] for n in names], [to_sympy(s, symbols) for s in nodes], "mpmath")
+    fn = sympy.lambdify(
+        [symbols[n] for n in names], [to_sympy(s, symbols) for s in nodes], [{"atan2": _atan2}, "mpmath"]
+    )
     values = []
     with mpmath.workdps(50):
         for row in pts:

@@ -136,3 +136,12 @@ def test_a_derivative_smaller_than_the_first_precisions_radius_is_its_value_not_
         }[text]]
     assert exact[1] != 0
     assert series[0, :, 0].tolist() == exact
+
+
+def test_the_series_of_atan2_is_its_derivatives_off_the_cut_and_none_on_it() -> None:
+    expr = parse("atan2(x * y, x - y)")
+    pts = np.array([[0.5, 1.5], [-0.5, -1.5], [1.5, -0.5], [-2.0, 0.25], [0.0, -1.0], [-1.0, 0.0]])
+    series = certify.series_taylor(compiled(expr, "float64", VALUES), pts, 5)
+    assert not np.isnan(series[:5]).any()
+    assert np.isnan(series[5]).all()  # x*y = 0 and x - y < 0: the cut
+    assert np.array_equal(series.transpose(1, 0, 2), symbolic_taylor(expr, pts, 5), equal_nan=True)

@@ -23,7 +23,7 @@ import torch
 
 from harness.dtypes import dtype_info
 from harness.expr import Call, Expr, Var
-from harness.ops import OPS, TENSOR_OPS
+from harness.ops import OPS, TENSOR_OPS, _eig3_gaps
 from harness.truth import SymbolicEngine
 
 mp = mpmath.mp
@@ -64,6 +64,11 @@ def _eigenvalues(a: Any, b: Any, c: Any) -> list[Any]:
     return sorted(values[i] for i in range(2))
 
 
+def _eigenvalues3(a: Any, b: Any, c: Any, d: Any, e: Any, f: Any) -> list[Any]:
+    values, _ = mp.eigsy(mp.matrix([[a, b, c], [b, d, e], [c, e, f]]))
+    return sorted(values[i] for i in range(3))
+
+
 REFERENCES: dict[str, Callable[..., Any]] = {
     "sum": lambda *x: mp.fsum(x),
     "mean": _mean,
@@ -95,6 +100,8 @@ REFERENCES: dict[str, Callable[..., Any]] = {
     "cholesky3_22": lambda a, b, c, d, e, f: mp.cholesky(mp.matrix([[a, b, c], [b, d, e], [c, e, f]]))[2, 2],
     "eigvalsh2_max": lambda a, b, c: _eigenvalues(a, b, c)[1],
     "eigvalsh2_min": lambda a, b, c: _eigenvalues(a, b, c)[0],
+    "eigvalsh3_max": lambda *m: _eigenvalues3(*m)[2],
+    "eigvalsh3_min": lambda *m: _eigenvalues3(*m)[0],
 }
 
 
@@ -119,6 +126,10 @@ def _inside(name: str, pts: np.ndarray) -> np.ndarray:
     ok = (row.domain(*cols) > MARGIN).numpy()
     if row.kinks is not None:
         ok &= (row.kinks(*cols) > MARGIN).numpy()
+    if name.startswith("eigvalsh3"):
+        # the closed form's sqrt is singular wherever two eigenvalues repeat, so the truth
+        # leaves the derivative undefined there even when the one asked for is simple
+        ok &= (_eig3_gaps(*cols) > MARGIN).all(-1).numpy()
     with np.errstate(all="ignore"):
         value = row.torch_fn(*cols).numpy()
     return ok & np.isfinite(value) & (np.abs(pts) < 1e30).all(axis=1)
@@ -187,3 +198,29 @@ def test_the_truth_of_prod_at_one_zero_is_the_product_of_the_others() -> None:
     pts = np.array([[0.0, 0.75, -1.5], [0.0, 0.0, 2.0]])
     truth = ENGINE.evaluate(_tree("prod", 3), pts, dtype="float64", order=1)
     assert truth.values.tolist() == [[-1.125, 0.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_a_3x3_eigenvalue_tree_is_never_differentiated_as_one_sympy_form(monkeypatch: Any) -> None:
+    """At a repeated eigenvalue the chain rule and the series cannot decide; the whole
+    tree's sympy derivatives would take minutes and no algebra removes the singularity,
+    so the entries stay undefined (NaN) without them."""
+    import harness.truth.engine as engine_module
+
+    original = engine_module.compiled
+
+    def refuse_sympy(*args: Any) -> Any:
+        raise AssertionError("the whole tree was differentiated by sympy")
+
+    def refuse_taylor(expr: Any, key: str, kind: Any) -> Any:
+        if kind.name == "taylor":
+            raise AssertionError("the Taylor fallback compiled the tree")
+        return original(expr, key, kind)
+
+    monkeypatch.setattr(engine_module, "compiled_sympy", refuse_sympy)
+    monkeypatch.setattr(engine_module, "compiled", refuse_taylor)
+    expr = Call("exp", (_tree("eigvalsh3_max", 6),))
+    tie = np.array([[1.0, 0.0, 0.0, 2.0, 0.0, 2.0], [4.0, 1.0, -1.0, 3.0, 0.5, 2.0]])
+    truth = ENGINE.evaluate(expr, tie, dtype="float64", order=2)
+    assert (truth.status[0] == "undefined").all() and (truth.status[1] == "ok").all()
+    rows = ENGINE.taylor(expr, tie, dtype="float64", max_order=3)
+    assert np.isnan(rows[1:, 0]).all() and not np.isnan(rows[1:, 1]).any()
