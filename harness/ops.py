@@ -1877,6 +1877,25 @@ def _spd3(a: Tensor, b: Tensor, c: Tensor, d: Tensor, e: Tensor, f: Tensor) -> T
     return torch.minimum(torch.minimum(a, second), third)
 
 
+def _eig3_row(top: bool) -> Op:
+    """The row of the largest (``top``) or the smallest eigenvalue of the symmetric 3x3
+    with upper triangle a, b, c / d, e / f: torch.linalg.eigvalsh's last or first."""
+    index, which = (2, "largest") if top else (0, "smallest")
+    return Op(
+        f"eigvalsh3_{'max' if top else 'min'}", 6, _eig3_form(0 if top else 1),
+        lambda a, b, c, d, e, f: torch.linalg.eigvalsh(_sym3(a, b, c, d, e, f))[..., index],
+        jax=lambda j: lambda a, b, c, d, e, f: j.numpy.linalg.eigvalsh(
+            _sym3(a, b, c, d, e, f, j.numpy)
+        )[..., index],
+        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig3_top_gap if top else _eig3_bottom_gap,
+        complex_step=False, grad_noise=_eig3_noise(top), value_noise=_eig_value_noise,
+        special_args=_eig3_special, conditioned=True, hessian_noise=_eig3_hessian_noise(top),
+        formula_partials=_eig3_partials(index),
+        doc=f"the {which} eigenvalue of the symmetric 3x3 with upper triangle a, b, c / d, e / f "
+        f"by torch.linalg.eigvalsh; a kink where the two {which} repeat",
+    )
+
+
 _OTHERS = (0.75, -1.5, 2.0, 1.25, -0.5, 3.0, 0.25, -2.0, 1.5)
 
 
@@ -2311,32 +2330,8 @@ _TENSOR_ROWS: tuple[Op, ...] = (
         hessian_noise=_eig_hessian_noise,
         doc="the smaller eigenvalue of [[a, b], [b, c]] by torch.linalg.eigvalsh",
     ),
-    Op(
-        "eigvalsh3_max", 6, _eig3_form(0),
-        lambda a, b, c, d, e, f: torch.linalg.eigvalsh(_sym3(a, b, c, d, e, f))[..., 2],
-        jax=lambda j: lambda a, b, c, d, e, f: j.numpy.linalg.eigvalsh(
-            _sym3(a, b, c, d, e, f, j.numpy)
-        )[..., 2],
-        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig3_top_gap, complex_step=False,
-        grad_noise=_eig3_noise(True), value_noise=_eig_value_noise, special_args=_eig3_special,
-        conditioned=True,
-        hessian_noise=_eig3_hessian_noise(True), formula_partials=_eig3_partials(2),
-        doc="the largest eigenvalue of the symmetric 3x3 with upper triangle a, b, c / d, e / f "
-        "by torch.linalg.eigvalsh; a kink where the two largest repeat",
-    ),
-    Op(
-        "eigvalsh3_min", 6, _eig3_form(1),
-        lambda a, b, c, d, e, f: torch.linalg.eigvalsh(_sym3(a, b, c, d, e, f))[..., 0],
-        jax=lambda j: lambda a, b, c, d, e, f: j.numpy.linalg.eigvalsh(
-            _sym3(a, b, c, d, e, f, j.numpy)
-        )[..., 0],
-        edges=_product_edges, smoothness=Smoothness.KINK, kinks=_eig3_bottom_gap, complex_step=False,
-        grad_noise=_eig3_noise(False), value_noise=_eig_value_noise, special_args=_eig3_special,
-        conditioned=True,
-        hessian_noise=_eig3_hessian_noise(False), formula_partials=_eig3_partials(0),
-        doc="the smallest eigenvalue of the symmetric 3x3 with upper triangle a, b, c / d, e / f "
-        "by torch.linalg.eigvalsh; a kink where the two smallest repeat",
-    ),
+    _eig3_row(top=True),
+    _eig3_row(top=False),
 )
 
 
