@@ -353,6 +353,18 @@ def _hypot_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[An
     return ((LIBM + 3) * 2 / abs(y),) * 2
 
 
+def _powv_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
+    # d2/da db a**b = a**(b - 1) (1 + b ln a): the two terms cancel where b ln a is near -1
+    # (24 ulps in float32 at a = 0.5, b = 1.5, from torch and JAX alike)
+    import numpy as np
+
+    a, b = args
+    with np.errstate(all="ignore"):
+        terms = np.abs(np.asarray(a) ** (np.asarray(b) - 1)) * (1 + np.abs(b * np.log(np.abs(a))))
+    mixed = LIBM * np.where(np.isfinite(terms), terms, 0.0)
+    return ((0.0, mixed), (mixed, 0.0))
+
+
 def _unrestricted(*args: Tensor) -> Tensor:
     return torch.full_like(args[0], math.inf)
 
@@ -1123,7 +1135,7 @@ _REACH_ROWS: tuple[Op, ...] = (
     ),
     Op(
         "powv", 2, lambda a, b: a**b, torch.pow, jax=lambda j: j.numpy.power,
-        edges=_powv_edges, domain=_first_positive,
+        edges=_powv_edges, domain=_first_positive, hessian_noise=_powv_hessian_noise,
         doc="a**b with both operands variable, on a positive base; spelled powv(a, b) "
         "(a ** b in text is pow, whose exponent generated trees keep constant)",
     ),

@@ -18,13 +18,14 @@ import mpmath
 import numpy as np
 import pytest
 import sympy
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.dtypes import round_array, ulp
 from harness.engines.base import Engine, EngineError
 from harness.expr import Call, Const, Expr, Var
-from harness.ops import OPS
+from harness.ops import OPS, _eig3_gaps
 from harness.truth.forms import Floor, FloorSpike, RealAbs, RealSign, realify
 
 x, y = Var("x"), Var("y")
@@ -209,7 +210,9 @@ def _unit_case(name: str) -> tuple[Expr, list[Any], list[Fraction]]:
     for values in itertools.product(_CANDIDATES, repeat=len(free)):
         given = dict(zip(free, values, strict=True)) | fixed
         t = [torch.tensor([float(given[i])], dtype=torch.float64) for i in range(row.arity)]
-        if row.domain(*t).item() > 0.1 and (row.kinks is None or row.kinks(*t).item() > 0.1):
+        # the 3x3 eigenvalues' closed form is singular wherever any two of them repeat
+        simple = not name.startswith("eigvalsh3") or bool((_eig3_gaps(*t) > 0.1).all())
+        if row.domain(*t).item() > 0.1 and (row.kinks is None or row.kinks(*t).item() > 0.1) and simple:
             break
     args: list[Expr] = []
     for i in range(row.arity):
@@ -239,10 +242,19 @@ def test_each_namespace_entry_differentiates_like_its_sympy_row(
         got = jax_engines["reverse"].derivatives(expr, point, dtype=dtype)
         wanted = np.array([want])
         # A zero derivative (floor, sign) must come back as exactly zero; through LAPACK
-        # (a conditioned row: cholesky's partials by a matrix entry that cancels) it comes
-        # back as rounding noise of the largest partial's size.
-        zero_ref = np.abs(wanted).max() if row.conditioned else 0.0
-        assert error_in_ulps(got, wanted, np.where(wanted == 0, zero_ref, wanted), dtype) <= ULPS, dtype
+        # (a conditioned row: cholesky's partials by a matrix entry that cancels, an
+        # eigenvector's products) every partial carries rounding noise of the largest
+        # partial's size.
+        scale = np.where(wanted == 0, 0.0, wanted)
+        budget = float(ULPS)
+        if row.conditioned:
+            scale = np.full_like(wanted, np.abs(wanted).max())
+            if row.grad_noise is not None:  # the row's own noise, in units of the dtype's u
+                args = tuple(float(a) for a in all_values)
+                value = float(row.torch_fn(*(torch.tensor([a], dtype=torch.float64) for a in args)))
+                noise = max(float(np.max(np.abs(n))) for n in row.grad_noise(args, value, tuple(want)))
+                budget = max(budget, noise / np.abs(wanted).max())
+        assert error_in_ulps(got, wanted, scale, dtype) <= budget, dtype
 
 
 def test_engine_names_and_protocol(jax_engines: dict[str, Engine]) -> None:
