@@ -349,3 +349,13 @@ def test_pows_mixed_second_partial_cancels_where_b_ln_a_is_near_minus_one() -> N
     assert set(verdicts(TorchEngine("reverse"), text, at, dtype="float32", order=2).values()) == {"ok"}
     assert verdicts(Fixed(-0.7351), text, at, dtype="float32", order=2)["x,y"] == "mismatch"
     assert verdicts(Fixed(-0.0282), text, at, dtype="float32", order=2)["x,y"] == "mismatch"
+
+
+def test_pows_first_partial_through_a_rounded_exponent_is_inaccurate_not_wrong() -> None:
+    # d/da a**b = b a**(b - 1): torch rounds b - 1 = -16.314... to float32 first, and the
+    # power moves by |(b - 1) ln a| = 19 u relative: 13 ulps at (3.21, -15.3), which a
+    # careful rule (b a**b / a) avoids; a rule off by 1e-4 is wrong
+    text, at = "powv(x, y)", "x=3.21235990524292,y=-15.314032554626465"
+    got = verdicts(TorchEngine("reverse"), text, at, dtype="float32")
+    assert got == {"x": "inaccurate", "y": "ok"}
+    assert verdicts(Fixed(-8.256e-08), text, at, dtype="float32")["x"] == "mismatch"
