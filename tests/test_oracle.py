@@ -455,3 +455,21 @@ def test_an_mpmath_partial_that_cannot_take_a_complex_value_is_nan_not_a_crash()
 
     assert math.isnan(_mp_float(lambda a: mpmath.atan2(mpmath.sqrt(a), 1), [-1e-30]))
     assert _mp_float(lambda a: mpmath.atan2(mpmath.sqrt(a), 1), [0.25]) == math.atan2(0.5, 1)
+
+
+def test_a_tree_the_truth_cannot_evaluate_node_by_node_still_gets_a_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # exp(800) overflows float64, so the model asks the truth for the node's value; where
+    # the truth has no rule for the tree's form, the model keeps float64's inf (out of range)
+    from harness.engines.base import EngineError
+    from harness.truth import truth_engine
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise EngineError("no rule")
+
+    monkeypatch.setattr(type(truth_engine()), "node_values", refuse)
+    expr = Call("exp", (Var("x"),))
+    model = rounding_model(expr, np.array([[800.0], [1.0]]), dtype="float64")
+    assert model.out_of_range.tolist() == [True, False]
+    assert np.isfinite(model.tolerance[1]).all()

@@ -142,13 +142,17 @@ def _not_real(constant: Any) -> bool:
 
 _REAL_BUILDERS: Memo[Callable[..., Any]] = Memo(256)
 
+_COMPLEX_PARTS = (sympy.re, sympy.im, sympy.conjugate)
+"""What sympy's Abs and sign leave behind on an argument it cannot prove real: abs of
+exp(acos(x)) becomes exp(re(acos(x))), sign(z) z / Abs(z) with a conjugate."""
+
 
 def _real_builder(op: str, n: int) -> Callable[..., Any]:
     """The op table's sympy builder, made safe for arguments sympy cannot prove real.
 
     sympy.Abs of such an argument rewrites itself (abs(exp(acos(x))) becomes
     exp(re(acos(x)))), which neither arb nor the derivative can use. Where the built
-    expression gains a ``re`` or ``im``, it is built again from a template whose Abs,
+    expression gains a ``re``, ``im`` or ``conjugate``, it is built again from a template whose Abs,
     sign and floor are the real stand-ins already. Everywhere else the builder's own
     result stands (abs(x*x) stays x**2, differentiable at 0). ``n``: the call's number
     of arguments (a variadic op's template is built per count)."""
@@ -160,7 +164,7 @@ def _real_builder(op: str, n: int) -> Callable[..., Any]:
 
         def safe(*args: Any) -> Any:
             value = build(*args)
-            if value.has(sympy.re, sympy.im) and not any(a.has(sympy.re, sympy.im) for a in args):
+            if value.has(*_COMPLEX_PARTS) and not any(a.has(*_COMPLEX_PARTS) for a in args):
                 return real.xreplace(dict(zip(dummies, args, strict=True)))
             return value
 

@@ -520,3 +520,15 @@ def test_a_tree_sympys_whole_tree_forms_cannot_run_keeps_the_chain_rules_answers
         v = mp.log(mp.log(3))
         exact = float(1 / (1 + v) ** 2 / mp.log(3) / 3)
     assert truth.values[0, 0] == exact
+
+
+def test_a_tree_whose_sympy_form_gains_a_conjugate_is_still_evaluated() -> None:
+    # sympy writes sign(z) of an argument it cannot prove real with a conjugate; the
+    # builder falls back to the real stand-ins (a campaign case errored on this tree)
+    expr = parse("fmod(logaddexp(softsign(x), logit(x)), xdivy(y, y))")
+    got = ENGINE.values(expr, np.array([[0.5, 0.5], [0.75, 1.0]]), dtype="float64")
+    with mpmath.workdps(50):
+        want = [mpmath.log(mpmath.exp(s) + mpmath.exp(lg)) for s, lg in ((1 / mpmath.mpf(3), 0),
+                (mpmath.mpf(3) / 7, mpmath.log(3)))]
+        want = [float(w - mpmath.floor(w)) for w in want]
+    assert got.tolist() == want
