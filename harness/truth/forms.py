@@ -143,8 +143,8 @@ def _not_real(constant: Any) -> bool:
 _REAL_BUILDERS: Memo[Callable[..., Any]] = Memo(256)
 
 _COMPLEX_PARTS = (sympy.re, sympy.im, sympy.conjugate)
-"""What sympy's Abs and sign leave behind on an argument it cannot prove real: abs of
-exp(acos(x)) becomes exp(re(acos(x))), sign(z) z / Abs(z) with a conjugate."""
+"""What sympy leaves behind on an argument it cannot prove real: abs(exp(acos(x))) becomes
+exp(re(acos(x))), and some rewrites of fmod over logaddexp of softsign bring a conjugate."""
 
 
 def _real_builder(op: str, n: int) -> Callable[..., Any]:
@@ -152,8 +152,8 @@ def _real_builder(op: str, n: int) -> Callable[..., Any]:
 
     sympy.Abs of such an argument rewrites itself (abs(exp(acos(x))) becomes
     exp(re(acos(x)))), which neither arb nor the derivative can use. Where the built
-    expression gains a ``re``, ``im`` or ``conjugate``, it is built again from a template whose Abs,
-    sign and floor are the real stand-ins already. Everywhere else the builder's own
+    expression gains a ``re``, ``im`` or ``conjugate``, it is built again from a template
+    whose Abs, sign and floor are the real stand-ins already. Everywhere else the builder's own
     result stands (abs(x*x) stays x**2, differentiable at 0). ``n``: the call's number
     of arguments (a variadic op's template is built per count)."""
     build = OPS[op].sympy_fn
