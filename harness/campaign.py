@@ -737,10 +737,6 @@ def _write_atomic(path: Path, text: str | bytes) -> None:
     os.replace(tmp, path)
 
 
-def _csv(frame: pd.DataFrame, columns: Sequence[str], header: bool) -> str:
-    return frame_csv(frame, columns, header)
-
-
 def _part_names(index: int) -> list[str]:
     return [f"{index:05d}{kind}.csv" for kind in PART_KINDS]
 
@@ -753,10 +749,10 @@ def _save_part(
         frame.groupby(list(TIMING_COLUMNS[:-1]), dropna=False, sort=False)["seconds"].max().reset_index()
     )
     texts = [
-        _csv(frame, CSV_COLUMNS, False),
-        _csv(pd.DataFrame(diags, columns=list(FD_COLUMNS)), FD_COLUMNS, False),
-        _csv(timing, TIMING_COLUMNS, False),
-        _csv(pd.DataFrame(theory, columns=list(THEORY_COLUMNS)), THEORY_COLUMNS, False),
+        frame_csv(frame, CSV_COLUMNS, False),
+        frame_csv(pd.DataFrame(diags, columns=list(FD_COLUMNS)), FD_COLUMNS, False),
+        frame_csv(timing, TIMING_COLUMNS, False),
+        frame_csv(pd.DataFrame(theory, columns=list(THEORY_COLUMNS)), THEORY_COLUMNS, False),
     ]
     _write_case_parts(parts, index, [t.encode("utf-8") for t in texts])
 
@@ -1280,7 +1276,7 @@ def _finish(
     records = {w.path.name: w.close() for w in writers}
     theory = _theory_medians(run_dir / "theory_long.csv")
     (run_dir / "theory_long.csv").unlink()
-    theory_bytes = _csv(theory, ["dtype", "scheme", "h", "rel_error"], True).encode("utf-8")
+    theory_bytes = frame_csv(theory, ["dtype", "scheme", "h", "rel_error"], True).encode("utf-8")
     _write_atomic(run_dir / "theory.csv", theory_bytes)
     records["theory.csv"] = [len(theory_bytes), hashlib.sha256(theory_bytes).hexdigest()]
     del records["theory_long.csv"]

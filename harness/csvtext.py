@@ -26,11 +26,10 @@ def frame_csv(frame: pd.DataFrame, columns: Sequence[str], header: bool) -> str:
     """``frame[columns]`` as CSV text with ``\\n`` line ends and no index: the text of
     ``frame.to_csv(columns=columns, index=False, header=header, lineterminator="\\n")``."""
     values = [_column_values(frame[name]) for name in columns]
+    buf = io.StringIO()
     if any(v is None for v in values):
-        buf = io.StringIO()
         frame.to_csv(buf, columns=list(columns), index=False, header=header, lineterminator="\n")
         return buf.getvalue()
-    buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if header:
         writer.writerow(list(columns))

@@ -1613,13 +1613,8 @@ def _eig3_half_gap(args: tuple[Any, ...], top: bool) -> Any:
     where an entry is not finite."""
     import numpy as np
 
-    m = np.asarray(_np_stack(args), dtype=np.float64)
-    finite = np.asarray(np.isfinite(m).all(axis=-1))
-    m = np.where(finite[..., None], m, 0.0)
-    a, b, c, d, e, f = np.moveaxis(m, -1, 0)
-    values = np.linalg.eigvalsh(np.stack([a, b, c, b, d, e, c, e, f], -1).reshape(m.shape[:-1] + (3, 3)))
-    gap = values[..., 2] - values[..., 1] if top else values[..., 1] - values[..., 0]
-    return np.where(finite, gap / 2, np.nan)
+    gaps = _eig3_gaps(*(torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in args))
+    return gaps[..., 1 if top else 0].numpy()
 
 
 def _eig3_noise(top: bool) -> GradNoise:
@@ -1660,13 +1655,10 @@ def _eig3_partials(k: int) -> Callable[[int, tuple[Any, ...]], dict[tuple[int, .
     import numpy as np
 
     def directional(args: tuple[Any, ...]) -> tuple[Any, Any, Any]:
-        m = np.asarray(_np_stack(args), dtype=np.float64)
-        flat = m.reshape(-1, 6)
-        finite = np.isfinite(flat).all(axis=1)
-        full = np.zeros((len(flat), 3, 3))
-        for i, (r, c) in enumerate(_SYMMETRIC3):
-            full[:, r, c] = full[:, c, r] = np.where(finite, flat[:, i], 0.0)
-        values, vectors = np.linalg.eigh(full)
+        flat = np.asarray(_np_stack(args), dtype=np.float64).reshape(-1, 6)
+        finite = np.asarray(np.isfinite(flat).all(axis=1))
+        a, b, c, d, e, f = np.where(finite[:, None], flat, 0.0).T
+        values, vectors = np.linalg.eigh(_sym3(a, b, c, d, e, f, np))
         # u[p, i, a, b] = v_a^T E_i v_b
         u = np.stack(
             [
