@@ -274,8 +274,9 @@ def bench_check(
         and compiled, and every per-case memo), but keep what a process pays once per op:
         the rounding model's compiled op partials, warmed again on symbols of their own."""
         clear_cache()  # sympy's own memo of derivatives
-        rounding_tolerance(warm, warm_points, dtype="float64")
         clear_all()  # per-case memos: truth programs and rows, stencil values, ...
+        # ... which hold the per-op ones too (lambdified partials, op-tree programs)
+        rounding_tolerance(warm, warm_points, dtype="float64")
 
     counts = (n_points,) if isinstance(n_points, int) else tuple(n_points)
     torch.set_num_threads(1)

@@ -200,7 +200,9 @@ def _partial_values(
     """
     order = len(key)
     if certify and order in (1, 2):
-        certified = _certified(name, order, tuple(np.asarray(a, dtype=np.float64) for a in args))
+        with np.errstate(over="ignore"):  # a long double beyond float64: inf, not certified
+            narrow = tuple(np.asarray(a, dtype=np.float64) for a in args)
+        certified = _certified(name, order, narrow)
         if certified is not None:
             # in the arguments' type: the model runs in long double where they are (wide
             # values), so p * x past float64's range stays finite
@@ -292,8 +294,10 @@ def _abs_partial_times(
     """|partial ``key`` of op ``name``| * ``factor`` (0 where ``factor`` is 0), the partial
     taken only where ``factor`` is not 0: a third partial weighs an argument's value
     error, which is 0 wherever the argument is exact (an input), and costs an mpmath call
-    per point where its float64 formula overflows."""
-    full = np.broadcast_arrays(np.asarray(factor), *(np.asarray(a) for a in args))
+    per point where its formula overflows. The formula runs in long double whatever the
+    model's precision: third partials cancel (logaddexp's d3/db3 at (0, 54.6) is
+    -1.9e-24, its formula 4.4e-16 in float64 and -1.1e-19 in long double)."""
+    full = np.broadcast_arrays(np.asarray(factor), *(np.asarray(a, dtype=np.longdouble) for a in args))
     factor, args = full[0], full[1:]
     out = np.zeros(factor.shape, dtype=np.result_type(factor, np.float64))
     need = factor != 0
@@ -415,11 +419,34 @@ def rounding_model(
         raise ValueError(f"order={order!r} is not supported; expected 1 or 2")
     info = dtype_info(dtype)
     pts = np.asarray(points, dtype=np.float64)
-    vals, local = _local_partials(expr, pts, order)
+    on_break = np.ones(len(pts), dtype=bool) if at_break is None else np.asarray(at_break, dtype=bool)
+    local = _local_partials(expr, pts, order)
+    if local.wide_rows.all():
+        return _model(expr, pts, local.vals, local.partials, info, order, on_break)
+    model = _model(expr, pts, local.vals64, local.partials64, info, order, on_break)
+    redo = local.wide_rows | ~_finite_rows(model)
+    if not redo.any():
+        return model
+    idx = np.flatnonzero(redo)
+    vals = {node: v[idx] for node, v in local.vals.items()}
+    partials = {node: _rows_of(pq, idx) for node, pq in local.partials.items()}
+    return _merged(model, _model(expr, pts[idx], vals, partials, info, order, on_break[idx]), idx)
+
+
+def _model(
+    expr: Expr,
+    pts: np.ndarray,
+    vals: dict[Expr, np.ndarray],
+    local: dict[Expr, _Partials],
+    info: Any,
+    order: int,
+    on_break: np.ndarray,
+) -> RoundingModel:
+    """:func:`rounding_model` on node values and op partials of one precision (float64
+    or long double): its passes run in that precision."""
     value, tolerance, out_of_range, nodes = _run_model(expr, pts, vals, local, info, order)
     _, ideal_tolerance, _, _ = _run_model(expr, pts, vals, local, info, order, ideal=True)
     ideal_tolerance = np.fmin(ideal_tolerance, tolerance)
-    on_break = np.ones(len(pts), dtype=bool) if at_break is None else np.asarray(at_break, dtype=bool)
     ambiguous, flips, jumps = _near_breaks(expr, vals, nodes, on_break, info.unit_roundoff)
     other = np.full(value.shape, np.nan)
     other_tolerance = np.full(value.shape, np.nan)
@@ -458,6 +485,58 @@ def rounding_model(
         sides = (lo, hi, side_tol)
     return RoundingModel(
         tolerance, out_of_range, ambiguous, other, other_tolerance, ideal_tolerance, at_kink, sides
+    )
+
+
+def _finite_rows(model: RoundingModel) -> np.ndarray:
+    """Points where every number of ``model`` that is meant to be a number is finite: a
+    float64 pass overflowed (or met NaN) elsewhere, and long double decides there."""
+    n = len(model.out_of_range)
+
+    def finite(a: np.ndarray) -> np.ndarray:
+        return np.isfinite(a).reshape(n, -1).all(axis=1)
+
+    ok = finite(model.tolerance) & finite(model.ideal_tolerance)
+    ok &= ~np.isinf(model.other).reshape(n, -1).any(axis=1)
+    ok &= ~np.isinf(model.other_tolerance).reshape(n, -1).any(axis=1)
+    if model.sides is not None:
+        for a in model.sides:
+            ok &= finite(a)
+    return ok
+
+
+def _rows_of(partials: _Partials, idx: np.ndarray) -> _Partials:
+    p, q = partials
+    return [pj[idx] for pj in p], {key: qv[idx] for key, qv in q.items()}
+
+
+def _merged(model: RoundingModel, sub: RoundingModel, idx: np.ndarray) -> RoundingModel:
+    """``model`` with its points ``idx`` replaced by ``sub``'s (a model of those points
+    alone)."""
+
+    def put(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.array(a, dtype=np.result_type(a, b))
+        out[idx] = b
+        return out
+
+    at_kink, sides = model.at_kink, model.sides
+    if sub.at_kink is not None or at_kink is not None:
+        n = len(model.out_of_range)
+        at_kink = np.zeros(n, dtype=bool) if at_kink is None else at_kink
+        sides = sides or (model.other * np.nan, model.other * np.nan, model.tolerance)
+        sub_at = np.zeros(len(idx), dtype=bool) if sub.at_kink is None else sub.at_kink
+        sub_sides = sub.sides or (sub.other * np.nan, sub.other * np.nan, sub.tolerance)
+        at_kink = put(at_kink, sub_at)
+        sides = (put(sides[0], sub_sides[0]), put(sides[1], sub_sides[1]), put(sides[2], sub_sides[2]))
+    return RoundingModel(
+        put(model.tolerance, sub.tolerance),
+        put(model.out_of_range, sub.out_of_range),
+        put(model.ambiguous, sub.ambiguous),
+        put(model.other, sub.other),
+        put(model.other_tolerance, sub.other_tolerance),
+        put(model.ideal_tolerance, sub.ideal_tolerance),
+        at_kink,
+        sides,
     )
 
 
@@ -687,10 +766,23 @@ def one_sided_tolerance(expr: Expr, points: np.ndarray, *, dtype: str) -> np.nda
 _Partials = tuple[list[np.ndarray], dict[tuple[int, int], np.ndarray]]
 
 
-def _local_partials(
-    expr: Expr, points: np.ndarray, order: int
-) -> tuple[dict[Expr, np.ndarray], dict[Expr, _Partials]]:
-    """Every node's float64 value and its op's first and second partials there.
+@dataclass(frozen=True)
+class _Local:
+    """Every node's value and its op's partials, as the model needs them: in long double
+    (``vals``, ``partials``), and in float64 (``vals64``, ``partials64``), which the
+    model's passes run several times faster in. ``wide_rows`` (n,) marks the points where
+    float64 cannot hold them (a value the truth supplied beyond float64's range, a
+    partial that overflows or underflows to 0 in float64): long double decides there."""
+
+    vals: dict[Expr, np.ndarray]
+    partials: dict[Expr, _Partials]
+    vals64: dict[Expr, np.ndarray]
+    partials64: dict[Expr, _Partials]
+    wide_rows: np.ndarray
+
+
+def _local_partials(expr: Expr, points: np.ndarray, order: int) -> _Local:
+    """Every node's value and its op's first and second partials there.
 
     They do not depend on the dtype judged (the points are the same), so they are cached:
     a case judged in float32 and float64 computes them once.
@@ -699,8 +791,30 @@ def _local_partials(
     kernels = kernel_key(expr, torch_namespace())
     return _LOCAL_CACHE.get(
         (expr, kernels, points.shape, points.tobytes(), order),
-        lambda: _compute_local(expr, points, order),
+        lambda: _narrowed(*_compute_local(expr, points, order)),
     )
+
+
+def _narrowed(vals: dict[Expr, np.ndarray], partials: dict[Expr, _Partials]) -> _Local:
+    n = len(next(iter(vals.values())))
+    wide = np.zeros(n, dtype=bool)
+
+    def narrow(a: np.ndarray, exact: bool) -> np.ndarray:
+        nonlocal wide
+        with np.errstate(over="ignore", under="ignore"):
+            a64 = np.asarray(a, dtype=np.float64)
+        if exact:  # a node value: float64's own, or the truth's where float64 lost it
+            wide |= (a64 != a) & ~(np.isnan(a64) & np.isnan(a))
+        else:  # a partial: float64's precision serves, not a range it lacks
+            wide |= (np.isfinite(a) & ~np.isfinite(a64)) | ((a != 0) & (a64 == 0))
+        return a64
+
+    vals64 = {node: narrow(v, True) for node, v in vals.items()}
+    partials64 = {
+        node: ([narrow(pj, False) for pj in p], {key: narrow(qv, False) for key, qv in q.items()})
+        for node, (p, q) in partials.items()
+    }
+    return _Local(vals, partials, vals64, partials64, wide)
 
 
 def _compute_local(
@@ -717,17 +831,35 @@ def _compute_local(
             # formulas will do, and none is needed where every argument is an input or a
             # constant (exact: value error 0)
             leaves = order == 1 and all(isinstance(a, (Var, Const)) for a in node.args)
-            q = {
-                (j, k2): np.zeros(len(points)) if leaves
-                else _partial_values(node.op, (j, k2), args, certify=order == 2)
-                for j in range(ar)
-                for k2 in range(ar)
-            }
+            q: dict[tuple[int, int], np.ndarray] = {}
+            for j in range(ar):
+                for k2 in range(j, ar):
+                    if leaves:
+                        q[j, k2] = np.zeros(len(points))
+                    elif order == 1:
+                        q[j, k2] = _rough_partial(node.op, (j, k2), args)
+                    else:
+                        q[j, k2] = _partial_values(node.op, (j, k2), args)
+                    q[k2, j] = q[j, k2]
             partials[node] = (p, q)
     return vals, partials
 
 
-_LOCAL_CACHE: Memo[tuple[dict[Expr, np.ndarray], dict[Expr, _Partials]]] = Memo(8)
+def _rough_partial(name: str, key: tuple[int, ...], args: list[np.ndarray]) -> np.ndarray:
+    """A partial from the op's formula, in float64 where the arguments are float64
+    numbers (several times faster than long double) and in long double at the points
+    where that overflows or the arguments are not float64 numbers."""
+    with np.errstate(over="ignore", under="ignore"):
+        narrow = [np.asarray(a, dtype=np.float64) for a in args]
+    exact = np.logical_and.reduce([(n == a) | np.isnan(a) for n, a in zip(narrow, args, strict=True)])
+    out = np.asarray(_formula_partial(name, key, narrow), dtype=np.result_type(*args, np.float64))
+    redo = ~exact | (~np.isfinite(out) & np.logical_and.reduce([np.isfinite(a) for a in args]))
+    if redo.any():
+        out[redo] = _formula_partial(name, key, [a[redo] for a in args])
+    return out
+
+
+_LOCAL_CACHE: Memo[_Local] = Memo(8)
 
 
 def _propagate(

@@ -473,3 +473,63 @@ def test_a_tree_the_truth_cannot_evaluate_node_by_node_still_gets_a_model(
     model = rounding_model(expr, np.array([[800.0], [1.0]]), dtype="float64")
     assert model.out_of_range.tolist() == [True, False]
     assert np.isfinite(model.tolerance[1]).all()
+
+
+def _model_in_long_double(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every point take the rounding model's long double passes."""
+    import harness.oracle as oracle
+    from harness.memo import clear_all
+
+    narrowed = oracle._narrowed
+
+    def wide(*args: object) -> oracle._Local:
+        local = narrowed(*args)  # type: ignore[arg-type]
+        return oracle._Local(
+            local.vals, local.partials, local.vals64, local.partials64, np.ones_like(local.wide_rows)
+        )
+
+    clear_all()
+    monkeypatch.setattr(oracle, "_narrowed", wide)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_rounding_model_in_float64_agrees_with_long_double(
+    dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # edge points among them: values past float64 (cosh(800)), underflows (x * x at 1e-200)
+    @settings(GENERATED, max_examples=12)
+    @given(cases(max_size=10, n_points=8, dtype=dtype))
+    def check(case: tuple[Expr, np.ndarray]) -> None:
+        expr, pts = case
+        pts = np.concatenate([pts, np.full((2, pts.shape[1]), 800.0), np.full((1, pts.shape[1]), 1e-200)])
+        for order in (1, 2):
+            with monkeypatch.context() as patch:
+                fast = rounding_model(expr, pts, dtype=dtype, order=order)
+                _model_in_long_double(patch)
+                slow = rounding_model(expr, pts, dtype=dtype, order=order)
+            from harness.memo import clear_all
+
+            clear_all()
+            assert fast.out_of_range.tolist() == slow.out_of_range.tolist()
+            assert fast.ambiguous.tolist() == slow.ambiguous.tolist()
+            for a, b in ((fast.tolerance, slow.tolerance), (fast.ideal_tolerance, slow.ideal_tolerance)):
+                assert (np.isfinite(a) == np.isfinite(b)).all()
+                # the passes round differently; a few subnormal floors apart at most
+                big = np.isfinite(a) & (np.abs(b) > 1e-300)
+                np.testing.assert_allclose(a[big], b[big], rtol=0.05)
+
+    check()
+
+
+def test_a_point_float64_cannot_hold_takes_the_long_double_passes() -> None:
+    # cosh(800) = 1.4e347: the truth supplies it, float64 cannot hold it
+    expr = call("div", call("cosh", X), call("cosh", X))
+    pts = np.array([[800.0], [1.0]])
+    import harness.oracle as oracle
+
+    local = oracle._local_partials(expr, pts, 1)
+    assert local.wide_rows.tolist() == [True, False]
+    model = rounding_model(expr, pts, dtype="float64")
+    # d/dx (cosh/cosh) = 0 at both; the model's magnitudes are those of long double
+    assert model.out_of_range.tolist() == [True, False]
+    assert np.isfinite(model.tolerance[1]).all()
