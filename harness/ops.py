@@ -353,6 +353,19 @@ def _hypot_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[An
     return ((LIBM + 3) * 2 / abs(y),) * 2
 
 
+def _exp2_value_noise(args: tuple[Any, ...], y: Any) -> Any:
+    # exp(x ln 2), JAX's lowering of exp2: x ln 2 rounds, and exp amplifies that by |x ln 2|
+    # (exp2(126.0) is 30 float64 ulps off in JAX 0.10, exactly 2**126 in torch)
+    (x,) = args
+    return abs(y) * (LIBM + abs(x) * math.log(2))
+
+
+def _exp2_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+    # exp2(x) ln 2 inherits the value's error, one rounding more
+    (x,) = args
+    return (abs(p[0]) * (LIBM + 1 + abs(x) * math.log(2)),)
+
+
 def _powv_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
     # d/da a**b = b a**(b - 1), with b - 1 rounded in the dtype: an exponent off by u |b - 1|
     # moves the power by u |(b - 1) ln a| relative (13 float32 ulps at a = 3.21, b = -15.3)
@@ -1063,7 +1076,10 @@ _REACH_ROWS: tuple[Op, ...] = (
         edges=_arcsine_edges, domain=_open_unit_interval, grad_noise=_atanh_noise,
         grad2_noise=_atanh_noise2,
     ),
-    Op("exp2", 1, lambda x: 2**x, torch.exp2, jax=lambda j: j.numpy.exp2, edges=_exp2_edges),
+    Op(
+        "exp2", 1, lambda x: 2**x, torch.exp2, jax=lambda j: j.numpy.exp2, edges=_exp2_edges,
+        grad_noise=_exp2_noise, formula_value_noise=_exp2_value_noise,
+    ),
     Op(
         "log2", 1, lambda x: sympy.log(x) / sympy.log(2), torch.log2, jax=lambda j: j.numpy.log2,
         edges=_log_edges, domain=_positive,

@@ -533,3 +533,18 @@ def test_a_point_float64_cannot_hold_takes_the_long_double_passes() -> None:
     # d/dx (cosh/cosh) = 0 at both; the model's magnitudes are those of long double
     assert model.out_of_range.tolist() == [True, False]
     assert np.isfinite(model.tolerance[1]).all()
+
+
+def test_exp2_as_exp_of_x_ln2_is_inaccurate_and_a_wrong_rule_still_a_mismatch() -> None:
+    # JAX's exp2 is exp(x * ln 2): the product's rounding grows by |x ln 2| (155 ulps at
+    # 1000.5); a careful exp2 is within an ulp. The formula tolerance admits the first only.
+    pts = np.array([[1000.5], [126.0], [-149.00001525878906]])
+    truth = TRUTH.evaluate(call("exp2", X), pts, dtype="float64")
+    model = rounding_model(call("exp2", X), pts, dtype="float64")
+    ln2 = math.log(2)
+    by_exp = np.exp(pts * ln2) * ln2  # what the lowering computes, in float64
+    error = np.abs(by_exp - truth.values)
+    assert (error > model.ideal_tolerance).any()
+    assert (error <= model.tolerance).all()
+    wrong = truth.values * (1 + 1e-6)
+    assert (np.abs(wrong - truth.values) > model.tolerance).all()

@@ -78,8 +78,9 @@ def fd_tables(
             if facts.truncation_derivative in derivs:
                 with np.errstate(all="ignore"):
                     scale = np.abs(t.values[None, :, i])
-                    pred = np.stack([predicted_error(scheme, h, derivs, eps) for h in grid]) / scale
-                    trunc = np.stack([predicted_error(scheme, h, derivs, 0.0) for h in grid]) / scale
+                    steps = grid[:, None]  # (n_h, 1) against each point's |f^(k)| (n,)
+                    pred = predicted_error(scheme, steps, derivs, eps) / scale
+                    trunc = predicted_error(scheme, steps, derivs, 0.0) / scale
             else:  # e.g. Richardson's f^(9): too costly to derive symbolically; no theory
                 pred = trunc = np.full((len(grid), len(pts)), np.nan)
             ok_pts = t.status[:, i] == "ok"
