@@ -29,9 +29,11 @@ lambdified once. Forward and reverse mode multiply the same local partials along
 same paths, only associated differently, so one model serves both; a safety factor
 ``SAFETY`` covers the association order and libm functions that are a little worse than
 ``LIBM`` ulps. ``floor`` is the dtype's smallest subnormal: an underflowing intermediate
-loses absolute, not relative, accuracy. The model computes in long double, and a node
-float64 cannot hold (it overflows, or underflows to 0) takes its exact value from the
-truth (:func:`_wide_values`), so a tolerance is finite wherever the truth is.
+loses absolute, not relative, accuracy. A node float64 cannot hold (it overflows, or
+underflows to 0) takes its exact value from the truth in long double
+(:func:`_wide_values`), so a tolerance is finite wherever the truth is; the model's passes
+run in long double at those points (and wherever a float64 pass overflows), in float64,
+several times faster, everywhere else (:class:`_Local`).
 
 How tight: an engine in the dtype's standard model (relative error u per arithmetic
 result, ``LIBM`` u per library result, the usual backward formulas, errors aligned the
