@@ -548,3 +548,30 @@ def test_exp2_as_exp_of_x_ln2_is_inaccurate_and_a_wrong_rule_still_a_mismatch() 
     assert (error <= model.tolerance).all()
     wrong = truth.values * (1 + 1e-6)
     assert (np.abs(wrong - truth.values) > model.tolerance).all()
+
+
+def test_an_op_formula_that_cancels_is_replaced_by_its_exact_value() -> None:
+    # d3/db3 log(e**a + e**b) = p (1 - p) (1 - 2p), p = e**b / (e**a + e**b): at (0, 54.6)
+    # the formula cancels to 4.4e-16 in float64 and -1.1e-19 in long double
+    import mpmath
+
+    from harness.oracle import _careful_partial
+
+    a, b = 0.0, 54.605918884277344
+    with mpmath.workdps(60):
+        p = mpmath.exp(b) / (mpmath.exp(a) + mpmath.exp(b))
+        exact = float(p * (1 - p) * (1 - 2 * p))
+    got = _careful_partial("logaddexp", (1, 1, 1), [np.array([a]), np.array([b])])
+    assert float(got[0]) == pytest.approx(exact, rel=1e-12)
+
+
+def test_a_hessian_half_wrong_in_a_logaddexp_tail_is_outside_the_ideal_tolerance() -> None:
+    # erfc(54.6) is 0 in float64 (its exact value 1e-1297 is far below), so logaddexp's
+    # d2/db2 = 1.9e-24 is known only through the partials' exact values; error terms built
+    # on the cancelling formulas were as large as the Hessian itself
+    expr = call("logaddexp", call("erfc", Y), call("gelu", Y))
+    pts = np.array([[54.605918884277344]])
+    truth = TRUTH.evaluate(expr, pts, dtype="float32", order=2)
+    model = rounding_model(expr, pts, dtype="float32", order=2)
+    assert truth.values.ravel()[0] == pytest.approx(1.9273e-24, rel=1e-4)
+    assert (model.ideal_tolerance < 0.5 * np.abs(truth.values)).all()
