@@ -318,18 +318,28 @@ def _sinc_terms(x: Any, y: Any, p0: Any) -> tuple[Any, Any, Any, Any]:
     return ax, theta, theta * abs(y), abs(p0 * math.pi * x * x + math.pi * x * y)
 
 
-def _sinc_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+def _sinc_slope(s: Any, theta: Any, u: float) -> Any:
+    # |sin| over the rounded angle's error 2 u theta (pi x rounds, and pi itself): the
+    # slope of theta cos(theta) - sin(theta) is theta |sin|, and past a radian of error
+    # |sin| is anywhere up to 1 (at x = 2**26 in float32 the angle is 12 radians off)
+    import numpy as np
+
+    return np.minimum(1.0, s + 2 * u * theta)
+
+
+def _sinc_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...], u: float = 0.0) -> tuple[Any, ...]:
     # (theta cos(theta) - sin(theta))/(pi x**2): terms of size theta cancel to theta**3/3
     # near 0 (u/x**2 relative), and the rounded angle moves the numerator by u theta**2 |sin|
     ax, theta, s, tc = _sinc_terms(args[0], y, p[0])
-    return ((LIBM * (tc + s) + theta * theta * s) / (math.pi * ax * ax),)
+    return ((LIBM * (tc + s) + theta * theta * _sinc_slope(s, theta, u)) / (math.pi * ax * ax),)
 
 
-def _sinc_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> tuple[Any, ...]:
+def _sinc_noise2(args: tuple[Any, ...], y: Any, p: tuple[Any, ...], u: float = 0.0) -> tuple[Any, ...]:
     # that rule differentiated: -theta sin(theta)/x**2 - 2 sinc'/x, each term with its noise
     ax, theta, s, tc = _sinc_terms(args[0], y, p[0])
-    first = _sinc_noise(args, y, p)[0]
-    return (LIBM * (theta * s / (ax * ax) + 2 * abs(p[0]) / ax) + math.pi * tc / ax + 2 * first / ax,)
+    first = _sinc_noise(args, y, p, u)[0]
+    slope = _sinc_slope(s, theta, u)
+    return (LIBM * (theta * slope / (ax * ax) + 2 * abs(p[0]) / ax) + math.pi * tc / ax + 2 * first / ax,)
 
 
 def _atan2_hessian_noise(args: tuple[Any, ...], y: Any, p: tuple[Any, ...]) -> Noise2:
@@ -710,7 +720,10 @@ class Op:
     dtype's unit roundoff, that the usual backward formulas make when computing each
     partial derivative (the hull over formulas: tanh' as 1 - y**2 loses accuracy where
     |y| -> 1, sigmoid' as y*(1 - y), asin' through 1 - x*x). ``None`` means the formulas
-    are accurate to a few roundings relative to the partial itself. ``grad2_noise`` is
+    are accurate to a few roundings relative to the partial itself. A noise function that
+    takes a keyword argument ``u`` is given the dtype's unit roundoff, for terms that are not
+    linear in it (sinc's rounded angle pi x is off by u pi |x|, more than a radian past
+    2**22 in float32, where sin's slope no longer bounds the change). ``grad2_noise`` is
     the same for the diagonal second derivatives of a unary op, where their formula
     cancels beyond what the first derivative's noise explains (sigmoid'' = y'(1 - 2y)
     near y = 1/2). ``hessian_noise`` is an absolute bound (n x n, in unit roundoffs) on

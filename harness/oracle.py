@@ -74,6 +74,8 @@ other side of its break, and the value is that branch's derivative).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -915,7 +917,7 @@ def _propagate(
     v = vals[node]
     p, q = local[node]
     if row.grad_noise is not None:
-        noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in row.grad_noise(tuple(args), v, tuple(p))]
+        noise = [np.abs(np.asarray(x, dtype=np.float64)) for x in _noise(row.grad_noise, args, v, p, u)]
     else:
         noise = [LIBM * np.abs(pj) for pj in p]
     if ideal and not row.conditioned:
@@ -970,7 +972,7 @@ def _propagate(
             for k2 in range(ar)
         }
         if row.grad2_noise is not None and not ideal:
-            for j, extra in enumerate(row.grad2_noise(tuple(args), v, tuple(p))):
+            for j, extra in enumerate(_noise(row.grad2_noise, args, v, p, u)):
                 noise2[j, j] = noise2[j, j] + np.abs(np.asarray(extra, dtype=np.float64))
         hessian_noises = [row.hessian_noise] + ([row.hessian_formula_noise] if not ideal else [])
         for hessian_noise in hessian_noises:
@@ -990,6 +992,19 @@ def _propagate(
         small = np.abs(out.hess) < tiny
         out.hess_error = np.where(small, np.fmax(out.hess_error, np.abs(out.hess)), out.hess_error)
     return out
+
+
+def _noise(fn: Callable[..., Any], args: Sequence[Any], v: Any, p: Sequence[Any], u: float) -> Any:
+    """An op row's noise function at one node; ``u`` is passed to those that take it (see
+    :class:`~harness.ops.Op`)."""
+    if _takes_u(fn):
+        return fn(tuple(args), v, tuple(p), u=u)
+    return fn(tuple(args), v, tuple(p))
+
+
+@functools.cache
+def _takes_u(fn: Callable[..., Any]) -> bool:
+    return "u" in inspect.signature(fn).parameters
 
 
 # Arguments known to worse than this relative accuracy get their partials' change across

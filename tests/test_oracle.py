@@ -575,3 +575,21 @@ def test_a_hessian_half_wrong_in_a_logaddexp_tail_is_outside_the_ideal_tolerance
     model = rounding_model(expr, pts, dtype="float32", order=2)
     assert truth.values.ravel()[0] == pytest.approx(1.9273e-24, rel=1e-4)
     assert (model.ideal_tolerance < 0.5 * np.abs(truth.values)).all()
+
+
+def test_sinc_past_a_radian_of_angle_error_is_within_the_formula_tolerance() -> None:
+    # at x = 2**26 in float32, pi x is 12 radians off, so (cos(pi x) pi x - sin(pi x)) /
+    # (pi x**2) is anywhere in +-1/x: the usual formula's loss (the formula tolerance), not
+    # a wrong rule; a careful engine's sinc' = 1/x stays inside the ideal tolerance
+    import torch
+
+    x = 2.0**26
+    pts = np.array([[x]])
+    truth = TRUTH.evaluate(call("sinc", X), pts, dtype="float32")
+    model = rounding_model(call("sinc", X), pts, dtype="float32")
+    t = torch.tensor(x, dtype=torch.float32)
+    angle = math.pi * t
+    usual = float((torch.cos(angle) * angle - torch.sin(angle)) / (math.pi * t * t))
+    assert truth.values[0, 0] == pytest.approx(1 / x, rel=1e-12)
+    assert abs(usual - truth.values[0, 0]) <= model.tolerance[0, 0]
+    assert model.ideal_tolerance[0, 0] < 1e-3 * truth.values[0, 0]
