@@ -318,17 +318,19 @@ the formula is taken to cancel, and mpmath decides."""
 
 
 def _careful_partial(name: str, key: Sequence[int], args: Sequence[np.ndarray]) -> np.ndarray:
-    """A partial of op ``name`` at ``args`` from its formula, in long double, and
-    mpmath's value at 60 digits where the formula cancels (its float64 and long double
-    values disagree by more than :data:`_CANCELLED`). The third partials and the partials
-    moved across an argument's error (:func:`_partials_across_errors`) come from here:
-    logaddexp's d3/db3 at (0, 54.6) is -1.9e-24, its formula 4.4e-16 in float64 and
-    -1.1e-19 in long double, and d2/db2 a step off a = 0 is 0 in float64 for 1.9e-24; an
-    error term built on such a value passes a Hessian wrong by 100%."""
+    """A partial of op ``name`` at ``args`` (long double) where its formula may cancel:
+    first and second partials certified by the truth (:func:`_partial_values`), third
+    partials from the formula in long double, and mpmath's value at 60 digits where the
+    formula's float64 and long double values disagree by more than :data:`_CANCELLED`.
+    The third partials and the partials moved across an argument's error
+    (:func:`_partials_across_errors`) come from here: logaddexp's d3/db3 at (0, 54.6) is
+    -1.9e-24, its formula 4.4e-16 in float64 and -1.1e-19 in long double, and d2/db2 a
+    step off a = 0 is 0 in float64 for 1.9e-24; an error term built on such a value
+    passes a Hessian wrong by 100%."""
     wide = [np.asarray(a, dtype=np.longdouble) for a in args]
     out = np.array(_partial_values(name, key, wide), dtype=np.longdouble)
-    if OPS[name].formula_partials is not None or out.size == 0:
-        return out  # numeric partials: no formula to compare
+    if len(key) < 3 or OPS[name].formula_partials is not None or out.size == 0:
+        return out  # certified (the truth's), or the op's own numeric partials
     with np.errstate(all="ignore"):
         narrow = [np.asarray(a, dtype=np.float64) for a in wide]
         rough = np.asarray(_formula_partial(name, key, narrow), dtype=np.longdouble)
