@@ -108,10 +108,10 @@ def _mp(name: str) -> Any:
     return call
 
 
-def _scipy_or(scipy_name: str, slow: Any) -> Any:
-    """scipy.special's vectorised ``scipy_name`` when scipy is installed (up to thousands
-    of times faster on big arrays: accuracy sweeps take third partials at every float16),
-    else ``slow``, element by element."""
+def _scipy_or(scipy_name: str, slow: Any, fast: Any = None) -> Any:
+    """scipy.special's vectorised ``scipy_name`` (or ``fast``, built on it) when scipy is
+    installed (up to thousands of times faster on big arrays: accuracy sweeps take third
+    partials at every float16), else ``slow``, element by element."""
 
     def run(*args: Any) -> Any:
         try:
@@ -120,9 +120,47 @@ def _scipy_or(scipy_name: str, slow: Any) -> Any:
             return slow(*args)
         with np.errstate(all="ignore"):
             floats = [np.asarray(a, dtype=np.float64) for a in args]
-            return np.asarray(getattr(scipy.special, scipy_name)(*floats), dtype=np.float64)
+            fn = fast or getattr(scipy.special, scipy_name)
+            return np.asarray(fn(*floats), dtype=np.float64)
 
     return run
+
+
+_REFLECT_BELOW = -16.0
+"""Left of this, :func:`_polygamma` reflects to 1 - x."""
+
+
+def _polygamma(n: Any, x: Any) -> Any:
+    """polygamma(n, x) for n = 0..3 by the reflection formula left of
+    :data:`_REFLECT_BELOW` (psi_n(x) = (-1)**n psi_n(1 - x) - pi d**n/dx**n cot(pi x), the
+    trigonometric part from x's distance r to the nearest integer, which is exact); else,
+    and for other n, scipy.special.polygamma. scipy's own series costs time in proportion
+    to |x| for negative x (2.5 s at -1e8, hours at -1e12), and one case's rounding model
+    can ask for it there (lgamma's partials across an argument's error)."""
+    import scipy.special
+
+    with np.errstate(all="ignore"):
+        n, x = np.broadcast_arrays(np.asarray(n, dtype=np.float64), np.asarray(x, dtype=np.float64))
+        out = np.empty(x.shape)
+        left = (x < _REFLECT_BELOW) & np.isin(n, (0.0, 1.0, 2.0, 3.0))
+        out[~left] = scipy.special.polygamma(n[~left], x[~left])
+        if left.any():
+            k, xl = n[left], x[left]
+            r = xl - np.rint(xl)  # sin(pi x)**2 = sin(pi r)**2, cos/sin**odd alike
+            # cos(pi r) as sin(pi (1/2 - |r|)): exactly 0 at r = 1/2, where np.cos gives 6e-17
+            s, c = np.sin(np.pi * r), np.sin(np.pi * (0.5 - np.abs(r)))
+            mirror = scipy.special.polygamma(k, 1 - xl)
+            pi = np.pi
+            out[left] = np.select(
+                [k == 0, k == 1, k == 2],
+                [
+                    mirror - pi * c / s,
+                    -mirror + pi**2 / s**2,
+                    mirror - 2 * pi**3 * c / s**3,
+                ],
+                -mirror + 2 * pi**4 * (1 + 2 * c * c) / s**4,
+            )
+    return out
 
 
 def _select(conditions: list[Any], choices: list[Any], default: Any = 0) -> Any:
@@ -148,7 +186,7 @@ NUMPY_FUNCTIONS: dict[str, Any] = {
     "erfc": _elementwise(math.erfc),
     "erfinv": _scipy_or("erfinv", _elementwise(_mp("erfinv"))),
     "loggamma": _scipy_or("loggamma", _elementwise(_mp("loggamma"))),
-    "polygamma": _scipy_or("polygamma", _elementwise(_mp("polygamma"))),
+    "polygamma": _scipy_or("polygamma", _elementwise(_mp("polygamma")), _polygamma),
     "besseli": _elementwise(_mp("besseli")),
 }
 """Numpy versions of the special functions the op table's sympy forms contain, for
