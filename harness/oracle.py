@@ -558,15 +558,17 @@ def _merged(model: RoundingModel, sub: RoundingModel, idx: np.ndarray) -> Roundi
         out[idx] = b
         return out
 
+    def kink_parts(m: RoundingModel) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        # no point at a kink: none is, and the sides are never read
+        at = np.zeros(len(m.out_of_range), dtype=bool) if m.at_kink is None else m.at_kink
+        return at, m.sides or (m.other * np.nan, m.other * np.nan, m.tolerance)
+
     at_kink, sides = model.at_kink, model.sides
     if sub.at_kink is not None or at_kink is not None:
-        n = len(model.out_of_range)
-        at_kink = np.zeros(n, dtype=bool) if at_kink is None else at_kink
-        sides = sides or (model.other * np.nan, model.other * np.nan, model.tolerance)
-        sub_at = np.zeros(len(idx), dtype=bool) if sub.at_kink is None else sub.at_kink
-        sub_sides = sub.sides or (sub.other * np.nan, sub.other * np.nan, sub.tolerance)
-        at_kink = put(at_kink, sub_at)
-        sides = (put(sides[0], sub_sides[0]), put(sides[1], sub_sides[1]), put(sides[2], sub_sides[2]))
+        (at, whole), (sub_at, part) = kink_parts(model), kink_parts(sub)
+        at_kink = put(at, sub_at)
+        lo, hi, tol = (put(a, b) for a, b in zip(whole, part, strict=True))
+        sides = (lo, hi, tol)
     return RoundingModel(
         put(model.tolerance, sub.tolerance),
         put(model.out_of_range, sub.out_of_range),
