@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.check import compare
-from harness.csvtext import frame_csv
+from harness.check import compare_rows
+from harness.csvtext import columns_csv, frame_csv
 from harness.dtypes import dtype_info, round_array
 from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.expr import Expr, to_text, variables
@@ -64,7 +64,8 @@ from harness.limits import (
 )
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
 from harness.parser import parse
-from harness.schema import CSV_COLUMNS, FD_COLUMNS, RESULT_COLUMNS, THEORY_COLUMNS
+from harness.rows import ResultRows
+from harness.schema import CSV_COLUMNS, FD_COLUMNS, RESULT_COLUMNS, THEORY_COLUMNS, TIMING_COLUMNS
 from harness.truth import truth_engine
 
 __all__ = [
@@ -382,7 +383,7 @@ def _cases_file_limit(config: CampaignConfig) -> int:
 
 
 
-def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
+def _error_row(task: TaskCase, verdict: str, message: str) -> ResultRows:
     row: dict[str, Any] = {c: np.nan for c in RESULT_COLUMNS}
     row.update(
         case_id=task.case_id,
@@ -400,7 +401,7 @@ def _error_row(task: TaskCase, verdict: str, message: str) -> pd.DataFrame:
         truth_status=message[:200],
         verdict=verdict,
     )
-    return pd.DataFrame([row], columns=list(RESULT_COLUMNS))
+    return ResultRows.of(1, row)
 
 
 def _timeout_message(config: CampaignConfig) -> str:
@@ -409,14 +410,14 @@ def _timeout_message(config: CampaignConfig) -> str:
 
 def run_case(
     task: TaskCase, config: CampaignConfig, trusted: Collection[str] | None = None
-) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[int, ResultRows, list[dict[str, Any]], list[dict[str, Any]]]:
     """Every engine, dtype, order and scheme on one case; never raises.
 
     ``trusted`` are the engine specs the user named (default: ``config.engines``); any
     other engine of the case comes from a case file and must be built in.
     """
     trusted = config.engines if trusted is None else trusted
-    frames: list[pd.DataFrame] = []
+    frames: list[ResultRows] = []
     diags: list[dict[str, Any]] = []
     theory: list[dict[str, Any]] = []
     try:
@@ -432,7 +433,7 @@ def run_case(
                         continue
                     for order in task.orders:
                         start = time.perf_counter()
-                        rows = compare(
+                        rows = compare_rows(
                             engine,
                             task.expr,
                             task.points,
@@ -442,8 +443,7 @@ def run_case(
                             source=task.source,
                             truth=truth_engine(),
                         )
-                        rows["seconds"] = time.perf_counter() - start
-                        frames.append(rows)
+                        frames.append(rows.with_column("seconds", time.perf_counter() - start))
                 if config.schemes:
                     f, d, th = fd_tables(
                         task.case_id, task.source, task.expr, task.points, dtype=dtype,
@@ -456,8 +456,8 @@ def run_case(
         frames.append(_error_row(task, "timeout", _timeout_message(config)))
     except Exception as exc:  # noqa: BLE001 - a bad case must not take the run down
         frames.append(_error_row(task, "error", f"{type(exc).__name__}: {exc}"))
-    frame = pd.concat(frames, ignore_index=True) if frames else _error_row(task, "error", "no rows")
-    return task.index, frame, diags, theory
+    rows = ResultRows.join(frames) if frames else _error_row(task, "error", "no rows")
+    return task.index, rows, diags, theory
 
 
 # ---- workers and files -------------------------------------------------------------
@@ -638,7 +638,7 @@ def _exit_reason(code: int | None) -> str:
 
 def _failed_case(
     task: TaskCase, verdict: str, message: str
-) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[int, ResultRows, list[dict[str, Any]], list[dict[str, Any]]]:
     """What :func:`run_case` returns for a case stopped from outside: one row saying why."""
     return task.index, _error_row(task, verdict, message), [], []
 
@@ -651,7 +651,7 @@ EXECUTORS: tuple[str, ...] = ("local", "dask")
 
 def _case_on_a_dask_worker(
     task: TaskCase, config: CampaignConfig, trusted: frozenset[str]
-) -> tuple[int, pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[int, ResultRows, list[dict[str, Any]], list[dict[str, Any]]]:
     """One case on a Dask worker: :func:`run_case`'s tables, returned for the parent to
     write (the worker need not share the run folder's file system)."""
     import torch
@@ -716,7 +716,6 @@ def _run_on_dask(
 PART_KINDS: tuple[str, ...] = ("", ".fd", ".time", ".theory")
 """Case i's part files are ``parts/{i:05d}{kind}.csv``; ``parts/{i:05d}.json`` records
 their sizes and SHA-256, and is written last, so that it marks the case as done."""
-TIMING_COLUMNS: tuple[str, ...] = ("case_id", "engine", "dtype", "order", "scheme", "seconds")
 MAX_PART_BYTES = 1 << 30
 """Largest part file a record may name (a case of 1,000 points, 2 variables, every engine,
 dtype, order, scheme and step stays far below it)."""
@@ -742,19 +741,25 @@ def _part_names(index: int) -> list[str]:
 
 
 def _save_part(
-    parts: Path, index: int, frame: pd.DataFrame, diags: list[dict[str, Any]], theory: list[dict[str, Any]]
+    parts: Path, index: int, rows: ResultRows, diags: list[dict[str, Any]], theory: list[dict[str, Any]]
 ) -> None:
-    # one call of compare gives all rows of a group, each with the call's seconds
-    timing = (
-        frame.groupby(list(TIMING_COLUMNS[:-1]), dropna=False, sort=False)["seconds"].max().reset_index()
-    )
     texts = [
-        frame_csv(frame, CSV_COLUMNS, False),
+        rows.csv(CSV_COLUMNS),
         frame_csv(pd.DataFrame(diags, columns=list(FD_COLUMNS)), FD_COLUMNS, False),
-        frame_csv(timing, TIMING_COLUMNS, False),
-        frame_csv(pd.DataFrame(theory, columns=list(THEORY_COLUMNS)), THEORY_COLUMNS, False),
+        # one call of compare gives all rows of a group, each with the call's seconds
+        columns_csv(_transpose(rows.timings(), TIMING_COLUMNS), TIMING_COLUMNS, False),
+        columns_csv(_transpose([tuple(r[c] for c in THEORY_COLUMNS) for r in theory], THEORY_COLUMNS),
+                    THEORY_COLUMNS, False),
     ]
     _write_case_parts(parts, index, [t.encode("utf-8") for t in texts])
+
+
+def _transpose(records: Sequence[tuple[Any, ...]], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Records (tuples in ``names`` order) as one array per column; text as object arrays."""
+    if not records:
+        return {n: np.empty(0, dtype=object) for n in names}
+    return {n: np.array(values, dtype=object if isinstance(values[0], str) else None)
+            for n, values in zip(names, zip(*records, strict=True), strict=True)}
 
 
 def _write_case_parts(parts: Path, index: int, files: Sequence[bytes]) -> None:

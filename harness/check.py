@@ -33,6 +33,7 @@ from harness.limits import TimeLimitExceeded, time_limit
 from harness.memo import Memo
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
 from harness.oracle import judge, one_sided_tolerance, rounding_model
+from harness.rows import ResultRows
 from harness.schema import RESULT_COLUMNS, VS_EAGER, failing_verdicts, point_text_array, repro_command
 from harness.strategies import expressions, points, reproducible_generation
 from harness.truth import SymbolicEngine, truth_engine
@@ -44,6 +45,7 @@ __all__ = [
     "assert_engine",
     "check_engine",
     "compare",
+    "compare_rows",
     "default_ops",
     "engine_spec",
     "unit_trees",
@@ -131,15 +133,34 @@ def compare(
 
     Never raises for what the engine does: an exception inside the engine, or a result of
     the wrong shape, becomes rows with verdict ``error`` (``EngineError``, meaning "not
-    supported", gives ``skipped``), so one bad case never takes a run down. A result may
-    be anything numpy reads, or a torch/JAX array (detached and moved to the CPU). Bad
-    *arguments* (points that do not fit the expression or dtype) raise ``ValueError``.
+    supported", gives ``skipped``; ``attrs["message"]`` says why), so one bad case never
+    takes a run down. A result may be anything numpy reads, or a torch/JAX array (detached
+    and moved to the CPU). Bad *arguments* (points that do not fit the expression or
+    dtype) raise ``ValueError``. :func:`compare_rows` gives the same rows without a
+    DataFrame.
     """
+    return compare_rows(
+        engine, expr, pts, dtype=dtype, order=order, case_id=case_id, source=source, truth=truth
+    ).frame()
+
+
+def compare_rows(
+    engine: Engine,
+    expr: Expr,
+    pts: np.ndarray,
+    *,
+    dtype: str,
+    order: int = 1,
+    case_id: str = "",
+    source: str = "generated",
+    truth: SymbolicEngine | None = None,
+) -> ResultRows:
+    """:func:`compare`'s rows as :class:`~harness.rows.ResultRows` (what a campaign writes
+    straight to CSV); its ``message`` is the frame's ``attrs["message"]``."""
     check_engine_object(engine)
     pts = check_request(expr, pts, dtype, order)
     truth = truth or truth_engine()
     names = variables(expr)
-    text = to_text(expr)
     start = time.perf_counter()
     verdict_override: str | None = None
     message = ""
@@ -171,54 +192,64 @@ def compare(
         ideal_tolerance=ideal,
         convention=convention,
     )
+    if eager_engine(engine) is None:  # an eager mode: the transformed modes compare with these
+        _EAGER_CACHE.put(
+            _eager_key(engine, expr, pts, dtype, order),
+            None if verdict_override is not None else (got, j.verdict),
+        )
     entries = _derivative_entries(names, order)
     per_point = len(entries)
     n_rows = len(pts) * per_point
-    value = got.reshape(n_rows)
 
     def flat(a: np.ndarray) -> np.ndarray:
         return np.asarray(a).reshape(n_rows)
 
-    def const(v: Any) -> Any:
-        # numbers as arrays (pandas infers a list of ints element by element), text as lists
-        return np.full(n_rows, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else [v] * n_rows
-
-    columns: dict[str, Any] = {
-        "case_id": const(case_id),
-        "source": const(source),
-        "expr": const(text),
-        "variables": const(",".join(names)),
-        "point": np.repeat(point_text_array(names, pts), per_point),
-        "point_index": np.repeat(np.arange(len(pts)), per_point),
-        "var": np.tile(np.array([var for _, var in entries], dtype=object), len(pts)),
-        "engine": const(engine.name),
-        "mode": const(_mode(engine)),
-        "dtype": const(dtype),
-        "order": const(order),
-        "scheme": const(""),
-        "h": np.full(n_rows, np.nan),
-        "value": value,
-        "truth": flat(t.values),
-        "truth_bound": flat(t.bounds),
-        "truth_status": flat(t.status),
-        "abs_error": flat(j.abs_error),
-        "rel_error": flat(j.rel_error),
-        "ulp_error": flat(j.ulp_error),
-        "tolerance": flat(j.tolerance),
-        "ideal_tolerance": flat(j.ideal_tolerance),
-        "verdict": const(verdict_override) if verdict_override else flat(j.verdict),
-        "vs_eager": const("") if verdict_override else flat(
-            _against_eager(engine, expr, pts, dtype, order, truth, got, j.tolerance)
-        ),
-        "seconds": np.full(n_rows, seconds / max(1, len(pts))),
-    }
-    frame = pd.DataFrame(columns, columns=list(RESULT_COLUMNS))
-    if verdict_override is not None:
-        frame.attrs["message"] = message
-    return frame
+    return ResultRows.of(
+        n_rows,
+        {
+            "case_id": case_id,
+            "source": source,
+            "expr": to_text(expr),
+            "variables": ",".join(names),
+            "point": np.repeat(point_text_array(names, pts), per_point),
+            "point_index": np.repeat(np.arange(len(pts)), per_point),
+            "var": np.tile(np.array([var for _, var in entries], dtype=object), len(pts)),
+            "engine": engine.name,
+            "mode": _mode(engine),
+            "dtype": dtype,
+            "order": order,
+            "scheme": "",
+            "h": np.nan,
+            "value": flat(got),
+            "truth": flat(t.values),
+            "truth_bound": flat(t.bounds),
+            "truth_status": flat(t.status),
+            "abs_error": flat(j.abs_error),
+            "rel_error": flat(j.rel_error),
+            "ulp_error": flat(j.ulp_error),
+            "tolerance": flat(j.tolerance),
+            "ideal_tolerance": flat(j.ideal_tolerance),
+            "verdict": verdict_override if verdict_override else flat(j.verdict),
+            "vs_eager": "" if verdict_override else flat(
+                _against_eager(engine, expr, pts, dtype, order, truth, got, j.tolerance)
+            ),
+            "seconds": seconds / max(1, len(pts)),
+        },
+        message,
+    )
 
 
 _EAGER_CACHE: Memo[tuple[np.ndarray, np.ndarray] | None] = Memo(64)
+
+
+def _eager_key(
+    eager: Engine, expr: Expr, pts: np.ndarray, dtype: str, order: int
+) -> tuple[Any, ...]:
+    """What decides an eager engine's values and verdicts on one request: its class, name
+    and overrides, the tree and the op table rows it uses, the points, dtype and order."""
+    rows = tuple(OPS[node.op] for node in walk(expr) if isinstance(node, Call))
+    overrides = tuple(sorted(getattr(eager, "overrides", {}).items()))
+    return (type(eager), eager.name, overrides, expr, rows, pts.shape, pts.tobytes(), dtype, order)
 
 
 def _against_eager(
@@ -233,25 +264,21 @@ def _against_eager(
 ) -> np.ndarray:
     """The ``vs_eager`` words of ``engine``'s values ``got`` (:mod:`harness.differential`);
     empty strings for an engine without an eager counterpart. The eager engine's values
-    and verdicts are remembered per request (keyed by its name and the op table rows the
-    tree uses), as every transformed mode of a case is compared with the same ones."""
+    and verdicts are remembered per request (:func:`_eager_key`), by every eager request
+    :func:`compare_rows` judges as well, as a campaign judges the eager mode and then
+    every transformed mode of a case on the same request."""
     eager = eager_engine(engine)
     if eager is None:
         return np.full(got.shape, "", dtype=object)
-    rows = tuple(OPS[node.op] for node in walk(expr) if isinstance(node, Call))
-    overrides = tuple(sorted(getattr(eager, "overrides", {}).items()))
-    key = (eager.name, overrides, expr, rows, pts.shape, pts.tobytes(), dtype, order)
 
     def compute() -> tuple[np.ndarray, np.ndarray] | None:
-        frame = compare(eager, expr, pts, dtype=dtype, order=order, truth=truth)
-        if "message" in frame.attrs:  # eager skipped or failed: no values
+        rows = compare_rows(eager, expr, pts, dtype=dtype, order=order, truth=truth)
+        if rows.message:  # eager skipped or failed: no values
             return None
         shape = got.shape
-        return frame["value"].to_numpy(np.float64).reshape(shape), frame["verdict"].to_numpy(
-            object
-        ).reshape(shape)
+        return rows.columns["value"].astype(np.float64).reshape(shape), rows.columns["verdict"].reshape(shape)
 
-    found = _EAGER_CACHE.get(key, compute)
+    found = _EAGER_CACHE.get(_eager_key(eager, expr, pts, dtype, order), compute)
     if found is None:
         return np.full(got.shape, VS_EAGER[2], dtype=object)
     return vs_eager(got, found[0], found[1], tolerance)

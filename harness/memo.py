@@ -39,6 +39,14 @@ class Memo(Generic[V]):
             self._table.popitem(last=False)
         return value
 
+    def put(self, key: Hashable, value: V) -> None:
+        """Remember ``value`` for ``key`` (a result computed elsewhere that a later
+        :meth:`get` may reuse)."""
+        self._table[key] = value
+        self._table.move_to_end(key)
+        if len(self._table) > self.size:
+            self._table.popitem(last=False)
+
     def clear(self) -> None:
         """Forget everything."""
         self._table.clear()

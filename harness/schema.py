@@ -33,6 +33,7 @@ __all__ = [
     "SCHEMES",
     "SKIPPED",
     "THEORY_COLUMNS",
+    "TIMING_COLUMNS",
     "VERDICTS",
     "VS_EAGER",
     "coordinate",
@@ -95,6 +96,11 @@ FD_COLUMNS: tuple[str, ...] = (
     "consistent",
 )
 """Columns of ``fd_diagnostics.csv``: one row per case, variable, dtype and scheme."""
+
+TIMING_COLUMNS: tuple[str, ...] = ("case_id", "engine", "dtype", "order", "scheme", "seconds")
+"""Columns of ``timings.csv``: one row per request of a case (an engine, dtype and order,
+or a scheme's finite-difference table) with its seconds, kept out of ``results.csv`` so
+that the same seed gives a byte-identical file."""
 
 THEORY_COLUMNS: tuple[str, ...] = ("case_id", "dtype", "scheme", "h", "rel_error")
 """Columns of a run's theory curves: the median predicted relative error per case and h."""

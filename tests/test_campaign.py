@@ -20,6 +20,7 @@ import pytest
 
 import harness.campaign as campaign
 from harness.campaign import CampaignConfig, run_campaign
+from harness.rows import ResultRows
 
 pytestmark = pytest.mark.slow  # run all with `pytest`, the fast loop with `-m "not slow"`
 
@@ -214,16 +215,16 @@ def test_an_engine_that_raises_gives_error_rows_next_to_the_other_engines_rows(
 def test_a_case_past_its_time_limit_becomes_a_timeout_row_and_the_run_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = campaign.compare
+    real = campaign.compare_rows
     slept_through: list[bool] = []
 
-    def slow_for_the_sine(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    def slow_for_the_sine(*args: Any, **kwargs: Any) -> ResultRows:
         if kwargs.get("case_id") == "good:sine":
             time.sleep(60)  # the case's alarm interrupts this long before it ends
             slept_through.append(True)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(campaign, "compare", slow_for_the_sine)
+    monkeypatch.setattr(campaign, "compare_rows", slow_for_the_sine)
     root = corpus(tmp_path, good=GOOD_CASES)
     rows = run_campaign(corpus_only(root, case_timeout=2.0), tmp_path / "run", progress=False).results
     assert slept_through == []  # the limit cut the case off inside the engine call

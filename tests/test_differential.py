@@ -97,3 +97,27 @@ def test_an_entry_without_a_finite_tolerance_is_not_compared() -> None:
     words = vs_eager(np.array([0.0]), np.array([1e-44]), np.array(["ok"], dtype=object),
                      np.array([np.nan]))
     assert words.tolist() == [""]
+
+
+def test_a_transformed_mode_judged_after_its_eager_mode_reuses_the_eager_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A campaign judges torch:reverse and then torch:functional on the same request: the
+    eager values are computed once, and the words are those of a fresh comparison."""
+    from harness.check import _EAGER_CACHE
+
+    _EAGER_CACHE.clear()
+    fresh = compare(TorchEngine("functional"), SIN, PTS, dtype="float64")["vs_eager"].tolist()
+    _EAGER_CACHE.clear()
+    calls: list[str] = []
+    real = TorchEngine.derivatives
+
+    def counted(self: TorchEngine, *args: object, **kwargs: object) -> np.ndarray:
+        calls.append(self.name)
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TorchEngine, "derivatives", counted)
+    compare(TorchEngine("reverse"), SIN, PTS, dtype="float64")
+    words = compare(TorchEngine("functional"), SIN, PTS, dtype="float64")["vs_eager"].tolist()
+    assert calls == ["torch:reverse", "torch:functional"]
+    assert words == fresh == ["agrees"] * 3

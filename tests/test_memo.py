@@ -30,3 +30,12 @@ def test_the_least_recently_used_key_is_forgotten_first() -> None:
 def test_a_size_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="size=0"):
         Memo(0)
+
+
+def test_a_value_put_is_what_get_returns_and_counts_toward_the_size() -> None:
+    memo: Memo[int] = Memo(2)
+    memo.put("a", 1)
+    assert memo.get("a", lambda: 99) == 1
+    memo.put("b", 2)
+    memo.put("c", 3)  # "a" is the least recently used
+    assert len(memo) == 2 and memo.get("a", lambda: 99) == 99

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from harness.dtypes import dtype_info, ulp
 from harness.engines.base import EngineError
@@ -20,7 +19,8 @@ from harness.expr import Expr, to_text, variables
 from harness.fd.engine import FiniteDiffEngine, shared_stencils
 from harness.fd.stencils import scheme_facts
 from harness.fd.theory import fd_diagnostics, predicted_error
-from harness.schema import RESULT_COLUMNS, point_text_array
+from harness.rows import ResultRows
+from harness.schema import point_text_array
 
 __all__ = ["MAX_TAYLOR", "fd_tables", "row_nanmedian"]
 
@@ -39,7 +39,7 @@ def fd_tables(
     schemes: Sequence[str],
     h_grid: Sequence[float],
     truth: Any,
-) -> tuple[list[pd.DataFrame], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[ResultRows], list[dict[str, Any]], list[dict[str, Any]]]:
     """One case's finite-difference tables in one dtype: its rows of the results table
     (one per scheme, h, point and variable), its diagnostics (one per scheme and variable,
     :func:`harness.fd.theory.fd_diagnostics`) and its theory curve (median predicted
@@ -136,38 +136,27 @@ def fd_tables(
     if not columns:
         return [], diags, theory
     merged = {k: np.concatenate([c[k] for c in columns]) for k in columns[0]}
-    n_rows = len(merged["h"])
-    frame = pd.DataFrame(
+    rows = ResultRows.of(
+        len(merged["h"]),
         {
-            "case_id": [case_id] * n_rows,
-            "source": [source] * n_rows,
-            "expr": [text] * n_rows,
-            "variables": [",".join(names)] * n_rows,
-            "point": merged["point"],
-            "point_index": merged["point_index"],
-            "var": merged["var"],
-            "engine": merged["engine"],
-            "mode": [""] * n_rows,
-            "dtype": [dtype] * n_rows,
-            "order": np.ones(n_rows, dtype=np.int64),
-            "scheme": merged["scheme"],
-            "h": merged["h"],
-            "value": merged["value"],
-            "truth": merged["truth"],
-            "truth_bound": merged["truth_bound"],
-            "truth_status": merged["truth_status"],
-            "abs_error": merged["abs_error"],
-            "rel_error": merged["rel_error"],
-            "ulp_error": merged["ulp_error"],
-            "tolerance": np.full(n_rows, np.nan),
-            "ideal_tolerance": np.full(n_rows, np.nan),
-            "verdict": [""] * n_rows,
-            "seconds": np.full(n_rows, np.nan),
+            "case_id": case_id,
+            "source": source,
+            "expr": text,
+            "variables": ",".join(names),
+            **{k: merged[k] for k in ("point", "point_index", "var", "engine")},
+            "mode": "",
+            "dtype": dtype,
+            "order": 1,
+            **{k: merged[k] for k in ("scheme", "h", "value", "truth", "truth_bound", "truth_status")},
+            **{k: merged[k] for k in ("abs_error", "rel_error", "ulp_error")},
+            "tolerance": np.nan,
+            "ideal_tolerance": np.nan,
+            "verdict": "",
+            "vs_eager": "",
+            "seconds": np.nan,
         },
-        columns=list(RESULT_COLUMNS),
     )
-    return [frame], diags, theory
-
+    return [rows], diags, theory
 
 
 def row_nanmedian(a: np.ndarray) -> np.ndarray:

@@ -314,16 +314,14 @@ def one_sided(program: Program, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return sides[0], sides[1]
 
 
-_ZERO_SHARE = 2.0**-100
-"""A coefficient whose ball holds 0 and is narrower than this share of the largest
-derivative at the point is worth a second run at :data:`_ZERO_BITS` (sinh's x**4
-coefficient at 0 comes out as 0 +- 1e-39 at :data:`START_BITS`, and so does tanh'' =
-2.8e-45 at x = -1.4e-45); anything wider sends the point to the symbolic program."""
-
 _ZERO_BITS = 1400
-"""The second run's precision: a cancelled zero's radius falls under the exact-zero bound
-2**-1100 there for derivatives up to about 2**250, and a value as small as 1e-300 is
-tight."""
+"""The second run's precision, for a point whose coefficients were not all tight at
+:data:`START_BITS`: a cancelled zero's radius falls under the exact-zero bound 2**-1100
+there for derivatives up to about 2**250 (sinh's x**4 coefficient at 0 comes out as
+0 +- 1e-39 at START_BITS, and so does tanh'' = 2.8e-45 at x = -1.4e-45), a value as small
+as 1e-300 is tight, and so is tan's argument reduced from 1.8e19. Only what is still
+not tight there goes to the symbolic program, whose compiled k-th derivatives cost
+tens of milliseconds per tree."""
 
 
 def series_taylor(program: Program, pts: np.ndarray, max_order: int) -> np.ndarray:
@@ -389,8 +387,8 @@ def _series_point(
     retry: bool,
 ) -> list[float] | object | None:
     """One point's pure partials along ``axis``, or None where the series cannot say; with
-    ``retry``, :data:`_AGAIN` where a ball holding 0 is narrow enough that more precision
-    may settle it (see :data:`_ZERO_SHARE`)."""
+    ``retry``, :data:`_AGAIN` where a coefficient is finite but not tight, so that more
+    precision may settle it (see :data:`_ZERO_BITS`)."""
     vals = list(base)
     for j, x in enumerate(row.tolist()):
         vals[j] = arb_series([arb(x), 1]) if j == axis else sr.constant(arb(x))
@@ -400,15 +398,12 @@ def _series_point(
     if not all(sr.head(o).is_finite() for o in outs[1:]):
         return None  # some node of the literal tree is not finite here
     coeffs = outs[0].coeffs()
-    # f and its derivatives here, as balls; the largest tells a cancelled zero from a value
+    # f's derivatives here, as balls
     balls = [(coeffs[k] if k < len(coeffs) else arb(0)) * factorials[k] for k in range(max_order + 1)]
-    sizes = [abs(float(d.mid())) for d in balls]
-    scale = max((s for s in sizes if math.isfinite(s)), default=0.0)
     derivs = []
     for d in balls[1:]:
         if not _tight(d):
-            narrow = d.is_finite() and d.contains(0) and float(d.rad()) <= _ZERO_SHARE * scale
-            return _AGAIN if retry and narrow else None
+            return _AGAIN if retry and d.is_finite() else None
         value = float(d.mid()) + 0.0
         if not np.isfinite(value):
             return None

@@ -145,3 +145,22 @@ def test_the_series_of_atan2_is_its_derivatives_off_the_cut_and_none_on_it() -> 
     assert not np.isnan(series[:5]).any()
     assert np.isnan(series[5]).all()  # x*y = 0 and x - y < 0: the cut
     assert np.array_equal(series.transpose(1, 0, 2), symbolic_taylor(expr, pts, 5), equal_nan=True)
+
+
+@pytest.mark.parametrize(("text", "point"), [
+    ("tan(softplus(x))", 1.8446742974197924e19),  # tan reduced from 2**64 through softplus
+    ("log1p(sqrt(sinh(x)))", 88.72284698486328),  # f'' = 1.9e-20 next to f' = 0.5
+])
+def test_a_point_loose_at_the_first_precision_is_settled_by_the_series_at_the_second(
+    text: str, point: float
+) -> None:
+    """Coefficients that are wide at the first precision, not only narrow zeros, get the
+    second run, so that the k-times differentiated symbolic program (tens of
+    milliseconds per tree to compile) is not needed here; the values are mpmath's."""
+    series = certify.series_taylor(compiled(parse(text), "float64", VALUES), np.array([[point]]), 4)
+    with mpmath.workdps(80):
+        u = mpmath.mpf(point)
+        f = {"tan(softplus(x))": lambda v: mpmath.tan(mpmath.log1p(mpmath.exp(v))),
+             "log1p(sqrt(sinh(x)))": lambda v: mpmath.log1p(mpmath.sqrt(mpmath.sinh(v)))}
+        exact = [float(mpmath.diff(f[text], u, k)) for k in range(1, 5)]
+    assert series[0, :, 0].tolist() == pytest.approx(exact, rel=1e-14, abs=0)
