@@ -51,6 +51,7 @@ from harness.engines import engine_from_spec, refuse_unless_builtin
 from harness.expr import Expr, to_text, variables
 from harness.fd.stencils import DEFAULT_H_GRID, SCHEMES
 from harness.fd.tables import fd_tables
+from harness.forkserver import fork_context
 from harness.limits import (
     MAX_CASES,
     MAX_POINTS,
@@ -500,11 +501,6 @@ def _worker_main(conn: Any, config: CampaignConfig, parts: Path, trusted: frozen
         conn.send(_work(task))
 
 
-# Imported once in the fork server, so that no worker pays for them: the campaign and
-# everything it imports, and torch._dynamo, which torch.func loads on its first use.
-_PRELOAD = ["harness.campaign", "torch._dynamo"]
-
-
 @dataclass
 class _Slot:
     process: Any
@@ -533,8 +529,7 @@ class _Workers:
 
         def start() -> None:
             try:
-                self._ctx = multiprocessing.get_context("forkserver")
-                self._ctx.set_forkserver_preload(_PRELOAD)
+                self._ctx = fork_context()
                 self._slots = [self._start() for _ in range(workers)]
             except BaseException as exc:  # noqa: BLE001 - re-raised in run()
                 self._error = exc

@@ -164,6 +164,10 @@ def _dtypes(text: str) -> tuple[str, ...]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.workers > 1 and args.executor == "local":
+        from harness.forkserver import start_fork_server
+
+        start_fork_server()  # its imports overlap this process's own
     from harness.campaign import CampaignConfig, run_campaign
     from harness.engines import engine_from_spec
 
