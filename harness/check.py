@@ -235,7 +235,7 @@ def compare_rows(
             ),
             "seconds": seconds / max(1, len(pts)),
         },
-        message,
+        message if verdict_override is not None else None,
     )
 
 
@@ -273,7 +273,7 @@ def _against_eager(
 
     def compute() -> tuple[np.ndarray, np.ndarray] | None:
         rows = compare_rows(eager, expr, pts, dtype=dtype, order=order, truth=truth)
-        if rows.message:  # eager skipped or failed: no values
+        if rows.message is not None:  # eager skipped or failed: no values
             return None
         shape = got.shape
         return rows.columns["value"].astype(np.float64).reshape(shape), rows.columns["verdict"].reshape(shape)

@@ -31,10 +31,11 @@ class ResultRows:
     """Rows of the results table: ``columns`` maps every name of
     :data:`~harness.schema.RESULT_COLUMNS` to an array of one length. ``message`` says why
     the engine of a request gave no values (its rows' verdict is ``skipped`` or
-    ``error``); empty otherwise. Build one with :meth:`of`."""
+    ``error``; the engine's own words, which may be empty); None when it gave values.
+    Build one with :meth:`of`."""
 
     columns: Mapping[str, np.ndarray]
-    message: str = ""
+    message: str | None = None
 
     def __post_init__(self) -> None:
         if tuple(self.columns) != RESULT_COLUMNS:
@@ -44,7 +45,7 @@ class ResultRows:
             raise ValueError(f"columns of lengths {sorted(lengths)}: every column needs one length")
 
     @classmethod
-    def of(cls, n_rows: int, values: Mapping[str, Any], message: str = "") -> ResultRows:
+    def of(cls, n_rows: int, values: Mapping[str, Any], message: str | None = None) -> ResultRows:
         """``n_rows`` rows from ``values``: per column an array-like of ``n_rows`` entries,
         or one value for every row (a str, int or float). Text becomes an object array,
         so that a DataFrame of the rows has the column types :func:`pd.DataFrame` gives
@@ -65,9 +66,9 @@ class ResultRows:
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame in :data:`~harness.schema.RESULT_COLUMNS` order, with
-        ``attrs["message"]`` set when :attr:`message` is."""
+        ``attrs["message"]`` set when :attr:`message` is not None."""
         frame = pd.DataFrame(dict(self.columns), columns=list(RESULT_COLUMNS))
-        if self.message:
+        if self.message is not None:
             frame.attrs["message"] = self.message
         return frame
 

@@ -521,6 +521,12 @@ def test_compare_turns_an_engine_exception_into_rows_not_a_crash(
     assert words in rows.attrs["message"]
 
 
+def test_an_engine_that_says_nothing_still_leaves_a_message_and_judged_rows_leave_none() -> None:
+    skipped = compare(Raising(EngineError("")), SIN_XY, PTS, dtype="float64")
+    assert skipped.attrs["message"] == ""
+    assert "message" not in compare(TorchEngine(), SIN_XY, PTS, dtype="float64").attrs
+
+
 def test_compare_rejects_points_that_do_not_fit_the_expression() -> None:
     with pytest.raises(ValueError):
         compare(TorchEngine("reverse"), SIN_XY, np.array([[0.5]]), dtype="float64")
