@@ -136,19 +136,17 @@ def fd_tables(
     if not columns:
         return [], diags, theory
     merged = {k: np.concatenate([c[k] for c in columns]) for k in columns[0]}
-    rows = ResultRows.of(
+    rows = ResultRows.of(  # merged holds the per-row columns; the rest are one value each
         len(merged["h"]),
         {
+            **merged,
             "case_id": case_id,
             "source": source,
             "expr": text,
             "variables": ",".join(names),
-            **{k: merged[k] for k in ("point", "point_index", "var", "engine")},
             "mode": "",
             "dtype": dtype,
             "order": 1,
-            **{k: merged[k] for k in ("scheme", "h", "value", "truth", "truth_bound", "truth_status")},
-            **{k: merged[k] for k in ("abs_error", "rel_error", "ulp_error")},
             "tolerance": np.nan,
             "ideal_tolerance": np.nan,
             "verdict": "",
