@@ -37,9 +37,13 @@ class DiesOnceWhileTokenExists(TorchEngine):
     def derivatives(self, expr: Any, points: np.ndarray, *, dtype: str, order: int = 1) -> Any:
         parts = campaign._WORKER_PARTS
         token = parts.parent / DIE_TOKEN if parts is not None else None
-        if token is not None and token.exists():
-            token.unlink()
-            _die()
+        if token is not None:
+            try:
+                token.unlink()  # atomic: of two workers that both meet the token, one dies
+            except FileNotFoundError:
+                pass
+            else:
+                _die()
         return super().derivatives(expr, points, dtype=dtype, order=order)
 
 
