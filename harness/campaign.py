@@ -66,6 +66,7 @@ from harness.limits import (
 from harness.ops import DEFAULT_OPS, JUMP_OPS, KINK_OPS, OPS
 from harness.parser import parse
 from harness.rows import ResultRows
+from harness.runlock import run_lock
 from harness.schema import CSV_COLUMNS, FD_COLUMNS, RESULT_COLUMNS, THEORY_COLUMNS, TIMING_COLUMNS
 from harness.truth import truth_engine
 
@@ -889,7 +890,7 @@ def run_campaign(
     config: CampaignConfig,
     run_dir: str | Path,
     *,
-    workers: int = 1,
+    workers: int = 0,
     resume: bool = False,
     progress: bool | None = None,
     on_case: Callable[[int], None] | None = None,
@@ -901,9 +902,12 @@ def run_campaign(
 ) -> CampaignResult:
     """Run (or resume) a campaign into ``run_dir`` and return its tables.
 
-    ``executor="local"`` runs the cases here, in ``workers`` processes; ``"dask"`` sends
+    ``executor="local"`` runs the cases here: ``workers=0`` in this process (no watchdog:
+    a case stuck inside C code, where its alarm cannot stop it, holds the run; monkeypatched
+    op tables are seen), ``workers=N`` in N worker processes that the parent watches (a
+    worker that dies or hangs is replaced, see :class:`_Workers`). ``"dask"`` sends
     each one to a Dask cluster (:func:`_run_on_dask`: the scheduler at ``scheduler``, or a
-    ``LocalCluster`` of ``workers`` processes) and writes its parts here as it comes back,
+    ``LocalCluster`` of ``workers`` processes, at least one) and writes its parts here as it comes back,
     so the run folder, ``results.csv`` included, is the same as a local run's and
     ``resume`` works on it.
 
@@ -928,90 +932,95 @@ def run_campaign(
         raise ValueError(f"scheduler={scheduler!r} is for executor='dask'; pass executor='dask' too")
     if not 0 <= workers <= max_workers():
         raise ValueError(f"workers={workers}: expected 0 to {max_workers()} (4 per CPU core, at least 64)")
-    parts = run_dir / "parts"
-    notes: list[str] = []  # damaged files resume found, and what it did about them
-    if os.path.islink(parts):
-        raise ValueError(f"{parts}: a symlink; a run folder's parts/ must be a folder inside it")
-    started_with: dict[str, Any] = {}
-    if resume:
-        config, shard = _resumed_config(run_dir, user_engines)
-        started_with = _started_with(run_dir, config)
-        complete = _check_complete(run_dir)
-        if complete == "":
-            return _load_complete(run_dir, config, {"workers": workers, "shard": shard})
-        if complete is not None:
-            notes.append(
-                f"{complete}; the run's parts were removed when it completed, so every case runs again"
+    with contextlib.ExitStack() as hold:  # one writer per run folder: see harness.runlock
+        hold.enter_context(run_lock(run_dir, create=False))  # an existing folder: from here
+        parts = run_dir / "parts"
+        notes: list[str] = []  # damaged files resume found, and what it did about them
+        if os.path.islink(parts):
+            raise ValueError(f"{parts}: a symlink; a run folder's parts/ must be a folder inside it")
+        started_with: dict[str, Any] = {}
+        if resume:
+            config, shard = _resumed_config(run_dir, user_engines)
+            started_with = _started_with(run_dir, config)
+            complete = _check_complete(run_dir)
+            if complete == "":
+                return _load_complete(run_dir, config, {"workers": workers, "shard": shard})
+            if complete is not None:
+                notes.append(
+                    f"{complete}; the run's parts were removed when it completed, so every case runs again"
+                )
+                (run_dir / COMPLETE_FILE).unlink()
+        elif (parts.exists() and any(parts.iterdir())) or os.path.lexists(run_dir / COMPLETE_FILE):
+            raise FileExistsError(
+                f"{run_dir} already holds a campaign; pass --resume or choose another folder"
             )
-            (run_dir / COMPLETE_FILE).unlink()
-    elif (parts.exists() and any(parts.iterdir())) or os.path.lexists(run_dir / COMPLETE_FILE):
-        raise FileExistsError(f"{run_dir} already holds a campaign; pass --resume or choose another folder")
-    else:
-        shard = _check_shard(shard) if shard is not None else None
-    source = _cases_source(run_dir, config, resume, cases_from)  # checked before any file is made
-    parts.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
-    if shard is not None:
-        _write_atomic(run_dir / "shard.json", json.dumps(list(shard)))
-    trusted = frozenset(user_engines) | (frozenset() if resume else frozenset(config.engines))
-    started = time.time()
-    # Worker processes start (imports, about two seconds) while the cases are drawn here.
-    pool = _Workers(workers, config, parts, trusted) if workers > 1 and executor == "local" else None
-    try:
-        tasks, problems = build_tasks(config, load_cases_file(source, config) if source else None)
-        if source is None or Path(source).resolve() != (run_dir / CASES_FILE).resolve():
-            save_cases_file(run_dir, tasks)
-        fingerprint = _fingerprint(tasks)
-        if started_with.get("fingerprint") not in (None, fingerprint):
-            raise ValueError(
-                f"{run_dir / CASES_FILE}: the cases of this run (its {CASES_FILE} and the corpus "
-                f"{', '.join(config.corpus) or '-'}) differ from those it started with (tasks.json "
-                "records their fingerprint); restore them, or start a new run"
-            )
-        info = {
-            "cases": len(tasks),
-            "corpus_problems": problems,
-            "fingerprint": fingerprint,
-            "config_sha256": _config_digest(config),
-        }
-        _write_atomic(run_dir / "tasks.json", json.dumps(info))
-        todo = []
-        for task in tasks:
-            if shard is not None and task.index % shard[1] != shard[0]:
-                continue
-            try:
-                finished = _read_case_parts(parts, task.index) is not None
-            except DamagedPart as exc:
-                notes.append(f"{exc}; case {task.case_id} runs again")
-                _remove_case_parts(parts, task.index)
-                finished = False
-            if not finished:
-                todo.append(task)
-        show = (sys.stderr.isatty() and not os.environ.get("CI")) if progress is None else progress
-        bar = _Progress(len(todo), show)
+        else:
+            shard = _check_shard(shard) if shard is not None else None
+        source = _cases_source(run_dir, config, resume, cases_from)  # checked before any file is made
+        hold.enter_context(run_lock(run_dir))  # a new folder: made now, and held
+        parts.mkdir(parents=True, exist_ok=True)
+        _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
+        if shard is not None:
+            _write_atomic(run_dir / "shard.json", json.dumps(list(shard)))
+        trusted = frozenset(user_engines) | (frozenset() if resume else frozenset(config.engines))
+        started = time.time()
+        # Worker processes start (imports, about three seconds) while the cases are drawn here.
+        pool = _Workers(workers, config, parts, trusted) if workers > 0 and executor == "local" else None
+        try:
+            tasks, problems = build_tasks(config, load_cases_file(source, config) if source else None)
+            if source is None or Path(source).resolve() != (run_dir / CASES_FILE).resolve():
+                save_cases_file(run_dir, tasks)
+            fingerprint = _fingerprint(tasks)
+            if started_with.get("fingerprint") not in (None, fingerprint):
+                raise ValueError(
+                    f"{run_dir / CASES_FILE}: the cases of this run (its {CASES_FILE} and the corpus "
+                    f"{', '.join(config.corpus) or '-'}) differ from those it started with (tasks.json "
+                    "records their fingerprint); restore them, or start a new run"
+                )
+            info = {
+                "cases": len(tasks),
+                "corpus_problems": problems,
+                "fingerprint": fingerprint,
+                "config_sha256": _config_digest(config),
+            }
+            _write_atomic(run_dir / "tasks.json", json.dumps(info))
+            todo = []
+            for task in tasks:
+                if shard is not None and task.index % shard[1] != shard[0]:
+                    continue
+                try:
+                    finished = _read_case_parts(parts, task.index) is not None
+                except DamagedPart as exc:
+                    notes.append(f"{exc}; case {task.case_id} runs again")
+                    _remove_case_parts(parts, task.index)
+                    finished = False
+                if not finished:
+                    todo.append(task)
+            show = (sys.stderr.isatty() and not os.environ.get("CI")) if progress is None else progress
+            bar = _Progress(len(todo), show)
 
-        def done(index: int) -> None:
-            bar.step()
-            if on_case:
-                on_case(index)
+            def done(index: int) -> None:
+                bar.step()
+                if on_case:
+                    on_case(index)
 
-        if executor == "dask":
-            _run_on_dask(todo, config, parts, trusted, done, scheduler=scheduler, workers=max(1, workers))
-        elif pool is None or len(todo) <= 1:
+            if executor == "dask":
+                _run_on_dask(todo, config, parts, trusted, done, scheduler=scheduler, workers=max(1, workers))
+            elif pool is None or not todo:
+                if pool is not None:
+                    pool.close()
+                    pool = None
+                _init_worker(config, parts, trusted)
+                for task in todo:
+                    _work(task)
+                    done(task.index)
+            else:
+                pool.run(todo, done)
+        finally:
             if pool is not None:
                 pool.close()
-                pool = None
-            _init_worker(config, parts, trusted)
-            for task in todo:
-                _work(task)
-                done(task.index)
-        else:
-            pool.run(todo, done)
-    finally:
-        if pool is not None:
-            pool.close()
-    extra = {"workers": workers, "shard": shard, "damaged": notes}
-    return _finish(run_dir, config, len(tasks), problems, started, extra, remove_parts=shard is None)
+        extra = {"workers": workers, "shard": shard, "damaged": notes}
+        return _finish(run_dir, config, len(tasks), problems, started, extra, remove_parts=shard is None)
 
 
 def _config_digest(config: CampaignConfig) -> str:
@@ -1164,52 +1173,54 @@ def merge_campaigns(run_dir: str | Path, sources: Sequence[str | Path]) -> Campa
             "options (different diffharness, Hypothesis or corpus versions?); run every "
             "shard with the same versions and the same cases/ folder"
         )
-    parts = run_dir / "parts"
-    if (parts.exists() and any(parts.iterdir())) or os.path.lexists(run_dir / COMPLETE_FILE):
-        raise FileExistsError(f"{run_dir} already holds a campaign; choose another folder")
-    config = CampaignConfig.from_json(first)
-    if first_src in infos:
-        n, problems = infos[first_src]["cases"], infos[first_src]["corpus_problems"]
-    else:
-        tasks, problems = build_tasks(config)
-        n = len(tasks)
-    parts.mkdir(parents=True, exist_ok=True)
-    merged: dict[int, list[str]] = {}  # the SHA-256 of each case's files, from any shard
-    for src, _ in configs:
-        for i in range(n):
-            try:
-                files = _read_case_parts(src / "parts", i)
-            except DamagedPart as exc:
-                raise ValueError(f"{exc}; run its case again with: diffharness run --resume {src}") from None
-            if files is None:
-                continue
-            digests = [hashlib.sha256(data).hexdigest() for data in files]
-            if i in merged:
-                if merged[i] != digests:
-                    raise ValueError(
-                        f"{src / 'parts' / _part_names(i)[0]} and the same case from another shard "
-                        "differ; shards of one campaign must come from the same diffharness and "
-                        "library versions"
-                    )
-                continue
-            _write_case_parts(parts, i, files)
-            merged[i] = digests
-    _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
-    _write_atomic(
-        run_dir / "tasks.json",
-        json.dumps(
-            {"cases": n, "corpus_problems": problems, "fingerprint": next(iter(prints.values()), None)}
-        ),
-    )
-    return _finish(
-        run_dir,
-        config,
-        n,
-        problems,
-        time.time(),
-        {"merged_from": [str(s) for s in sources]},
-        remove_parts=True,
-    )
+    with run_lock(run_dir):  # one writer per run folder: see harness.runlock
+        parts = run_dir / "parts"
+        if (parts.exists() and any(parts.iterdir())) or os.path.lexists(run_dir / COMPLETE_FILE):
+            raise FileExistsError(f"{run_dir} already holds a campaign; choose another folder")
+        config = CampaignConfig.from_json(first)
+        if first_src in infos:
+            n, problems = infos[first_src]["cases"], infos[first_src]["corpus_problems"]
+        else:
+            tasks, problems = build_tasks(config)
+            n = len(tasks)
+        parts.mkdir(parents=True, exist_ok=True)
+        merged: dict[int, list[str]] = {}  # the SHA-256 of each case's files, from any shard
+        for src, _ in configs:
+            for i in range(n):
+                try:
+                    files = _read_case_parts(src / "parts", i)
+                except DamagedPart as exc:
+                    again = f"diffharness run --resume {src}"
+                    raise ValueError(f"{exc}; run its case again with: {again}") from None
+                if files is None:
+                    continue
+                digests = [hashlib.sha256(data).hexdigest() for data in files]
+                if i in merged:
+                    if merged[i] != digests:
+                        raise ValueError(
+                            f"{src / 'parts' / _part_names(i)[0]} and the same case from another shard "
+                            "differ; shards of one campaign must come from the same diffharness and "
+                            "library versions"
+                        )
+                    continue
+                _write_case_parts(parts, i, files)
+                merged[i] = digests
+        _write_atomic(run_dir / "config.json", json.dumps(config.to_json(), indent=2))
+        _write_atomic(
+            run_dir / "tasks.json",
+            json.dumps(
+                {"cases": n, "corpus_problems": problems, "fingerprint": next(iter(prints.values()), None)}
+            ),
+        )
+        return _finish(
+            run_dir,
+            config,
+            n,
+            problems,
+            time.time(),
+            {"merged_from": [str(s) for s in sources]},
+            remove_parts=True,
+        )
 
 
 def _tasks_info(path: Path) -> dict[str, Any]:

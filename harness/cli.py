@@ -8,6 +8,7 @@ exit status 2, never a traceback; a found mismatch exits 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -15,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from harness.runlock import RunFolderBusy, run_lock
 
 __all__ = ["main"]
 
@@ -164,7 +167,7 @@ def _dtypes(text: str) -> tuple[str, ...]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.workers > 1 and args.executor == "local":
+    if args.workers > 0 and args.executor == "local":
         from harness.forkserver import start_fork_server
 
         start_fork_server()  # its imports overlap this process's own
@@ -196,25 +199,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         name = args.name or time.strftime("%Y%m%d-%H%M%S") + f"-seed{args.seed}"
         run_dir = Path(args.out) / name
     start = time.perf_counter()
-    try:
-        result = run_campaign(
-            config,
-            run_dir,
-            workers=args.workers,
-            resume=bool(args.resume),
-            shard=args.shard,
-            cases_from=args.cases_from,
-            user_engines=args.engines or (),
-            executor=args.executor,
-            scheduler=args.scheduler,
-        )
-    except (FileExistsError, FileNotFoundError, ValueError, ImportError) as exc:
-        raise UsageError(str(exc)) from None
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished cases are kept: diffharness run --resume {shlex.quote(str(run_dir))}",
-              file=sys.stderr)
-        return 130
-    return _report(result, run_dir, Path(args.out if not args.resume else run_dir.parent), start, args.strict)
+    with contextlib.ExitStack() as hold:  # one writer per run folder, over the run and its report
+        try:
+            hold.enter_context(run_lock(run_dir, create=False))  # a new one: the campaign's own
+            result = run_campaign(
+                config,
+                run_dir,
+                workers=args.workers,
+                resume=bool(args.resume),
+                shard=args.shard,
+                cases_from=args.cases_from,
+                user_engines=args.engines or (),
+                executor=args.executor,
+                scheduler=args.scheduler,
+            )
+        except (FileExistsError, FileNotFoundError, ValueError, ImportError, RunFolderBusy) as exc:
+            raise UsageError(str(exc)) from None
+        except KeyboardInterrupt:
+            resume = f"diffharness run --resume {shlex.quote(str(run_dir))}"
+            print(f"\ninterrupted; finished cases are kept: {resume}", file=sys.stderr)
+            return 130
+        out = Path(args.out if not args.resume else run_dir.parent)
+        return _report(result, run_dir, out, start, args.strict)
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -222,19 +228,21 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     run_dir = Path(args.out) / (args.name or time.strftime("%Y%m%d-%H%M%S") + "-merged")
-    try:
-        result = merge_campaigns(run_dir, [Path(s) for s in args.shards])
-    except (FileExistsError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    missing = result.metadata.get("missing_cases", [])
-    if missing:
-        shown = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
-        print(
-            f"diffharness merge: {len(missing)} case(s) no shard finished ({shown}); run them "
-            f"with: diffharness run --resume {run_dir}",
-            file=sys.stderr,
-        )
-    return _report(result, run_dir, Path(args.out), start, args.strict)
+    with contextlib.ExitStack() as hold:
+        try:
+            hold.enter_context(run_lock(run_dir, create=False))
+            result = merge_campaigns(run_dir, [Path(s) for s in args.shards])
+        except (FileExistsError, ValueError, RunFolderBusy) as exc:
+            raise UsageError(str(exc)) from None
+        missing = result.metadata.get("missing_cases", [])
+        if missing:
+            shown = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            print(
+                f"diffharness merge: {len(missing)} case(s) no shard finished ({shown}); run them "
+                f"with: diffharness run --resume {run_dir}",
+                file=sys.stderr,
+            )
+        return _report(result, run_dir, Path(args.out), start, args.strict)
 
 
 def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -> int:
@@ -455,7 +463,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_int,
         default=os.cpu_count() or 1,
-        help="worker processes (default: one per CPU core; with --executor dask and no "
+        help="worker processes, each watched: one that dies or hangs is replaced (default: one "
+        "per CPU core; 0 runs the cases in this process, unwatched; with --executor dask and no "
         "--scheduler, the LocalCluster's)",
     )
     run.add_argument(

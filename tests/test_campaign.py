@@ -76,7 +76,7 @@ def result_parts(run_dir: Path) -> list[str]:
 def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uninterrupted serial run of SMALL; tests compare their runs against its files."""
     run_dir = tmp_path_factory.mktemp("clean") / "run"
-    run_campaign(SMALL, run_dir, workers=1, progress=False)
+    run_campaign(SMALL, run_dir, workers=0, progress=False)
     return run_dir
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # starts a LocalCluster of two processes
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("local") / "run"
-    run_campaign(SMALL, run_dir, workers=1, progress=False)
+    run_campaign(SMALL, run_dir, workers=0, progress=False)
     return run_dir
 
 

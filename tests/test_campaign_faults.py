@@ -118,13 +118,14 @@ def test_an_engine_that_swallows_exceptions_cannot_swallow_the_time_limit(tmp_pa
     assert (rows.loc[rows["case_id"] != "c:sine", "verdict"] == "ok").all()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_worker_deaf_to_the_alarm_is_killed_by_the_parent_and_the_case_is_a_timeout_row(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
     # a limit the other cases keep even on a loaded machine (a worker's first case pays
-    # for its imports); the deaf case sleeps 600 s
+    # for its imports); the deaf case sleeps 600 s. One worker is watched as two are.
     config = corpus_config(tmp_path, "fault_engines:IgnoresAlarmOnSine", case_timeout=8.0)
-    rows = run_campaign(config, tmp_path / "run", workers=2, progress=False).results
+    rows = run_campaign(config, tmp_path / "run", workers=workers, progress=False).results
     sine = rows[rows["case_id"] == "c:sine"]
     assert sine["verdict"].tolist() == ["timeout"]
     assert sine["truth_status"].iloc[0] == "case ran past 8.0 s"
@@ -371,6 +372,6 @@ def test_an_optional_engine_that_is_not_installed_gives_skipped_rows_not_errors(
 
     monkeypatch.setattr(campaign, "engine_from_spec", without_jax)
     config = replace(corpus_config(tmp_path, "torch:reverse"), engines=("torch:reverse", "jax:reverse"))
-    rows = run_campaign(config, tmp_path / "run", workers=1, progress=False).results
+    rows = run_campaign(config, tmp_path / "run", workers=0, progress=False).results
     assert set(rows["verdict"]) == {"ok", "skipped"}
     assert rows.loc[rows["verdict"] == "skipped", "truth_status"].str.contains("optional package jax").all()

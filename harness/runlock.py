@@ -1,0 +1,95 @@
+"""One writer per run folder: a campaign, a resume, a merge or a report holds the folder's
+lock while it writes there, and a second one started on the same folder stops at once with
+an error naming the process that holds it, instead of both writing the same part files.
+
+The lock is an advisory ``flock`` on ``RUN_DIR/run.lock`` (POSIX; where ``fcntl`` is missing
+nothing is locked). The kernel drops it when its process ends, however it ends, so a killed
+run never leaves a folder locked: the file staying behind means nothing by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LOCK_FILE", "RunFolderBusy", "run_lock"]
+
+LOCK_FILE = "run.lock"
+"""The lock's file name inside a run folder."""
+
+_held: dict[str, int] = {}  # folders this process holds, with how deep: nested holds are free
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path, *, create: bool = True) -> Iterator[None]:
+    """Hold ``run_dir``'s lock for the ``with`` block, creating the folder if need be (with
+    ``create=False`` a missing folder is not made, and there is nothing to lock).
+
+    Raises :class:`RunFolderBusy` at once when another process holds it. Re-entrant within
+    one process: the CLI holds an existing folder's lock over a run and its report, and the
+    campaign inside takes it again (and takes a new folder's once its options are checked,
+    so that bad options leave no folder behind).
+    """
+    run_dir = Path(run_dir)
+    key = os.path.realpath(run_dir)
+    if key in _held or fcntl is None or not (create or run_dir.is_dir()):
+        _held[key] = _held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            _release_nested(key)
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(run_dir / LOCK_FILE)
+    _held[key] = 1
+    try:
+        yield
+    finally:
+        del _held[key]
+        os.close(fd)  # releases the flock
+
+
+def _release_nested(key: str) -> None:
+    _held[key] -= 1
+    if not _held[key]:
+        del _held[key]
+
+
+def _acquire(path: Path) -> int:
+    """The open, flock-ed descriptor of ``path``; its first line names the holder's pid."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(fd)
+        os.close(fd)
+        raise RunFolderBusy(
+            f"{path.parent}: another diffharness process{holder} is writing to this run folder "
+            "(it holds run.lock); wait for it to finish, stop it, or choose another folder"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    return fd
+
+
+def _holder(fd: int) -> str:
+    """`` (pid N)`` from the lock file's first line, or nothing when it does not hold one."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").split("\n", 1)[0].strip()
+    except OSError:
+        return ""
+    return f" (pid {text})" if text.isdigit() else ""

@@ -1,0 +1,101 @@
+"""One writer per run folder: a second run, resume or merge on a folder another process is
+writing stops at once, naming that process, and writes nothing there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.campaign import CampaignConfig, run_campaign
+from harness.cli import main
+from harness.runlock import LOCK_FILE, RunFolderBusy, run_lock
+
+HOLD = (
+    "import sys, time\n"
+    "from harness.runlock import run_lock\n"
+    "with run_lock(sys.argv[1]):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(600)\n"
+)
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """A run folder whose lock another process holds until the test ends."""
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    yield run_dir, holder
+    holder.kill()
+    holder.wait()
+    holder.stdout.close()
+
+
+def test_a_folder_another_process_holds_is_refused_naming_that_process(
+    held: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    run_dir, holder = held
+    with pytest.raises(RunFolderBusy, match=rf"pid {holder.pid}\b.*choose another folder"):
+        with run_lock(run_dir):
+            pass
+
+
+def test_a_campaign_on_a_held_folder_writes_nothing_there(
+    held: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    run_dir, _ = held
+    config = CampaignConfig(n_cases=2, corpus=(), schemes=(), dtypes=("float64",))
+    with pytest.raises(RunFolderBusy):
+        run_campaign(config, run_dir, progress=False)
+    assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]
+
+
+def test_the_command_line_refuses_a_held_folder_with_exit_status_2(
+    held: tuple[Path, subprocess.Popen[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, holder = held
+    argv = ["run", "--cases", "2", "--no-corpus", "--out", str(run_dir.parent), "--name", run_dir.name]
+    assert main(argv) == 2
+    assert f"pid {holder.pid}" in capsys.readouterr().err
+    assert main(["run", "--resume", str(run_dir)]) == 2
+    assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_FILE]
+
+
+def test_the_lock_of_a_killed_process_is_free_at_once(held: tuple[Path, subprocess.Popen[str]]) -> None:
+    run_dir, holder = held
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    with run_lock(run_dir):  # the file stays, the kernel dropped the lock with the process
+        assert (run_dir / LOCK_FILE).exists()
+
+
+def test_holds_nest_within_one_process_and_end_with_the_outermost(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with run_lock(run_dir):
+        with run_lock(run_dir):
+            pass
+        probe = subprocess.run(
+            [sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(run_dir)],
+            capture_output=True, text=True, check=False,
+        )
+        assert probe.returncode != 0 and "RunFolderBusy" in probe.stderr  # still held here
+    probe = subprocess.run(
+        [sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(run_dir)],
+        capture_output=True, text=True, check=False,
+    )
+    assert probe.returncode == 0 and probe.stdout.strip() == "held"
+
+
+def test_resuming_a_folder_that_does_not_exist_does_not_make_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-run"
+    with pytest.raises((FileNotFoundError, ValueError)):
+        run_campaign(CampaignConfig(), missing, resume=True, progress=False)
+    assert not missing.exists()
