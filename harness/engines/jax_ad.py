@@ -38,6 +38,8 @@ float64 needs JAX's x64 mode. The engine enables it only around its own calls wi
 ``jax.enable_x64(True)`` context manager (thread-local config, restored on exit), so the
 caller's global JAX configuration is left as it was. float32 runs under the caller's
 configuration; its arrays are float32 explicitly, so x64 mode does not change them.
+float16 and bfloat16 likewise: the inputs, constants and result are arrays of that dtype
+(how XLA evaluates an op inside, in that dtype or wider, is JAX's choice and under test).
 
 JAX is an optional extra and is imported lazily: importing this module never needs it;
 constructing :class:`JaxEngine` without it raises ImportError with the install hint.
@@ -68,7 +70,6 @@ MODES: tuple[str, ...] = (
 CHUNK = 16
 """Points per batch-level Jacobian or Hessian (their size grows with its square)."""
 
-_DTYPES: tuple[str, ...] = ("float32", "float64")
 _CACHE_SIZE = 64
 
 
@@ -126,8 +127,9 @@ class JaxEngine:
     """JAX autodiff (``jax.grad`` / ``jacfwd`` / ``hessian``, jitted or not) as an engine under test.
 
     ``mode`` is one of :data:`MODES` (see the module docstring for what each uses at
-    order 1 and 2; ``"hessian"`` raises :class:`EngineError` at order 1). Supports float32
-    and float64 and every op in :func:`jax_namespace`. Raises ImportError when jax is not installed.
+    order 1 and 2; ``"hessian"`` raises :class:`EngineError` at order 1). Supports every
+    dtype of :data:`harness.dtypes.DTYPES` and every op in :func:`jax_namespace`. Raises
+    ImportError when jax is not installed.
     """
 
     def __init__(self, mode: str = "reverse") -> None:
@@ -159,11 +161,6 @@ class JaxEngine:
         Returns float64 of shape ``(n_points, n_vars)`` or ``(n_points, n_vars, n_vars)``.
         """
         pts = check_request(expr, points, dtype, order)
-        if dtype not in _DTYPES:
-            raise EngineError(
-                f"dtype={dtype!r} is not supported by {self.name}; expected one of "
-                f"{list(_DTYPES)}"
-            )
         n_points, n_vars = pts.shape
         if n_vars == 0 or n_points == 0:
             return np.zeros((n_points,) + (n_vars,) * order, dtype=np.float64)
@@ -172,7 +169,7 @@ class JaxEngine:
         with x64:
             fn = self._function(expr, dtype, order)
             out = fn(jnp.asarray(pts, dtype=getattr(jnp, dtype)))
-            if out.dtype != np.dtype(dtype):
+            if out.dtype != jnp.dtype(dtype):
                 raise EngineError(
                     f"JAX computed in {out.dtype} instead of dtype={dtype!r}; "
                     "this is a bug in the JAX engine"
