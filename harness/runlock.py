@@ -57,7 +57,8 @@ def run_lock(run_dir: str | Path, *, create: bool = True) -> Iterator[None]:
         yield
     finally:
         del _held[key]
-        os.close(fd)  # releases the flock
+        if fd is not None:
+            os.close(fd)  # releases the flock
 
 
 def _release_nested(key: str) -> None:
@@ -66,9 +67,17 @@ def _release_nested(key: str) -> None:
         del _held[key]
 
 
-def _acquire(path: Path) -> int:
-    """The open, flock-ed descriptor of ``path``; its first line names the holder's pid."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def _acquire(path: Path) -> int | None:
+    """The open, flock-ed descriptor of ``path``; its first line names the holder's pid.
+
+    None where the folder cannot hold a lock (read-only, or a file system without
+    ``flock``, as some network mounts): the run goes on unlocked, as it would without
+    ``fcntl``, and whatever it then cannot write fails as it would have.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -78,6 +87,9 @@ def _acquire(path: Path) -> int:
             f"{path.parent}: another diffharness process{holder} is writing to this run folder "
             "(it holds run.lock); wait for it to finish, stop it, or choose another folder"
         ) from None
+    except OSError:  # ENOLCK, EOPNOTSUPP: no locks on this file system
+        os.close(fd)
+        return None
     except BaseException:
         os.close(fd)
         raise

@@ -3,6 +3,7 @@ writing stops at once, naming that process, and writes nothing there."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -99,3 +100,33 @@ def test_resuming_a_folder_that_does_not_exist_does_not_make_it(tmp_path: Path) 
     with pytest.raises((FileNotFoundError, ValueError)):
         run_campaign(CampaignConfig(), missing, resume=True, progress=False)
     assert not missing.exists()
+
+
+def test_a_file_system_without_locks_runs_unlocked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.runlock as runlock
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runlock.fcntl, "flock", no_locks)
+    entered = False
+    with run_lock(tmp_path / "run"):
+        entered = True
+    assert entered
+
+
+def test_a_folder_where_the_lock_file_cannot_be_made_runs_unlocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.runlock as runlock
+
+    def read_only(path: object, flags: int, mode: int = 0o777) -> int:
+        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    monkeypatch.setattr(runlock.os, "open", read_only)
+    entered = False
+    with run_lock(run_dir, create=False):
+        entered = True
+    assert entered and not (run_dir / LOCK_FILE).exists()
