@@ -201,7 +201,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with contextlib.ExitStack() as hold:  # one writer per run folder, over the run and its report
         try:
-            hold.enter_context(run_lock(run_dir, create=False))  # a new one: the campaign's own
+            # an existing folder is locked from here; a new one, once made, by the campaign itself
+            hold.enter_context(run_lock(run_dir, create=False))
             result = run_campaign(
                 config,
                 run_dir,
