@@ -43,12 +43,15 @@ def run_lock(run_dir: str | Path, *, create: bool = True) -> Iterator[None]:
     """
     run_dir = Path(run_dir)
     key = os.path.realpath(run_dir)
-    if key in _held or fcntl is None or not (create or run_dir.is_dir()):
-        _held[key] = _held.get(key, 0) + 1
+    if key in _held:
+        _held[key] += 1
         try:
             yield
         finally:
             _release_nested(key)
+        return
+    if fcntl is None or not (create or run_dir.is_dir()):
+        yield  # nothing to lock, and nothing held: a nested hold still takes the lock
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = _acquire(run_dir / LOCK_FILE)

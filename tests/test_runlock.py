@@ -95,6 +95,43 @@ def test_holds_nest_within_one_process_and_end_with_the_outermost(tmp_path: Path
     assert probe.returncode == 0 and probe.stdout.strip() == "held"
 
 
+def test_a_folder_made_inside_a_hold_that_found_none_is_locked(tmp_path: Path) -> None:
+    run_dir = tmp_path / "new"
+    with run_lock(run_dir, create=False):  # as the CLI holds a folder the campaign makes
+        assert not run_dir.exists()
+        with run_lock(run_dir):
+            probe = subprocess.run(
+                [sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(run_dir)],
+                capture_output=True, text=True, check=False,
+            )
+            assert probe.returncode != 0 and "RunFolderBusy" in probe.stderr
+
+
+def test_the_command_line_locks_the_new_folder_it_runs_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.campaign as campaign
+
+    run_dir = tmp_path / "run"
+    refused: list[bool] = []
+
+    def another_process_tries(index: int) -> None:
+        probe = subprocess.run(
+            [sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(run_dir)],
+            capture_output=True, text=True, check=False,
+        )
+        refused.append(probe.returncode != 0 and "RunFolderBusy" in probe.stderr)
+
+    real = campaign.run_campaign
+    monkeypatch.setattr(
+        campaign, "run_campaign", lambda *a, **k: real(*a, **k, on_case=another_process_tries)
+    )
+    argv = ["run", "--cases", "1", "--no-corpus", "--schemes", "none", "--dtypes", "float64",
+            "--workers", "0", "--out", str(tmp_path), "--name", "run"]
+    assert main(argv) == 0
+    assert refused == [True]
+
+
 def test_resuming_a_folder_that_does_not_exist_does_not_make_it(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-run"
     with pytest.raises((FileNotFoundError, ValueError)):
