@@ -24,7 +24,7 @@ __all__ = ["LOCK_FILE", "RunFolderBusy", "run_lock"]
 LOCK_FILE = "run.lock"
 """The lock's file name inside a run folder."""
 
-_held: dict[str, int] = {}  # folders this process holds, with how deep: nested holds are free
+_held: set[str] = set()  # folders this process holds: a nested hold of one is free
 
 
 class RunFolderBusy(RuntimeError):
@@ -43,31 +43,21 @@ def run_lock(run_dir: str | Path, *, create: bool = True) -> Iterator[None]:
     """
     run_dir = Path(run_dir)
     key = os.path.realpath(run_dir)
-    if key in _held:
-        _held[key] += 1
-        try:
-            yield
-        finally:
-            _release_nested(key)
+    if key in _held:  # the outermost hold releases it
+        yield
         return
     if fcntl is None or not (create or run_dir.is_dir()):
         yield  # nothing to lock, and nothing held: a nested hold still takes the lock
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = _acquire(run_dir / LOCK_FILE)
-    _held[key] = 1
+    _held.add(key)
     try:
         yield
     finally:
-        del _held[key]
+        _held.discard(key)
         if fd is not None:
             os.close(fd)  # releases the flock
-
-
-def _release_nested(key: str) -> None:
-    _held[key] -= 1
-    if not _held[key]:
-        del _held[key]
 
 
 def _acquire(path: Path) -> int | None:
