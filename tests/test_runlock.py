@@ -26,6 +26,16 @@ HOLD = (
 )
 
 
+TRY = HOLD.replace("time.sleep(600)", "pass")  # takes the lock, prints "held", lets go
+
+
+def try_from_another_process(run_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Another process's attempt to take ``run_dir``'s lock."""
+    return subprocess.run(
+        [sys.executable, "-c", TRY, str(run_dir)], capture_output=True, text=True, check=False
+    )
+
+
 @pytest.fixture
 def held(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """A run folder whose lock another process holds until the test ends."""
@@ -83,15 +93,9 @@ def test_holds_nest_within_one_process_and_end_with_the_outermost(tmp_path: Path
     with run_lock(run_dir):
         with run_lock(run_dir):
             pass
-        probe = subprocess.run(
-            [sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(run_dir)],
-            capture_output=True, text=True, check=False,
-        )
+        probe = try_from_another_process(run_dir)
         assert probe.returncode != 0 and "RunFolderBusy" in probe.stderr  # still held here
-    probe = subprocess.run(
-        [sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(run_dir)],
-        capture_output=True, text=True, check=False,
-    )
+    probe = try_from_another_process(run_dir)
     assert probe.returncode == 0 and probe.stdout.strip() == "held"
 
 
@@ -100,10 +104,7 @@ def test_a_folder_made_inside_a_hold_that_found_none_is_locked(tmp_path: Path) -
     with run_lock(run_dir, create=False):  # as the CLI holds a folder the campaign makes
         assert not run_dir.exists()
         with run_lock(run_dir):
-            probe = subprocess.run(
-                [sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(run_dir)],
-                capture_output=True, text=True, check=False,
-            )
+            probe = try_from_another_process(run_dir)
             assert probe.returncode != 0 and "RunFolderBusy" in probe.stderr
 
 
@@ -116,10 +117,7 @@ def test_the_command_line_locks_the_new_folder_it_runs_in(
     refused: list[bool] = []
 
     def another_process_tries(index: int) -> None:
-        probe = subprocess.run(
-            [sys.executable, "-c", HOLD.replace("time.sleep(600)", "pass"), str(run_dir)],
-            capture_output=True, text=True, check=False,
-        )
+        probe = try_from_another_process(run_dir)
         refused.append(probe.returncode != 0 and "RunFolderBusy" in probe.stderr)
 
     real = campaign.run_campaign
