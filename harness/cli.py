@@ -220,6 +220,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume = f"diffharness run --resume {shlex.quote(str(run_dir))}"
             print(f"\ninterrupted; finished cases are kept: {resume}", file=sys.stderr)
             return 130
+        try:  # a new folder's lock ended with the campaign that made it: held again for the report
+            hold.enter_context(run_lock(run_dir))
+        except RunFolderBusy as exc:
+            raise UsageError(
+                f"{exc}; the run itself finished: write its report later with "
+                f"diffharness run --resume {shlex.quote(str(run_dir))}"
+            ) from None
         out = Path(args.out if not args.resume else run_dir.parent)
         return _report(result, run_dir, out, start, args.strict)
 

@@ -39,7 +39,8 @@ def run_lock(run_dir: str | Path, *, create: bool = True) -> Iterator[None]:
     Raises :class:`RunFolderBusy` at once when another process holds it. Re-entrant within
     one process: the CLI holds an existing folder's lock over a run and its report, and the
     campaign inside takes it again (and takes a new folder's once its options are checked,
-    so that bad options leave no folder behind).
+    so that bad options leave no folder behind; the CLI then holds the new folder again
+    while it writes the report).
     """
     run_dir = Path(run_dir)
     key = os.path.realpath(run_dir)

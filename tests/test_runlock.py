@@ -130,6 +130,28 @@ def test_the_command_line_locks_the_new_folder_it_runs_in(
     assert refused == [True]
 
 
+def test_the_command_line_holds_a_new_folder_while_it_writes_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.cli as cli
+
+    run_dir = tmp_path / "run"
+    refused: list[bool] = []
+    real = cli._report
+
+    def report_while_another_process_tries(*args: object, **kwargs: object) -> int:
+        probe = try_from_another_process(run_dir)
+        refused.append(probe.returncode != 0 and "RunFolderBusy" in probe.stderr)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "_report", report_while_another_process_tries)
+    argv = ["run", "--cases", "1", "--no-corpus", "--schemes", "none", "--dtypes", "float64",
+            "--workers", "0", "--out", str(tmp_path), "--name", "run"]
+    assert main(argv) == 0
+    assert refused == [True]
+    assert (run_dir / "report.html").is_file()
+
+
 def test_resuming_a_folder_that_does_not_exist_does_not_make_it(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-run"
     with pytest.raises((FileNotFoundError, ValueError)):
