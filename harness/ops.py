@@ -2088,15 +2088,28 @@ def _dot_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
     )
 
 
+def _below_a_power_of_two(d: DType) -> float:
+    # the float below 1024: [[v, v], [v, v]] has the eigenvalue 2v, the float below 2048,
+    # where adding 1 rounds (JAX's eigh JVP guarded its diagonal with 1 + w - w)
+    return 1024.0 * (1.0 - d.eps / 2)
+
+
 def _eig_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
-    # a repeated eigenvalue (the cone's tip), nearly repeated, the zero matrix
-    return ((1.0, 0.0, 1.0), (1.0, d.eps, 1.0), (0.0, 0.0, 0.0), (2.0, 0.0, 2.0 + 4 * d.eps), (1.0, 1.0, 1.0))
+    # a repeated eigenvalue (the cone's tip), nearly repeated, the zero matrix, and a
+    # simple eigenvalue just below a power of two
+    v = _below_a_power_of_two(d)
+    return (
+        (1.0, 0.0, 1.0), (1.0, d.eps, 1.0), (0.0, 0.0, 0.0), (2.0, 0.0, 2.0 + 4 * d.eps), (1.0, 1.0, 1.0),
+        (v, v, v),
+    )
 
 
 def _eig3_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
     # the upper triangle a, b, c / d, e / f: the two smaller eigenvalues repeated, the two
     # larger repeated (diagonal, and rotated: [[1.5, -0.5], [-0.5, 1.5]] beside 2), all
-    # three (the identity), nearly repeated, the zero matrix, a coupled ordinary one
+    # three (the identity), nearly repeated, the zero matrix, a coupled ordinary one, and
+    # the largest, 2v, just below a power of two (beside 0 and 1)
+    v = _below_a_power_of_two(d)
     return (
         (2.0, 0.0, 0.0, 1.0, 0.0, 1.0),
         (1.0, 0.0, 0.0, 2.0, 0.0, 2.0),
@@ -2105,6 +2118,7 @@ def _eig3_special(n: int, d: DType) -> tuple[tuple[float, ...], ...]:
         (2.0, 0.0, 0.0, 2.0 + 4 * d.eps, d.eps, 1.0),
         (0.0,) * 6,
         (4.0, 1.0, -1.0, 3.0, 0.5, 2.0),
+        (v, v, 0.0, v, 0.0, 1.0),
     )
 
 
