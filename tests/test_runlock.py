@@ -130,12 +130,21 @@ def test_the_command_line_locks_the_new_folder_it_runs_in(
     assert refused == [True]
 
 
+@pytest.mark.parametrize("command", ["run", "merge"])
 def test_the_command_line_holds_a_new_folder_while_it_writes_the_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import harness.cli as cli
 
-    run_dir = tmp_path / "run"
+    common = ["--cases", "2", "--no-corpus", "--schemes", "none", "--dtypes", "float64",
+              "--workers", "0", "--out", str(tmp_path)]
+    if command == "merge":
+        for k in range(2):
+            assert main(["run", *common, "--shard", f"{k}/2", "--name", f"s{k}"]) == 0
+        argv = ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path), "--name", "new"]
+    else:
+        argv = ["run", *common, "--name", "new"]
+    run_dir = tmp_path / "new"
     refused: list[bool] = []
     real = cli._report
 
@@ -145,8 +154,6 @@ def test_the_command_line_holds_a_new_folder_while_it_writes_the_report(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(cli, "_report", report_while_another_process_tries)
-    argv = ["run", "--cases", "1", "--no-corpus", "--schemes", "none", "--dtypes", "float64",
-            "--workers", "0", "--out", str(tmp_path), "--name", "run"]
     assert main(argv) == 0
     assert refused == [True]
     assert (run_dir / "report.html").is_file()
