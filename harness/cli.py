@@ -201,7 +201,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with contextlib.ExitStack() as hold:  # one writer per run folder, over the run and its report
         try:
-            # an existing folder is locked from here; a new one, once made, by the campaign itself
+            # an existing folder is locked from here, a new one from when the campaign makes it
             hold.enter_context(run_lock(run_dir, create=False))
             result = run_campaign(
                 config,
@@ -220,7 +220,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume = f"diffharness run --resume {shlex.quote(str(run_dir))}"
             print(f"\ninterrupted; finished cases are kept: {resume}", file=sys.stderr)
             return 130
-        _hold_for_the_report(hold, run_dir)
         out = Path(args.out if not args.resume else run_dir.parent)
         return _report(result, run_dir, out, start, args.strict)
 
@@ -236,7 +235,6 @@ def _cmd_merge(args: argparse.Namespace) -> int:
             result = merge_campaigns(run_dir, [Path(s) for s in args.shards])
         except (FileExistsError, ValueError, RunFolderBusy) as exc:
             raise UsageError(str(exc)) from None
-        _hold_for_the_report(hold, run_dir)
         missing = result.metadata.get("missing_cases", [])
         if missing:
             shown = ", ".join(str(i) for i in missing[:10]) + (" ..." if len(missing) > 10 else "")
@@ -246,18 +244,6 @@ def _cmd_merge(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return _report(result, run_dir, Path(args.out), start, args.strict)
-
-
-def _hold_for_the_report(hold: contextlib.ExitStack, run_dir: Path) -> None:
-    """Hold ``run_dir``'s lock until ``hold`` closes: a new folder's lock ended with the
-    campaign or merge that made it, and the report is written there too."""
-    try:
-        hold.enter_context(run_lock(run_dir))
-    except RunFolderBusy as exc:
-        raise UsageError(
-            f"{exc}; the run itself finished: write its report later with "
-            f"diffharness run --resume {shlex.quote(str(run_dir))}"
-        ) from None
 
 
 def _report(result: Any, run_dir: Path, out: Path, start: float, strict: bool) -> int:

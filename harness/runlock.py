@@ -25,6 +25,8 @@ LOCK_FILE = "run.lock"
 """The lock's file name inside a run folder."""
 
 _held: set[str] = set()  # folders this process holds: a nested hold of one is free
+_waiting: set[str] = set()  # missing folders an outer hold would take the lock of, once made
+_handed: dict[str, int | None] = {}  # locks made inside such a hold, kept for it to release
 
 
 class RunFolderBusy(RuntimeError):
@@ -34,13 +36,14 @@ class RunFolderBusy(RuntimeError):
 @contextlib.contextmanager
 def run_lock(run_dir: str | Path, *, create: bool = True) -> Iterator[None]:
     """Hold ``run_dir``'s lock for the ``with`` block, creating the folder if need be (with
-    ``create=False`` a missing folder is not made, and there is nothing to lock).
+    ``create=False`` a missing folder is not made: a hold nested inside that makes it takes
+    the lock, and hands it to this hold when it ends, so the folder stays locked until this
+    one ends too).
 
     Raises :class:`RunFolderBusy` at once when another process holds it. Re-entrant within
-    one process: the CLI holds an existing folder's lock over a run and its report, and the
-    campaign inside takes it again (and takes a new folder's once its options are checked,
-    so that bad options leave no folder behind; the CLI then holds the new folder again
-    while it writes the report).
+    one process: the CLI holds a run folder over a run and its report, and the campaign
+    inside takes it again (and makes and locks a new folder once its options are checked,
+    so that bad options leave no folder behind).
     """
     run_dir = Path(run_dir)
     key = os.path.realpath(run_dir)
@@ -48,7 +51,17 @@ def run_lock(run_dir: str | Path, *, create: bool = True) -> Iterator[None]:
         yield
         return
     if fcntl is None or not (create or run_dir.is_dir()):
-        yield  # nothing to lock, and nothing held: a nested hold still takes the lock
+        if fcntl is None or key in _waiting:  # nothing to lock, or already waited for
+            yield
+            return
+        _waiting.add(key)
+        try:
+            yield
+        finally:
+            _waiting.discard(key)
+            if key in _handed:
+                _held.discard(key)
+                _release(_handed.pop(key))
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     fd = _acquire(run_dir / LOCK_FILE)
@@ -56,9 +69,16 @@ def run_lock(run_dir: str | Path, *, create: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        _held.discard(key)
-        if fd is not None:
-            os.close(fd)  # releases the flock
+        if key in _waiting:
+            _handed[key] = fd  # still held, until the hold that waited for the folder ends
+        else:
+            _held.discard(key)
+            _release(fd)
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # releases the flock
 
 
 def _acquire(path: Path) -> int | None:

@@ -36,6 +36,12 @@ def try_from_another_process(run_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def refused_to_another_process(run_dir: Path) -> bool:
+    """Whether another process's attempt to take ``run_dir``'s lock is refused."""
+    probe = try_from_another_process(run_dir)
+    return probe.returncode != 0 and "RunFolderBusy" in probe.stderr
+
+
 @pytest.fixture
 def held(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     """A run folder whose lock another process holds until the test ends."""
@@ -93,8 +99,7 @@ def test_holds_nest_within_one_process_and_end_with_the_outermost(tmp_path: Path
     with run_lock(run_dir):
         with run_lock(run_dir):
             pass
-        probe = try_from_another_process(run_dir)
-        assert probe.returncode != 0 and "RunFolderBusy" in probe.stderr  # still held here
+        assert refused_to_another_process(run_dir)  # still held here
     probe = try_from_another_process(run_dir)
     assert probe.returncode == 0 and probe.stdout.strip() == "held"
 
@@ -104,8 +109,9 @@ def test_a_folder_made_inside_a_hold_that_found_none_is_locked(tmp_path: Path) -
     with run_lock(run_dir, create=False):  # as the CLI holds a folder the campaign makes
         assert not run_dir.exists()
         with run_lock(run_dir):
-            probe = try_from_another_process(run_dir)
-            assert probe.returncode != 0 and "RunFolderBusy" in probe.stderr
+            assert refused_to_another_process(run_dir)
+        assert refused_to_another_process(run_dir)  # handed to the outer hold
+    assert not refused_to_another_process(run_dir)
 
 
 def test_the_command_line_locks_the_new_folder_it_runs_in(
@@ -117,8 +123,7 @@ def test_the_command_line_locks_the_new_folder_it_runs_in(
     refused: list[bool] = []
 
     def another_process_tries(index: int) -> None:
-        probe = try_from_another_process(run_dir)
-        refused.append(probe.returncode != 0 and "RunFolderBusy" in probe.stderr)
+        refused.append(refused_to_another_process(run_dir))
 
     real = campaign.run_campaign
     monkeypatch.setattr(
@@ -149,8 +154,7 @@ def test_the_command_line_holds_a_new_folder_while_it_writes_the_report(
     real = cli._report
 
     def report_while_another_process_tries(*args: object, **kwargs: object) -> int:
-        probe = try_from_another_process(run_dir)
-        refused.append(probe.returncode != 0 and "RunFolderBusy" in probe.stderr)
+        refused.append(refused_to_another_process(run_dir))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(cli, "_report", report_while_another_process_tries)
